@@ -1,0 +1,110 @@
+"""Validation of graph inputs: every public entry point checks its arguments here, so bad input
+fails with an error that names the argument and the fix instead of deep inside a kernel."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_edge_index",
+    "check_num_nodes",
+    "check_same_device",
+    "check_tensor",
+]
+
+
+def check_num_nodes(num_nodes, name: str = "num_nodes") -> int:
+    """Return ``num_nodes`` as a Python int, or raise if it is not a non-negative integer."""
+    if isinstance(num_nodes, Tensor):
+        if num_nodes.numel() != 1 or num_nodes.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a non-negative int, got a tensor of shape "
+                            f"{tuple(num_nodes.shape)} and dtype {num_nodes.dtype}")
+        num_nodes = int(num_nodes.item())
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int):
+        raise TypeError(f"{name} must be a non-negative int, got {type(num_nodes).__name__}")
+    if num_nodes < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {num_nodes}")
+    return num_nodes
+
+
+def check_edge_index(edge_index: Tensor, num_nodes: Optional[int] = None,
+                     name: str = "edge_index", num_dst_nodes: Optional[int] = None) -> int:
+    """Check that ``edge_index`` is a ``LongTensor [2, E]`` with entries in range.
+
+    Args:
+        edge_index: the graph, row 0 = source j, row 1 = target i.
+        num_nodes: number of (source) nodes; inferred as ``max + 1`` when None.
+        name: the argument name used in error messages.
+        num_dst_nodes: number of target nodes for bipartite graphs (default ``num_nodes``).
+
+    Returns:
+        ``num_nodes`` as an int (inferred when it was None).
+    """
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f"{name} must be a torch.LongTensor of shape [2, E], "
+                        f"got {type(edge_index).__name__}")
+    if edge_index.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{name} must have an integer dtype (torch.long), got {edge_index.dtype}; "
+                        f"convert it with {name}.long()")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"{name} must have shape [2, E] (row 0 = source, row 1 = target), got "
+                         f"{tuple(edge_index.shape)}; if it is [E, 2], pass {name}.t()")
+    if edge_index.is_sparse or edge_index.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {edge_index.layout}")
+    E = edge_index.size(1)
+    if num_nodes is None:
+        num_nodes = int(edge_index.max()) + 1 if E > 0 else 0
+    num_nodes = check_num_nodes(num_nodes)
+    n_dst = num_nodes if num_dst_nodes is None else check_num_nodes(num_dst_nodes,
+                                                                    "num_dst_nodes")
+    if E > 0:
+        lo = int(edge_index.min())
+        if lo < 0:
+            raise ValueError(f"{name} contains a negative node index ({lo}); node indices must "
+                             f"lie in [0, num_nodes)")
+        hi_src, hi_dst = (int(m) for m in edge_index.max(dim=1).values)
+        if hi_src >= num_nodes:
+            raise ValueError(f"{name}[0] (sources) contains node index {hi_src} but num_nodes is "
+                             f"{num_nodes}; pass the right num_nodes or fix the edges")
+        if hi_dst >= n_dst:
+            raise ValueError(f"{name}[1] (targets) contains node index {hi_dst} but the graph has "
+                             f"{n_dst} target nodes; pass the right num_nodes or fix the edges")
+    return num_nodes
+
+
+def check_tensor(x, name: str, dim: Optional[int] = None, floating: bool = True,
+                 shape: Optional[tuple] = None) -> Tensor:
+    """Check type, rank, dtype and (partial) shape of a tensor argument.
+
+    ``shape`` may hold ``None`` for sizes that are not constrained.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if dim is not None and x.dim() != dim:
+        want = "" if shape is None else " " + _fmt_shape(shape)
+        raise ValueError(f"{name} must be {dim}-dimensional{want}, got shape {tuple(x.shape)}")
+    if floating and not x.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}; "
+                        f"convert it with {name}.float()")
+    if shape is not None:
+        for d, (got, want) in enumerate(zip(x.shape, shape)):
+            if want is not None and got != want:
+                raise ValueError(f"{name} must have shape {_fmt_shape(shape)}, got "
+                                 f"{tuple(x.shape)} (size {got} != {want} in dim {d})")
+    return x
+
+
+def check_same_device(**tensors: Optional[Tensor]) -> torch.device:
+    """Raise a ValueError naming the arguments when the given tensors are on different devices."""
+    devices = {name: t.device for name, t in tensors.items() if t is not None}
+    if len(set(devices.values())) > 1:
+        listing = ", ".join(f"{n} on {d}" for n, d in devices.items())
+        raise ValueError(f"all tensors must be on the same device, got {listing}; move them "
+                         f"with .to(device)")
+    return next(iter(devices.values()))
+
+
+def _fmt_shape(shape: tuple) -> str:
+    return "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"

@@ -1,0 +1,168 @@
+"""Sparse attention over the edges of a graph: the public entry points.
+
+Both ops reduce to: a score per edge ``[E, H]``, a softmax over the in-edges of each target, and
+a weighted sum of the sources' values ``[T, H, C]``. They validate their arguments, build (or
+reuse) the CSR view of the graph, pick a backend in ``dispatch.py`` and run it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from ..graph.csr import GraphCSR, to_csr
+from ..graph.validate import check_same_device, check_tensor
+from . import reference
+from .cpu.ops import graph_tensors
+from .dispatch import select
+
+__all__ = ["sparse_attention", "gat_attention"]
+
+AttentionOut = Union[Tensor, Tuple[Tensor, Tensor]]
+
+
+def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index: Union[Tensor, GraphCSR],
+                     num_nodes: Optional[int] = None, bias: Optional[Tensor] = None,
+                     scale: Optional[float] = None, return_attention: bool = False,
+                     dropout: float = 0.0, training: bool = True) -> AttentionOut:
+    r"""Scaled dot-product attention of each target node over its in-edges.
+
+    .. math::
+        s_{ij} = \mathrm{scale}\; q_i \cdot k_j + b_{ij}, \qquad
+        \alpha_{ij} = \mathrm{softmax}_{j \in \mathcal{N}(i)}(s_{ij}), \qquad
+        o_i = \sum_{j \in \mathcal{N}(i)} \alpha_{ij} v_j
+
+    computed per head, without building any per-edge ``[E, H, D]`` or ``[E, H, C]`` tensor.
+
+    Args:
+        q: queries of the target nodes.
+        k: keys of the source nodes.
+        v: values of the source nodes.
+        edge_index: ``[2, E]`` (row 0 source j, row 1 target i), or a ``GraphCSR`` from
+            :func:`gatlib.graph.to_csr` (built once, reused).
+        num_nodes (int, optional): number of target nodes; defaults to ``q.size(0)`` and must
+            equal it when given. Sources are counted by ``k.size(0)``.
+        bias (Tensor, optional): added to the score of each edge (edge features, positional
+            bias, or ``-inf`` to mask an edge); ``[E, H]``, or ``[E]`` shared by all heads.
+        scale (float, optional): default ``1 / sqrt(D)``.
+        return_attention (bool, default False): also return ``alpha`` in the caller's edge
+            order (the softmax weights, before dropout).
+        dropout (float, default 0.0): attention dropout probability.
+        training (bool, default True): apply dropout only when True.
+
+    Shapes:
+        q ``[T, H, D]``, k ``[S, H, D]``, v ``[S, H, C]`` -> out ``[T, H, C]``, alpha ``[E, H]``.
+        A target with no in-edges (or only ``-inf`` scores) gets a zero output.
+    """
+    check_tensor(q, "q", dim=3, shape=(None, None, None))
+    T, H, D = q.shape
+    check_tensor(k, "k", dim=3, shape=(None, H, D))
+    check_tensor(v, "v", dim=3, shape=(k.size(0), H, None))
+    _check_dtypes(q=q, k=k, v=v)
+    if scale is None:
+        scale = 1.0 / math.sqrt(D) if D > 0 else 1.0
+    graph, bias, mask, p = _prepare(edge_index, k.size(0), T, num_nodes, H, q, bias, "bias",
+                                    dropout, training, q=q, k=k, v=v)
+    backend = select("sparse_attention", q.device, q.dtype, head_dim=max(D, v.size(2)))
+    if backend == "reference":
+        out, alpha = reference.sparse_attention_ref(q, k, v, graph.edge_index(), bias,
+                                                    float(scale), mask, p)
+    else:
+        out, _, alpha = torch.ops.gatlib.sparse_attention(
+            q, k, v, graph_tensors(graph), bias, mask, float(scale), p, return_attention)
+    return (out, alpha) if return_attention else out
+
+
+def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index: Union[Tensor, GraphCSR],
+                  edge_score: Optional[Tensor] = None, negative_slope: float = 0.2,
+                  return_attention: bool = False, dropout: float = 0.0,
+                  training: bool = True) -> AttentionOut:
+    r"""Additive (GAT) attention of each target node over its in-edges.
+
+    .. math::
+        s_{ij} = \mathrm{LeakyReLU}(a^{src}_j + a^{dst}_i + a^{edge}_{ij}), \qquad
+        \alpha_{ij} = \mathrm{softmax}_{j \in \mathcal{N}(i)}(s_{ij}), \qquad
+        o_i = \sum_{j \in \mathcal{N}(i)} \alpha_{ij} v_j
+
+    where ``a_src = <x_j W, att_src>`` and ``a_dst = <x_i W, att_dst>`` are the per-node halves
+    of the GAT score (Velickovic et al., 2018), computed once per node by the caller.
+
+    Args:
+        a_src: per-source score half.
+        a_dst: per-target score half.
+        v: values of the source nodes.
+        edge_index: ``[2, E]`` (row 0 source j, row 1 target i), or a ``GraphCSR``.
+        edge_score (Tensor, optional): per-edge score term ``[E, H]`` (or ``[E]``), e.g. the
+            projected edge features; ``-inf`` masks an edge.
+        negative_slope (float, default 0.2): slope of the LeakyReLU.
+        return_attention (bool, default False): also return ``alpha [E, H]`` in the caller's
+            edge order (before dropout).
+        dropout (float, default 0.0): attention dropout probability.
+        training (bool, default True): apply dropout only when True.
+
+    Shapes:
+        a_src ``[S, H]``, a_dst ``[T, H]``, v ``[S, H, C]`` -> out ``[T, H, C]``.
+    """
+    check_tensor(a_src, "a_src", dim=2, shape=(None, None))
+    S, H = a_src.shape
+    check_tensor(a_dst, "a_dst", dim=2, shape=(None, H))
+    check_tensor(v, "v", dim=3, shape=(S, H, None))
+    _check_dtypes(a_src=a_src, a_dst=a_dst, v=v)
+    graph, edge_score, mask, p = _prepare(edge_index, S, a_dst.size(0), None, H, v, edge_score,
+                                          "edge_score", dropout, training, a_src=a_src,
+                                          a_dst=a_dst, v=v)
+    backend = select("gat_attention", v.device, v.dtype, head_dim=v.size(2))
+    if backend == "reference":
+        out, alpha = reference.gat_attention_ref(a_src, a_dst, v, graph.edge_index(),
+                                                 edge_score, float(negative_slope), mask, p)
+    else:
+        out, _, alpha = torch.ops.gatlib.gat_attention(
+            a_src, a_dst, v, graph_tensors(graph), edge_score, mask, float(negative_slope), p,
+            return_attention)
+    return (out, alpha) if return_attention else out
+
+
+def _check_dtypes(**tensors: Tensor) -> None:
+    dtypes = {t.dtype for t in tensors.values()}
+    if len(dtypes) > 1:
+        listing = ", ".join(f"{n}: {t.dtype}" for n, t in tensors.items())
+        raise TypeError(f"inputs must share one floating dtype, got {listing}; cast them with "
+                        f".to(dtype)")
+
+
+def _prepare(edge_index, num_src: int, num_dst: int, num_nodes: Optional[int], H: int,
+             like: Tensor, edge_term: Optional[Tensor], term_name: str, dropout: float,
+             training: bool, **tensors: Tensor):
+    """Shared checks of the sparse ops: graph, per-edge term, dropout mask (caller's order)."""
+    if num_nodes is not None and int(num_nodes) != num_dst:
+        raise ValueError(f"num_nodes={num_nodes} but the queries have {num_dst} rows; num_nodes "
+                         f"is the number of target nodes and must equal q.size(0)")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+    if not isinstance(edge_index, (Tensor, GraphCSR)):
+        raise TypeError(f"edge_index must be a LongTensor [2, E] or a GraphCSR, got "
+                        f"{type(edge_index).__name__}")
+    ei = edge_index if isinstance(edge_index, Tensor) else None
+    device = check_same_device(**tensors, **{term_name: edge_term}, edge_index=ei)
+    graph = to_csr(edge_index, num_nodes=num_src, num_dst_nodes=num_dst)
+    if graph.device != device:
+        raise ValueError(f"edge_index is on {graph.device} but the inputs are on {device}; move "
+                         f"it with .to(device)")
+    E = graph.num_edges
+    if edge_term is not None:
+        check_tensor(edge_term, term_name)
+        if edge_term.dim() == 1:
+            edge_term = edge_term.unsqueeze(-1)
+        check_tensor(edge_term, term_name, dim=2, shape=(E, None))
+        if edge_term.size(1) not in (1, H):
+            raise ValueError(f"{term_name} must have shape [E, H] = [{E}, {H}] or [E], got "
+                             f"{tuple(edge_term.shape)}")
+        # One [E, H] tensor in the inputs' dtype; expand's backward sums over heads.
+        edge_term = edge_term.to(like.dtype).expand(E, H).contiguous()
+    mask, p = None, 0.0
+    if training and dropout > 0.0:
+        p = float(dropout)
+        mask = torch.rand(E, H, device=device) >= p                         # [E, H] keep
+    return graph, edge_term, mask, p

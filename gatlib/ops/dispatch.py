@@ -1,0 +1,125 @@
+"""Backend choice, in one place.
+
+Each backend declares what it supports; :func:`select` picks the first that fits the call. A
+user forces one with the environment variable ``GATLIB_BACKEND`` or, within a block, with
+``with gatlib.ops.use_backend("cpu"):``; a forced backend that does not fit raises an error
+that lists why.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, FrozenSet, Iterator, List, Optional
+
+import torch
+
+__all__ = ["Backend", "register_backend", "available_backends", "select", "use_backend",
+           "BackendError"]
+
+OPS = ("segment_softmax", "sparse_attention", "gat_attention")
+
+
+class BackendError(ValueError):
+    """A forced backend cannot run the call (the message lists why)."""
+
+
+@dataclass
+class Backend:
+    """What a backend can run.
+
+    Args:
+        name: the name users pass to ``GATLIB_BACKEND`` / ``use_backend``.
+        devices: device types it runs on (``{"cpu"}``, ``{"cuda"}``), or None for any.
+        dtypes: floating dtypes it accepts.
+        ops: the ops it implements.
+        available: a zero-argument check that the backend can be imported and used here
+            (returns "" when it can, else the reason).
+        max_head_dim: the largest head dim (``D`` or ``C``) it supports, or None.
+    """
+
+    name: str
+    devices: Optional[FrozenSet[str]]
+    dtypes: FrozenSet[torch.dtype]
+    ops: FrozenSet[str]
+    available: Callable[[], str] = field(default=lambda: "")
+    max_head_dim: Optional[int] = None
+
+    def why_not(self, op: str, device: torch.device, dtype: torch.dtype,
+                head_dim: int = 0) -> List[str]:
+        """Reasons this backend cannot run the call (empty when it can)."""
+        reasons = []
+        missing = self.available()
+        if missing:
+            reasons.append(missing)
+        if op not in self.ops:
+            reasons.append(f"it does not implement {op}")
+        if self.devices is not None and device.type not in self.devices:
+            reasons.append(f"it runs on {sorted(self.devices)}, the inputs are on {device}")
+        if dtype not in self.dtypes:
+            reasons.append(f"it does not support dtype {dtype}")
+        if self.max_head_dim is not None and head_dim > self.max_head_dim:
+            reasons.append(f"head dim {head_dim} exceeds its maximum {self.max_head_dim}")
+        return reasons
+
+
+_BACKENDS: Dict[str, Backend] = {}
+# Backends forced by use_backend, innermost last (a plain list, which torch.compile can trace).
+_FORCED: List[Optional[str]] = []
+_FLOATS = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+
+
+def register_backend(backend: Backend, first: bool = False) -> None:
+    """Add a backend to the search order (at the front with ``first=True``)."""
+    items = [(k, b) for k, b in _BACKENDS.items() if k != backend.name]
+    items = [(backend.name, backend)] + items if first else items + [(backend.name, backend)]
+    _BACKENDS.clear()
+    _BACKENDS.update(items)
+
+
+def available_backends() -> List[str]:
+    """Backend names in the order :func:`select` tries them."""
+    return list(_BACKENDS)
+
+
+def _forced() -> Optional[str]:
+    name = (_FORCED[-1] if _FORCED else None) or os.environ.get("GATLIB_BACKEND") or None
+    if name is not None and name not in _BACKENDS:
+        raise BackendError(f"unknown gatlib backend {name!r} (from GATLIB_BACKEND or "
+                           f"use_backend); choose one of {available_backends()}")
+    return name
+
+
+def select(op: str, device: torch.device, dtype: torch.dtype, head_dim: int = 0) -> str:
+    """Name of the backend that runs ``op`` for inputs on ``device`` of ``dtype``."""
+    forced = _forced()
+    if forced is not None:
+        reasons = _BACKENDS[forced].why_not(op, device, dtype, head_dim)
+        if reasons:
+            raise BackendError(f"backend {forced!r} was forced but cannot run {op} here: "
+                               + "; ".join(reasons)
+                               + ". Unset GATLIB_BACKEND or choose another backend.")
+        return forced
+    for name, backend in _BACKENDS.items():
+        if not backend.why_not(op, device, dtype, head_dim):
+            return name
+    raise BackendError(f"no gatlib backend can run {op} on {device} with {dtype}")
+
+
+@contextlib.contextmanager
+def use_backend(name: Optional[str]) -> Iterator[None]:
+    """Force a backend inside a ``with`` block (``None`` restores automatic choice)."""
+    if name is not None and name not in _BACKENDS:
+        raise BackendError(f"unknown gatlib backend {name!r}; choose one of "
+                           f"{available_backends()}")
+    _FORCED.append(name)
+    try:
+        yield
+    finally:
+        _FORCED.pop()
+
+
+# The CPU backend: torch's sparse CSR kernels over the cached CSR view.
+register_backend(Backend("cpu", frozenset({"cpu"}), _FLOATS, frozenset(OPS)))
+# The reference: pure PyTorch, any device, the spec. Always last.
+register_backend(Backend("reference", None, _FLOATS, frozenset(OPS)))

@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+
+def random_graph(num_nodes: int, num_edges: int, seed: int = 0, hub: bool = True,
+                 num_dst: int = None):
+    """A random multigraph with isolated nodes, self-loops, duplicate edges and (optionally) a
+    node of very high in-degree. Returns edge_index [2, E]."""
+    g = torch.Generator().manual_seed(seed)
+    num_dst = num_nodes if num_dst is None else num_dst
+    if num_edges == 0 or num_nodes == 0 or num_dst == 0:
+        return torch.empty(2, 0, dtype=torch.long)
+    # Leave the last node of each side isolated (never a target; never a source either).
+    n_src, n_dst = max(num_nodes - 1, 1), max(num_dst - 1, 1)
+    src = torch.randint(0, n_src, (num_edges,), generator=g)
+    dst = torch.randint(0, n_dst, (num_edges,), generator=g)
+    if hub:
+        dst[: num_edges // 3] = 0                       # node 0: a third of all edges
+    if num_nodes == num_dst:
+        src[-3:] = dst[-3:]                             # self-loops
+    src = torch.cat([src, src[:5]])                     # duplicate edges
+    dst = torch.cat([dst, dst[:5]])
+    return torch.stack([src, dst])
+
+
+@pytest.fixture
+def graph_factory():
+    return random_graph

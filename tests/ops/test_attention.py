@@ -1,0 +1,210 @@
+"""Every backend of sparse_attention and gat_attention against the reference, forward and
+backward, on graphs with isolated nodes, self-loops, duplicate edges, a hub, E = 0 and N = 0."""
+import math
+
+import pytest
+import torch
+
+from gatlib.graph import to_csr
+from gatlib.ops import (available_backends, gat_attention, reference, sparse_attention,
+                        use_backend)
+
+from ..conftest import random_graph
+
+BACKENDS = [b for b in available_backends() if b != "reference"]
+
+# (num_src, num_dst, num_edges): ordinary graphs, a hub-heavy one, bipartite, empty ones.
+CASES = [(20, 20, 60), (60, 60, 500), (15, 7, 40), (12, 12, 0), (1, 1, 1), (0, 0, 0)]
+
+
+def _inputs(op, S, T, E, H=3, D=5, C=4, dtype=torch.float64, seed=0, with_term=True):
+    g = torch.Generator().manual_seed(seed + 1)
+    ei = random_graph(S, E, seed=seed, num_dst=T)
+    E = ei.size(1)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=dtype).requires_grad_()
+    term = r(E, H) if with_term else None
+    if op == "sparse":
+        return dict(q=r(T, H, D), k=r(S, H, D), v=r(S, H, C), edge_index=ei, bias=term)
+    return dict(a_src=r(S, H), a_dst=r(T, H), v=r(S, H, C), edge_index=ei, edge_score=term)
+
+
+def _run(op, backend, inputs, **kw):
+    fn = sparse_attention if op == "sparse" else gat_attention
+    with use_backend(backend):
+        return fn(**inputs, return_attention=True, **kw)
+
+
+def _grads(inputs, outputs, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outputs)
+    tensors = [t for t in inputs.values() if isinstance(t, torch.Tensor) and t.requires_grad]
+    return torch.autograd.grad(loss, tensors, allow_unused=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+@pytest.mark.parametrize("S,T,E", CASES)
+@pytest.mark.parametrize("with_term", [True, False])
+def test_backend_matches_reference(backend, op, S, T, E, with_term):
+    inputs = _inputs(op, S, T, E, with_term=with_term)
+    out, alpha = _run(op, backend, inputs)
+    ref_out, ref_alpha = _run(op, "reference", inputs)
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(alpha, ref_alpha, rtol=1e-10, atol=1e-10)
+    # Gradients through both outputs (the attention weights are differentiable too).
+    for got, want in zip(_grads(inputs, (out, alpha)), _grads(inputs, (ref_out, ref_alpha))):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+def test_float32_matches_reference(backend, op):
+    inputs = _inputs(op, 60, 60, 500, dtype=torch.float32)
+    out, alpha = _run(op, backend, inputs)
+    ref_out, ref_alpha = _run(op, "reference", inputs)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(alpha, ref_alpha, rtol=1e-5, atol=1e-6)
+    for got, want in zip(_grads(inputs, (out,)), _grads(inputs, (ref_out,))):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_tolerance_rule(backend, op, dtype):
+    """Error against the fp32 reference <= 2 x the error of the reference run in `dtype`."""
+    inputs32 = _inputs(op, 60, 60, 500, dtype=torch.float32, seed=7)
+    inputs_lp = {k: (v.detach().to(dtype).requires_grad_() if v.dtype.is_floating_point else v)
+                 for k, v in inputs32.items() if v is not None}
+    ref32, _ = _run(op, "reference", inputs32)
+    ref_lp, _ = _run(op, "reference", inputs_lp)
+    out, _ = _run(op, backend, inputs_lp)
+    assert out.dtype == dtype
+    err = (out.float() - ref32).abs().max().item()
+    ref_err = (ref_lp.float() - ref32).abs().max().item()
+    assert err <= 2 * ref_err + 1e-3, (err, ref_err)
+    g32 = _grads(inputs32, (ref32,))
+    g_ref = _grads(inputs_lp, (ref_lp,))
+    g_out = _grads(inputs_lp, (out,))
+    for want, lp, got in zip(g32, g_ref, g_out):
+        assert got.dtype == dtype
+        err = (got.float() - want).abs().max().item()
+        ref_err = (lp.float() - want).abs().max().item()
+        assert err <= 2 * ref_err + 1e-3, (err, ref_err)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+def test_dropout_matches_reference_with_same_seed(backend, op):
+    inputs = _inputs(op, 30, 30, 200)
+    torch.manual_seed(11)
+    out, _ = _run(op, backend, inputs, dropout=0.4)
+    torch.manual_seed(11)
+    ref, _ = _run(op, "reference", inputs, dropout=0.4)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    for got, want in zip(_grads(inputs, (out,)), _grads(inputs, (ref,))):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    # Not training: no dropout at all, whatever the probability.
+    eval_out, _ = _run(op, backend, inputs, dropout=0.4, training=False)
+    plain, _ = _run(op, backend, inputs)
+    torch.testing.assert_close(eval_out, plain)
+    assert not torch.allclose(out, plain)
+
+
+@pytest.mark.parametrize("backend", BACKENDS + ["reference"])
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+def test_isolated_nodes_and_masks_give_zeros_not_nan(backend, op):
+    # Node 3 has no in-edges; node 2's only in-edges are masked with -inf.
+    ei = torch.tensor([[0, 1, 2, 0, 1], [1, 0, 0, 2, 2]])
+    H = 2
+    term = torch.zeros(5, H, dtype=torch.float64)
+    term[3:] = -math.inf
+    if op == "sparse":
+        inputs = dict(q=torch.randn(4, H, 3, dtype=torch.float64, requires_grad=True),
+                      k=torch.randn(4, H, 3, dtype=torch.float64, requires_grad=True),
+                      v=torch.randn(4, H, 2, dtype=torch.float64, requires_grad=True),
+                      edge_index=ei, bias=term)
+    else:
+        inputs = dict(a_src=torch.randn(4, H, dtype=torch.float64, requires_grad=True),
+                      a_dst=torch.randn(4, H, dtype=torch.float64, requires_grad=True),
+                      v=torch.randn(4, H, 2, dtype=torch.float64, requires_grad=True),
+                      edge_index=ei, edge_score=term)
+    out, alpha = _run(op, backend, inputs)
+    assert torch.equal(out[2:], torch.zeros_like(out[2:]))
+    assert torch.isfinite(alpha).all() and torch.equal(alpha[3:], torch.zeros_like(alpha[3:]))
+    torch.testing.assert_close(alpha[1:2] + alpha[2:3], torch.ones_like(alpha[:1]))
+    torch.testing.assert_close(alpha[0], torch.ones_like(alpha[0]))
+    for g in _grads({k: v for k, v in inputs.items() if k != "edge_index"}, (out,)):
+        assert torch.isfinite(g).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+def test_gradcheck_float64(backend, op):
+    inputs = _inputs(op, 8, 8, 20, H=2, D=3, C=2)
+    names = [k for k, v in inputs.items() if isinstance(v, torch.Tensor) and v.requires_grad]
+    fn = sparse_attention if op == "sparse" else gat_attention
+
+    def f(*tensors):
+        kw = dict(inputs, **dict(zip(names, tensors)))
+        with use_backend(backend):
+            out, alpha = fn(**kw, return_attention=True)
+        return out, alpha
+    assert torch.autograd.gradcheck(f, [inputs[n] for n in names])
+
+
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+def test_edge_term_per_edge_shared_by_heads(op):
+    inputs = _inputs(op, 20, 20, 60, with_term=False)
+    term = torch.randn(inputs["edge_index"].size(1), dtype=torch.float64, requires_grad=True)
+    name = "bias" if op == "sparse" else "edge_score"
+    for backend in BACKENDS:
+        out = _run(op, backend, dict(inputs, **{name: term}))[0]
+        ref = _run(op, "reference", dict(inputs, **{name: term.unsqueeze(-1).expand(-1, 3)}))[0]
+        torch.testing.assert_close(out, ref)
+        (g,) = torch.autograd.grad(out.sum(), term)
+        (g_ref,) = torch.autograd.grad(ref.sum(), term)
+        torch.testing.assert_close(g, g_ref)
+
+
+def test_hand_computed_gat():
+    # Target 0 receives from 1 and 2; one head; a_src = [0, 1, 2], a_dst = [0.5, 0, 0].
+    ei = torch.tensor([[1, 2], [0, 0]])
+    a_src = torch.tensor([[0.0], [1.0], [-2.0]])
+    a_dst = torch.tensor([[0.5], [0.0], [0.0]])
+    v = torch.tensor([[[0.0]], [[1.0]], [[3.0]]])
+    s1, s2 = 1.5, 0.2 * (-1.5)                  # leaky_relu(1 + 0.5), leaky_relu(-2 + 0.5)
+    w1 = math.exp(s1) / (math.exp(s1) + math.exp(s2))
+    for backend in BACKENDS + ["reference"]:
+        with use_backend(backend):
+            out, alpha = gat_attention(a_src, a_dst, v, ei, return_attention=True)
+        torch.testing.assert_close(alpha, torch.tensor([[w1], [1 - w1]]))
+        torch.testing.assert_close(out[0, 0, 0], torch.tensor(w1 * 1 + (1 - w1) * 3))
+        assert out[1:].abs().sum() == 0
+
+
+def test_hand_computed_dot_product():
+    # Target 0 attends over itself and node 1 with q = [1, 0], k0 = [2, 0], k1 = [0, 5].
+    ei = torch.tensor([[0, 1], [0, 0]])
+    q = torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]])
+    k = torch.tensor([[[2.0, 0.0]], [[0.0, 5.0]]])
+    v = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
+    s0, s1 = 2.0 / math.sqrt(2), 0.0
+    w0 = math.exp(s0) / (math.exp(s0) + math.exp(s1))
+    for backend in BACKENDS + ["reference"]:
+        with use_backend(backend):
+            out = sparse_attention(q, k, v, ei)
+        torch.testing.assert_close(out[0, 0], torch.tensor([w0, 1 - w0]))
+        torch.testing.assert_close(out[1], torch.zeros(1, 2))
+
+
+def test_graph_csr_is_reused_and_accepted():
+    inputs = _inputs("gat", 30, 30, 100)
+    ei = inputs["edge_index"]
+    assert to_csr(ei, 30) is to_csr(ei, 30)
+    csr = to_csr(ei, 30)
+    a = gat_attention(**inputs)
+    b = gat_attention(**dict(inputs, edge_index=csr))
+    torch.testing.assert_close(a, b)
