@@ -60,7 +60,7 @@ def path_graph(n: int, window: int = 1, dilation: int = 1, causal: bool = False,
 
 def grid_graph(height: int, width: int, radius: int = 1, diagonal: bool = False,
                self_loops: bool = False, device: Device = None) -> Tensor:
-    """The ``height x width`` grid graph: pixels of an image as nodes, local neighbourhoods as edges.
+    """The ``height x width`` grid graph: pixels of an image as nodes, neighbourhoods as edges.
 
     Node ``(r, c)`` has id ``r * width + c`` (row-major, as ``image.flatten()``). Node ``j`` at
     ``(r_j, c_j)`` is a neighbour of node ``i`` at ``(r_i, c_i)``, ``j != i``, when

@@ -48,12 +48,13 @@ def random_graph(seed, num_src, num_dst=None, max_edges=40):
     g = torch.Generator().manual_seed(seed)
     E = int(torch.randint(0, max_edges + 1, (1,), generator=g)) if num_src and num_dst else 0
     # Sample from a few nodes only, so that the rest stay isolated and edges repeat.
-    hi_src = max(1, num_src - 2) if num_src > 3 else max(num_src, 1)
-    hi_dst = max(1, num_dst - 2) if num_dst > 3 else max(num_dst, 1)
+    hi_src = num_src - 2 if num_src > 3 else max(num_src, 1)
+    hi_dst = num_dst - 2 if num_dst > 3 else max(num_dst, 1)
     src = torch.randint(0, hi_src, (E,), generator=g)
     dst = torch.randint(0, hi_dst, (E,), generator=g)
     edge_index = torch.stack([src, dst])                     # [2, E]
     if E and num_src == num_dst:
+        # Repeat three edges and add two self-loops.
         edge_index = torch.cat([edge_index, edge_index[:, :3], src[:2].expand(2, -1)], dim=1)
     return edge_index
 

@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .kernels import sddmm, segment_sum, softmax_stats, softmax_weights, spmm
+from .kernels import expand, sddmm, segment_sum, softmax_stats, softmax_weights_, spmm
 
 __all__ = ["graph_tensors"]
 
@@ -36,59 +36,70 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _F32 else dtype
 
 
-def _to_sorted(x: Optional[Tensor], perm: Tensor) -> Optional[Tensor]:
+def _to_sorted(x: Optional[Tensor], perm: Tensor,
+               out: Optional[Tensor] = None) -> Optional[Tensor]:
+    """Caller-order ``[E, H]`` -> head-major target-sorted ``[H, E]`` (into ``out`` if given)."""
     if x is None:
         return None
-    return x[perm]                                                         # [E, H]
+    return torch.index_select(x.t().contiguous(), 1, perm, out=out)       # [H, E]
 
 
 def _to_caller(x: Tensor, perm: Tensor) -> Tensor:
-    return torch.empty_like(x).index_copy_(0, perm, x)                     # [E, H]
+    """Head-major target-sorted ``[H, E]`` -> caller-order ``[E, H]``."""
+    return x.new_empty(x.size(1), x.size(0)).index_copy_(0, perm, x.t())   # [E, H]
 
 
 def _keep_scale(mask: Optional[Tensor], dropout: float, perm: Tensor, dtype) -> Optional[Tensor]:
-    """Dropout as a per-edge factor ``[E, H]`` in sorted order: 0 or ``1 / (1 - p)``."""
+    """Dropout as a per-edge factor ``[H, E]`` in sorted order: 0 or ``1 / (1 - p)``."""
     if mask is None:
         return None
-    return _to_sorted(mask, perm).to(dtype) * (1.0 / (1.0 - dropout))
+    return _to_sorted(mask, perm).to(dtype).mul_(1.0 / (1.0 - dropout))
 
 
 def _attend_fwd(score: Tensor, v: Tensor, graph: List[Tensor], num_dst: int,
                 keep: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+    """Softmax of ``score [H, E]`` (overwritten by the weights) and the weighted sum of ``v``."""
     rowptr, col, row = graph[0], graph[1], graph[2]
-    lse = softmax_stats(score, rowptr, row)                                # [T, H]
-    alpha = softmax_weights(score, lse, row)                               # [E, H]
+    buf = torch.empty_like(score)                                          # [H, E] scratch
+    lse = softmax_stats(score, rowptr, row, buf)                           # [H, T]
+    alpha = softmax_weights_(score, lse, row, buf)                         # [H, E]
     w = alpha if keep is None else alpha * keep
     out = spmm(rowptr, col, w, v, num_dst)                                 # [T, H, C]
     return out, lse, alpha
 
 
 def _attend_bwd(score: Tensor, lse: Tensor, v: Tensor, grad_out: Tensor,
-                grad_alpha: Optional[Tensor], graph: List[Tensor],
-                keep: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
-    """Gradients of the softmax-and-sum step: ``(d score [E,H], d v [S,H,C], alpha [E,H])``."""
+                grad_alpha: Optional[Tensor], graph: List[Tensor], keep: Optional[Tensor],
+                buf: Tensor) -> Tuple[Tensor, Tensor]:
+    """Gradients of the softmax-and-sum step from the recomputed weights:
+    ``(d score [H, E], d v [S, H, C])``. ``score`` and the scratch ``buf`` are overwritten."""
     rowptr, col, row, perm, rowptr_t, col_t, perm_t = graph
-    alpha = softmax_weights(score, lse, row)                               # [E, H]
+    alpha = softmax_weights_(score, lse, row, buf)                         # [H, E]
     w = alpha if keep is None else alpha * keep
-    grad_v = spmm(rowptr_t, col_t, w[perm_t], grad_out, v.size(0))         # [S, H, C]
-    g_alpha = sddmm(rowptr, col, grad_out, v)                              # [E, H]
+    w_t = torch.index_select(w, 1, perm_t, out=buf)                        # [H, E] by source
+    grad_v = spmm(rowptr_t, col_t, w_t, grad_out, v.size(0))               # [S, H, C]
+    g = sddmm(rowptr, col, grad_out, v)                                    # [H, E] dL/dalpha
     if keep is not None:
-        g_alpha = g_alpha * keep
+        g.mul_(keep)
     if grad_alpha is not None:
-        g_alpha = g_alpha + _to_sorted(grad_alpha, perm)
-    dot = segment_sum(alpha * g_alpha, rowptr)                             # [T, H]
-    g_score = alpha * (g_alpha - dot[row])                                 # [E, H]
-    return g_score, grad_v, alpha
+        g.add_(_to_sorted(grad_alpha, perm, out=buf))
+    # FlashAttention's identity: sum_j alpha_ij dL/dalpha_ij, one number per target and head.
+    dot = segment_sum(torch.mul(alpha, g, out=buf), rowptr)                # [H, T]
+    return g.sub_(expand(dot, row, out=buf)).mul_(alpha), grad_v           # [H, E]
 
 
 # ----------------------------------------------------------------------------- GAT attention
 
 def _gat_score(a_src: Tensor, a_dst: Tensor, graph: List[Tensor],
-               edge_score: Optional[Tensor]) -> Tensor:
-    pre = a_src[graph[1]] + a_dst[graph[2]]                                # [E, H]
+               edge_score: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """The pre-activation ``a_src[j] + a_dst[i] (+ edge_score)`` -> ``[H, E]``, and a scratch
+    tensor of the same shape."""
+    pre = torch.index_select(a_src.t().contiguous(), 1, graph[1])         # [H, E]
+    buf = expand(a_dst.t(), graph[2])                                      # [H, E]
+    pre.add_(buf)
     if edge_score is not None:
-        pre = pre + _to_sorted(edge_score, graph[3])
-    return pre
+        pre.add_(_to_sorted(edge_score, graph[3], out=buf))
+    return pre, buf
 
 
 @torch.library.custom_op("gatlib::gat_attention", mutates_args=(), device_types="cpu")
@@ -98,11 +109,11 @@ def gat_attention_op(a_src: Tensor, a_dst: Tensor, v: Tensor, graph: List[Tensor
                      return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = v.dtype
     a_src, a_dst, v, edge_score = _up(a_src), _up(a_dst), _up(v), _up(edge_score)
-    pre = _gat_score(a_src, a_dst, graph, edge_score)                      # [E, H]
-    score = torch.nn.functional.leaky_relu(pre, negative_slope)
+    score, _ = _gat_score(a_src, a_dst, graph, edge_score)                 # [H, E]
+    score = torch.nn.functional.leaky_relu_(score, negative_slope)
     keep = _keep_scale(dropout_mask, dropout, graph[3], score.dtype)
     out, lse, alpha = _attend_fwd(score, v, graph, a_dst.size(0), keep)
-    alpha = _to_caller(alpha, graph[3]) if return_attention else alpha.new_empty(0, alpha.size(1))
+    alpha = _to_caller(alpha, graph[3]) if return_attention else alpha.new_empty(0, alpha.size(0))
     return out.to(dtype), lse, alpha.to(dtype)
 
 
@@ -111,7 +122,7 @@ def _(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope, dropout,
       return_attention):
     T, H, C = a_dst.size(0), v.size(1), v.size(2)
     E = graph[1].size(0) if return_attention else 0
-    return (v.new_empty(T, H, C), a_dst.new_empty(T, H, dtype=_acc_dtype(a_dst.dtype)),
+    return (v.new_empty(T, H, C), a_dst.new_empty(H, T, dtype=_acc_dtype(a_dst.dtype)),
             v.new_empty(E, H))
 
 
@@ -125,19 +136,23 @@ def gat_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor], a_
     es_dtype = edge_score.dtype if edge_score is not None else v.dtype
     a_src, a_dst, v, edge_score = _up(a_src), _up(a_dst), _up(v), _up(edge_score)
     grad_out, grad_alpha = _up(grad_out), _up(grad_alpha)
-    pre = _gat_score(a_src, a_dst, graph, edge_score)                      # [E, H]
-    score = torch.nn.functional.leaky_relu(pre, negative_slope)
-    keep = _keep_scale(dropout_mask, dropout, graph[3], score.dtype)
-    g_score, grad_v, _ = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep)
+    score, buf = _gat_score(a_src, a_dst, graph, edge_score)               # [H, E]
     # leaky_relu'(x) = 1 for x > 0, negative_slope otherwise (as torch's own backward).
-    g_pre = torch.where(pre > 0, g_score, g_score * negative_slope)      # [E, H]
-    grad_a_dst = segment_sum(g_pre, graph[0])                              # [T, H]
-    grad_a_src = segment_sum(g_pre[graph[6]], graph[4])                    # [S, H]
+    positive = score > 0                                                   # [H, E]
+    torch.nn.functional.leaky_relu_(score, negative_slope)
+    keep = _keep_scale(dropout_mask, dropout, graph[3], score.dtype)
+    g_pre, grad_v = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep, buf)
+    g_pre = torch.where(positive, g_pre, torch.mul(g_pre, negative_slope, out=buf),
+                        out=g_pre)                                         # [H, E]
+    grad_a_dst = segment_sum(g_pre, graph[0]).t()                          # [T, H]
+    grad_a_src = g_pre.new_zeros(g_pre.size(0), a_src.size(0))             # [H, S]
+    grad_a_src = grad_a_src.index_add_(1, graph[1], g_pre).t()             # [S, H]
     if edge_score is not None:
-        grad_es = _to_caller(g_pre, graph[3]).view(edge_score.shape).to(es_dtype)
+        grad_es = _to_caller(g_pre, graph[3]).to(es_dtype)                 # [E, H]
     else:
         grad_es = g_pre.new_empty(0)
-    return (grad_a_src.to(dtypes[0]), grad_a_dst.to(dtypes[1]), grad_v.to(dtypes[2]), grad_es)
+    return (grad_a_src.to(dtypes[0]).contiguous(), grad_a_dst.to(dtypes[1]).contiguous(),
+            grad_v.to(dtypes[2]), grad_es)
 
 
 @gat_attention_backward_op.register_fake
@@ -171,9 +186,10 @@ gat_attention_op.register_autograd(_gat_backward, setup_context=_gat_setup)
 
 def _dot_score(q: Tensor, k: Tensor, graph: List[Tensor], bias: Optional[Tensor],
                scale: float) -> Tensor:
-    score = sddmm(graph[0], graph[1], q, k) * scale                        # [E, H]
+    """``scale * <q_i, k_j> (+ bias)`` -> ``[H, E]``."""
+    score = sddmm(graph[0], graph[1], q, k).mul_(scale)                    # [H, E]
     if bias is not None:
-        score = score + _to_sorted(bias, graph[3])
+        score.add_(_to_sorted(bias, graph[3]))
     return score
 
 
@@ -183,10 +199,10 @@ def sparse_attention_op(q: Tensor, k: Tensor, v: Tensor, graph: List[Tensor],
                         dropout: float, return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = v.dtype
     q, k, v, bias = _up(q), _up(k), _up(v), _up(bias)
-    score = _dot_score(q, k, graph, bias, scale)                           # [E, H]
+    score = _dot_score(q, k, graph, bias, scale)                           # [H, E]
     keep = _keep_scale(dropout_mask, dropout, graph[3], score.dtype)
     out, lse, alpha = _attend_fwd(score, v, graph, q.size(0), keep)
-    alpha = _to_caller(alpha, graph[3]) if return_attention else alpha.new_empty(0, alpha.size(1))
+    alpha = _to_caller(alpha, graph[3]) if return_attention else alpha.new_empty(0, alpha.size(0))
     return out.to(dtype), lse, alpha.to(dtype)
 
 
@@ -194,7 +210,8 @@ def sparse_attention_op(q: Tensor, k: Tensor, v: Tensor, graph: List[Tensor],
 def _(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention):
     T, H, C = q.size(0), v.size(1), v.size(2)
     E = graph[1].size(0) if return_attention else 0
-    return v.new_empty(T, H, C), q.new_empty(T, H, dtype=_acc_dtype(q.dtype)), v.new_empty(E, H)
+    return (v.new_empty(T, H, C), q.new_empty(H, T, dtype=_acc_dtype(q.dtype)),
+            v.new_empty(E, H))
 
 
 @torch.library.custom_op("gatlib::sparse_attention_backward", mutates_args=(),
@@ -209,13 +226,15 @@ def sparse_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor],
     q, k, v, bias = _up(q), _up(k), _up(v), _up(bias)
     grad_out, grad_alpha = _up(grad_out), _up(grad_alpha)
     rowptr, col, _, perm, rowptr_t, col_t, perm_t = graph
-    score = _dot_score(q, k, graph, bias, scale)                           # [E, H]
+    score = _dot_score(q, k, graph, bias, scale)                           # [H, E]
     keep = _keep_scale(dropout_mask, dropout, perm, score.dtype)
-    g_score, grad_v, _ = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep)
-    grad_q = spmm(rowptr, col, g_score, k, q.size(0)) * scale              # [T, H, D]
-    grad_k = spmm(rowptr_t, col_t, g_score[perm_t], q, k.size(0)) * scale  # [S, H, D]
+    g_score, grad_v = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep,
+                                  torch.empty_like(score))
+    grad_q = spmm(rowptr, col, g_score, k, q.size(0)).mul_(scale)          # [T, H, D]
+    g_score_t = torch.index_select(g_score, 1, perm_t, out=score)          # [H, E]
+    grad_k = spmm(rowptr_t, col_t, g_score_t, q, k.size(0)).mul_(scale)    # [S, H, D]
     if bias is not None:
-        grad_bias = _to_caller(g_score, perm).view(bias.shape).to(bias_dtype)
+        grad_bias = _to_caller(g_score, perm).to(bias_dtype)               # [E, H]
     else:
         grad_bias = g_score.new_empty(0)
     return grad_q.to(dtypes[0]), grad_k.to(dtypes[1]), grad_v.to(dtypes[2]), grad_bias

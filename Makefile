@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    creates .venv, installs gatlib (torch pinned to the 2.13.0 CPU build), runs the demo
+#   make test   the same set-up, then the whole test suite
+# Other targets: make bench (CPU benchmark against PyG), make clean.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TORCH  := torch==2.13.0
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[test]" $(TORCH)
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/gatlib demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python experiments/benchmarks/bench_gat_attention.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
