@@ -162,24 +162,29 @@ def _(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score, dropout_mas
     return torch.empty_like(a_src), torch.empty_like(a_dst), torch.empty_like(v), grad_es
 
 
-def _gat_setup(ctx, inputs, output):
-    a_src, a_dst, v, graph, edge_score, dropout_mask, slope, dropout, _ = inputs
-    ctx.save_for_backward(a_src, a_dst, v, output[1], edge_score, dropout_mask, *graph)
-    ctx.slope, ctx.dropout = slope, dropout
+def _register_autograd(op, backward_op) -> None:
+    """Autograd for an attention op with inputs ``(x1, x2, v, graph, edge_term, dropout_mask,
+    param, dropout, return_attention)`` and outputs ``(out, lse, alpha)``: save the inputs and
+    the log-sum-exp, and call the registered backward op, which recomputes everything else."""
+
+    def setup(ctx, inputs, output):
+        x1, x2, v, graph, term, mask, param, dropout, _ = inputs
+        ctx.save_for_backward(x1, x2, v, output[1], term, mask, *graph)
+        ctx.param, ctx.dropout = param, dropout
+
+    def backward(ctx, grad_out, _grad_lse, grad_alpha):
+        x1, x2, v, lse, term, mask, *graph = ctx.saved_tensors
+        if grad_alpha is not None and grad_alpha.numel() == 0:
+            grad_alpha = None
+        g1, g2, g_v, g_term = backward_op(grad_out, grad_alpha, x1, x2, v, lse, graph, term,
+                                          mask, ctx.param, ctx.dropout)
+        return (g1, g2, g_v, [None] * len(graph), g_term if term is not None else None, None,
+                None, None, None)
+
+    op.register_autograd(backward, setup_context=setup)
 
 
-def _gat_backward(ctx, grad_out, _grad_lse, grad_alpha):
-    a_src, a_dst, v, lse, edge_score, mask, *graph = ctx.saved_tensors
-    if grad_alpha is not None and grad_alpha.numel() == 0:
-        grad_alpha = None
-    g_src, g_dst, g_v, g_es = torch.ops.gatlib.gat_attention_backward(
-        grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score, mask, ctx.slope,
-        ctx.dropout)
-    return (g_src, g_dst, g_v, [None] * len(graph), g_es if edge_score is not None else None,
-            None, None, None, None)
-
-
-gat_attention_op.register_autograd(_gat_backward, setup_context=_gat_setup)
+_register_autograd(gat_attention_op, torch.ops.gatlib.gat_attention_backward)
 
 
 # ------------------------------------------------------------------ dot-product attention
@@ -246,23 +251,7 @@ def _(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale, drop
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), grad_bias
 
 
-def _dot_setup(ctx, inputs, output):
-    q, k, v, graph, bias, dropout_mask, scale, dropout, _ = inputs
-    ctx.save_for_backward(q, k, v, output[1], bias, dropout_mask, *graph)
-    ctx.scale, ctx.dropout = scale, dropout
-
-
-def _dot_backward(ctx, grad_out, _grad_lse, grad_alpha):
-    q, k, v, lse, bias, mask, *graph = ctx.saved_tensors
-    if grad_alpha is not None and grad_alpha.numel() == 0:
-        grad_alpha = None
-    g_q, g_k, g_v, g_bias = torch.ops.gatlib.sparse_attention_backward(
-        grad_out, grad_alpha, q, k, v, lse, graph, bias, mask, ctx.scale, ctx.dropout)
-    return (g_q, g_k, g_v, [None] * len(graph), g_bias if bias is not None else None, None,
-            None, None, None)
-
-
-sparse_attention_op.register_autograd(_dot_backward, setup_context=_dot_setup)
+_register_autograd(sparse_attention_op, torch.ops.gatlib.sparse_attention_backward)
 
 
 # ------------------------------------------------------------------------ segment softmax
