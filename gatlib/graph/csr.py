@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .validate import check_edge_index
 
-__all__ = ["GraphCSR", "to_csr", "clear_csr_cache"]
+__all__ = ["GraphCSR", "to_csr", "clear_csr_cache", "cache_get", "cache_put"]
 
 
 @dataclass(frozen=True)
@@ -93,16 +93,45 @@ def _build(edge_index: Tensor, num_src: int, num_dst: int) -> GraphCSR:
                     num_src=num_src, num_dst=num_dst)
 
 
-# Cache keyed by the edge_index tensor's identity; a weak reference and the tensor's version
-# counter guard against reuse of a freed id and against in-place edits of the tensor.
+# Structures derived from an edge_index are cached on the tensor's identity: a weak reference
+# and the tensor's version counter guard against reuse of a freed id and against in-place edits.
+# Each tensor holds a small dict of entries, one per tag ("csr", "self_loops", ...).
 _CACHE: dict = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def clear_csr_cache() -> None:
-    """Forget every cached CSR view."""
+    """Forget every cached structure (CSR views and the layers' self-loop structures)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+
+
+def _stamp(tensor: Tensor, extra) -> tuple:
+    return (tensor._version, tensor.device, tensor.data_ptr(), tuple(tensor.stride()), extra)
+
+
+def cache_get(tensor: Tensor, tag: str, extra=None):
+    """The value cached on ``tensor`` under ``tag`` for ``extra`` (e.g. node counts), or None."""
+    with _CACHE_LOCK:
+        entry = _CACHE.get(id(tensor))
+    if entry is None or entry[0]() is not tensor:
+        return None
+    hit = entry[1].get(tag)
+    if hit is None or hit[0] != _stamp(tensor, extra):
+        return None
+    return hit[1]
+
+
+def cache_put(tensor: Tensor, tag: str, extra, value):
+    """Cache ``value`` on ``tensor`` under ``tag``; dropped when the tensor is freed."""
+    key = id(tensor)
+    with _CACHE_LOCK:
+        entry = _CACHE.get(key)
+        if entry is None or entry[0]() is not tensor:
+            entry = (weakref.ref(tensor, lambda _r, k=key: _CACHE.pop(k, None)), {})
+            _CACHE[key] = entry
+        entry[1][tag] = (_stamp(tensor, extra), value)
+    return value
 
 
 def to_csr(edge_index: Union[Tensor, GraphCSR], num_nodes: Optional[int] = None,
@@ -120,10 +149,10 @@ def to_csr(edge_index: Union[Tensor, GraphCSR], num_nodes: Optional[int] = None,
     if isinstance(edge_index, GraphCSR):
         _check_counts(edge_index, num_nodes, num_dst_nodes)
         return edge_index
-    key = id(edge_index)
     if cache and num_nodes is not None:
         # A hit was validated for these node counts when it was built: skip the O(E) checks.
-        hit = _lookup(key, edge_index, num_nodes, num_dst_nodes)
+        n_dst = num_nodes if num_dst_nodes is None else int(num_dst_nodes)
+        hit = cache_get(edge_index, "csr", (int(num_nodes), n_dst))
         if hit is not None:
             return hit
     if validate:
@@ -134,31 +163,11 @@ def to_csr(edge_index: Union[Tensor, GraphCSR], num_nodes: Optional[int] = None,
     if not cache or not validate:
         # Only validated views enter the cache, since a hit skips validation.
         return _build(edge_index, num_nodes, num_dst)
-    hit = _lookup(key, edge_index, num_nodes, num_dst)
+    hit = cache_get(edge_index, "csr", (num_nodes, num_dst))
     if hit is not None:
         return hit
-    stamp = _stamp(edge_index, num_nodes, num_dst)
-    csr = _build(edge_index, num_nodes, num_dst)
-    with _CACHE_LOCK:
-        ref = weakref.ref(edge_index, lambda _r, k=key: _CACHE.pop(k, None))
-        _CACHE[key] = (ref, stamp, csr)
-    return csr
-
-
-def _stamp(edge_index: Tensor, num_src: int, num_dst: Optional[int]) -> tuple:
-    num_dst = num_src if num_dst is None else int(num_dst)
-    return (edge_index._version, int(num_src), num_dst, edge_index.device,
-            edge_index.data_ptr(), tuple(edge_index.stride()))
-
-
-def _lookup(key: int, edge_index: Tensor, num_src: int,
-            num_dst: Optional[int]) -> Optional[GraphCSR]:
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is edge_index and hit[1] == _stamp(edge_index, num_src,
-                                                                       num_dst):
-        return hit[2]
-    return None
+    return cache_put(edge_index, "csr", (num_nodes, num_dst),
+                     _build(edge_index, num_nodes, num_dst))
 
 
 def _check_counts(csr: GraphCSR, num_nodes: Optional[int], num_dst: Optional[int]) -> None:

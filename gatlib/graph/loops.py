@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .validate import check_edge_index, check_same_device
 
-__all__ = ["add_self_loops", "remove_self_loops", "contains_self_loops"]
+__all__ = ["add_self_loops", "remove_self_loops", "contains_self_loops", "self_loop_attr"]
 
 
 def add_self_loops(edge_index: Tensor, num_nodes: Optional[int] = None,
@@ -45,7 +45,7 @@ def add_self_loops(edge_index: Tensor, num_nodes: Optional[int] = None,
     if edge_attr is None:
         return out_index, None
     _check_edge_attr(edge_attr, edge_index)
-    loop_attr = _loop_attr(edge_index, num_nodes, edge_attr, fill_value)  # [N, *]
+    loop_attr = self_loop_attr(edge_index, num_nodes, edge_attr, fill_value)  # [N, *]
     return out_index, torch.cat([edge_attr, loop_attr], dim=0)          # [E + N, *]
 
 
@@ -86,7 +86,7 @@ def _check_edge_attr(edge_attr: Tensor, edge_index: Tensor) -> None:
     check_same_device(edge_index=edge_index, edge_attr=edge_attr)
 
 
-def _loop_attr(edge_index: Tensor, num_nodes: int, edge_attr: Tensor,
+def self_loop_attr(edge_index: Tensor, num_nodes: int, edge_attr: Tensor,
                fill_value: Union[None, float, str, Tensor]) -> Tensor:
     """Features of the ``num_nodes`` new loops, ``[N, *]``, with ``edge_attr``'s dtype."""
     shape = (num_nodes,) + tuple(edge_attr.shape[1:])
