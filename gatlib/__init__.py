@@ -1,6 +1,6 @@
 """gatlib: attention on graphs for PyTorch."""
 __version__ = "0.1.0"
 
-from . import graph, ops  # noqa: E402
+from . import graph, ops, pe, nn  # noqa: E402
 
-__all__ = ["graph", "ops", "__version__"]
+__all__ = ["graph", "ops", "pe", "nn", "__version__"]

@@ -41,7 +41,10 @@ def spmm(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor, num_rows: int) 
         return x.new_zeros(num_rows, H, C)
     xs = x.transpose(0, 1).contiguous()                                    # [H, S, C]
     vals = values.contiguous()                                             # [H, E]
-    outs = [_csr(rowptr, col, vals[h], (num_rows, S)) @ xs[h] for h in range(H)]
+    # The op computes in fp32 by design: an autocast region around the layer must not cast
+    # these products down (the MKL kernels have no fp16/bf16 path anyway).
+    with torch.autocast(x.device.type, enabled=False):
+        outs = [_csr(rowptr, col, vals[h], (num_rows, S)) @ xs[h] for h in range(H)]
     return torch.stack(outs, dim=1)                                        # [T, H, C]
 
 
@@ -62,8 +65,9 @@ def sddmm(rowptr: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
     at = a.transpose(0, 1).contiguous()                                    # [H, T, D]
     bt = b.permute(1, 2, 0).contiguous()                                   # [H, D, S]
     zeros = a.new_zeros(E)
-    outs = [torch.sparse.sampled_addmm(_csr(rowptr, col, zeros, (T, S)), at[h], bt[h],
-                                       beta=0.0).values() for h in range(H)]
+    with torch.autocast(a.device.type, enabled=False):
+        outs = [torch.sparse.sampled_addmm(_csr(rowptr, col, zeros, (T, S)), at[h], bt[h],
+                                           beta=0.0).values() for h in range(H)]
     return torch.stack(outs, dim=0)                                        # [H, E]
 
 

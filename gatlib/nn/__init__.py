@@ -1,0 +1,8 @@
+"""Attention layers on the gatlib operators: drop-in for PyG's, faster and leaner."""
+from .conv import GATConv, GATv2Conv, GraphTransformerConv
+from .dense import DenseGraphAttention
+from .encoders import LapPEEncoder, RWSEEncoder
+from .gps import GPSLayer
+
+__all__ = ["GATConv", "GATv2Conv", "GraphTransformerConv", "DenseGraphAttention", "GPSLayer",
+           "LapPEEncoder", "RWSEEncoder"]

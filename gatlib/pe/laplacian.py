@@ -1,0 +1,260 @@
+"""Laplacian eigenvector positional encodings.
+
+Each node gets the entries of the ``k`` eigenvectors of the graph Laplacian with the smallest
+non-trivial eigenvalues: low-frequency "coordinates" of the node on the graph. This is
+preprocessing (a transform runs it once per graph), so it works in float64 on NumPy/SciPy and
+loops over graphs and connected components in Python.
+
+The graph is read as an undirected, unweighted simple graph: ``edge_index`` is symmetrised and
+duplicate edges and self-loops are dropped. The same reading is used by
+:func:`gatlib.pe.random_walk_pe`.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.csgraph
+import scipy.sparse.linalg
+import torch
+from torch import Tensor
+
+from ..graph.validate import check_edge_index, check_num_nodes
+
+__all__ = ["laplacian_pe"]
+
+#: Connected components up to this many nodes are solved with dense ``eigh``, larger ones with
+#: sparse ``eigsh`` (shift-invert Lanczos).
+DENSE_MAX_NODES = 2000
+
+# Shift-invert target of eigsh: just below the spectrum (which starts at 0), so the eigenvalues
+# nearest to it are the smallest ones and ``L - sigma I`` is positive definite.
+_EIGSH_SIGMA = -1e-5
+
+# Entries within this relative distance of the largest magnitude count as tied for the sign rule.
+_SIGN_TIE_RTOL = 1e-6
+
+
+def laplacian_pe(edge_index: Tensor, num_nodes: int, k: int, batch: Optional[Tensor] = None,
+                 normalized: bool = True, return_eigenvalues: bool = False, *,
+                 dense_max_nodes: int = DENSE_MAX_NODES
+                 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    r"""Eigenvectors of the ``k`` smallest non-trivial eigenvalues of the graph Laplacian.
+
+    With ``A`` the adjacency of the undirected simple graph (``edge_index`` symmetrised,
+    duplicates and self-loops dropped) and ``D`` its degree matrix, the Laplacian is
+
+    .. math::
+        L = I - D^{-1/2} A D^{-1/2} \quad (\text{normalized}), \qquad L = D - A \quad
+        (\text{otherwise}),
+
+    where an isolated node gets a zero row and column in both (Chung's convention, so that it
+    contributes a zero eigenvalue like every other connected component).
+
+    **Trivial eigenvalues.** ``L`` has one zero eigenvalue per connected component (its null
+    space, spanned by ``D^{1/2} 1`` resp. ``1`` on each component), which carries no positional
+    information. Each component is solved on its own and its zero eigenpair is dropped; the
+    non-trivial eigenpairs of all components of a graph are then merged in ascending order of
+    eigenvalue (ties: component with the smaller first node first) and the first ``k`` kept.
+    This equals skipping the first ``c`` eigenpairs of the whole graph, ``c`` being its number
+    of components, and gives eigenvectors each supported on one component.
+
+    **Padding.** A graph of ``n`` nodes and ``c`` components has ``n - c`` non-trivial
+    eigenpairs. When that is fewer than ``k`` the missing columns are zero (and their eigenvalues
+    0, which no non-trivial eigenvalue equals), so graphs with fewer than ``k + 1`` nodes,
+    disconnected graphs and isolated nodes all give finite encodings.
+
+    **Sign.** An eigenvector is defined up to sign. Here the entry of largest magnitude is made
+    positive (the first node among entries tied within a relative ``1e-6``), so the result is
+    deterministic. Training should not rely on this sign: the encoder
+    (:class:`gatlib.nn.encoders.LapPEEncoder`) flips it at random. Eigenvectors of a repeated
+    eigenvalue are one orthonormal basis of its eigenspace, not a canonical one.
+
+    **Solvers.** Components with at most ``dense_max_nodes`` nodes use dense ``eigh``; larger
+    ones use ``scipy.sparse.linalg.eigsh`` in shift-invert mode (a sparse LU of ``L``).
+
+    Args:
+        edge_index (LongTensor [2, E]): the graph (direction is ignored).
+        num_nodes (int): number of nodes ``N``.
+        k (int): number of eigenvectors per node, ``>= 1``.
+        batch (LongTensor [N], default None): graph id of each node, sorted (PyG's batch
+            vector); the encodings are computed per graph. ``None``: all nodes are one graph.
+        normalized (bool, default True): symmetric-normalised Laplacian instead of ``D - A``.
+        return_eigenvalues (bool, default False): also return the eigenvalues.
+        dense_max_nodes (int, default 2000): largest component solved with dense ``eigh``.
+
+    Returns:
+        ``pe`` of shape ``[N, k]``, float32, on the device of ``edge_index``: column ``j`` of
+        the rows of one graph is that graph's ``j``-th non-trivial eigenvector (unit norm,
+        orthogonal to the others), or zero when padded. With ``return_eigenvalues=True`` the
+        pair ``(pe, eigenvalues)``, ``eigenvalues`` of shape ``[N, k]``, float32: row ``i``
+        holds the eigenvalues of the graph of node ``i`` (the same for all its nodes, so the
+        tensor batches like node features), 0 where padded.
+
+    Shapes:
+        - edge_index: ``[2, E]``, batch: ``[N]``
+        - output: ``[N, K]`` (and ``[N, K]``)
+    """
+    num_nodes = check_edge_index(edge_index, num_nodes)
+    k = _check_positive_int(k, "k")
+    dense_max_nodes = check_num_nodes(dense_max_nodes, "dense_max_nodes")
+    graph_of = _check_batch(batch, edge_index, num_nodes)              # [N] numpy, or None
+
+    pe = np.zeros((num_nodes, k))                                       # [N, K]
+    evals = np.zeros((num_nodes, k))                                    # [N, K]
+    if num_nodes > 0:
+        adj = _simple_adjacency(edge_index, num_nodes)                  # [N, N] csr
+        _fill_laplacian_pe(adj, graph_of, k, normalized, dense_max_nodes, pe, evals)
+
+    device = edge_index.device
+    pe_t = torch.from_numpy(pe).to(device=device, dtype=torch.float32)
+    if not return_eigenvalues:
+        return pe_t
+    return pe_t, torch.from_numpy(evals).to(device=device, dtype=torch.float32)
+
+
+def _fill_laplacian_pe(adj: sp.csr_matrix, graph_of: Optional[np.ndarray], k: int,
+                       normalized: bool, dense_max_nodes: int, pe: np.ndarray,
+                       evals: np.ndarray) -> None:
+    """Write the encodings of every graph into ``pe`` and ``evals`` ([N, K] each), in place."""
+    n = adj.shape[0]
+    # Components of the disjoint union are the components of its graphs (edges never cross
+    # graphs; _check_batch made sure). Number them in order of their first node.
+    _, labels = scipy.sparse.csgraph.connected_components(adj, directed=False)
+    _, first = np.unique(labels, return_index=True)
+    rank = np.empty_like(first)
+    rank[np.argsort(first)] = np.arange(len(first))
+    labels = rank[labels]                                               # [N]
+    perm = np.argsort(labels, kind="stable")                            # [N] nodes by component
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(labels))])      # [C + 1]
+    # Permute once so every component is a contiguous diagonal block of the matrix.
+    adj_p = adj[perm][:, perm].tocsr()                                  # [N, N]
+    graph_p = np.zeros(n, dtype=np.int64) if graph_of is None else graph_of[perm]
+
+    # Eigenpairs of each graph, collected component by component, merged when the graph ends.
+    # The components of one graph are contiguous in the permuted order (graphs are sorted).
+    pending = []                                        # (eigenvalues [m], node ids [n_c], vecs)
+    graph_start = 0
+    for c in range(len(bounds) - 1):
+        s, e = int(bounds[c]), int(bounds[c + 1])
+        if e - s > 1:                                   # an isolated node has no non-trivial pair
+            block = _diagonal_block(adj_p, s, e)                        # [n_c, n_c]
+            vals, vecs = _component_eigenpairs(block, k, normalized, dense_max_nodes)
+            pending.append((vals, perm[s:e], vecs))
+        if e == n or graph_p[e] != graph_p[s]:                          # last component of a graph
+            _write_graph(pending, perm[graph_start:e], k, pe, evals)
+            pending, graph_start = [], e
+
+
+def _write_graph(parts, graph_nodes: np.ndarray, k: int, pe: np.ndarray,
+                 evals: np.ndarray) -> None:
+    """Merge the non-trivial eigenpairs of one graph's components and keep the ``k`` smallest.
+
+    ``parts`` holds ``(eigenvalues [m], node ids [n_c], eigenvectors [n_c, m])`` per component
+    with at least two nodes, in component order; ``graph_nodes`` are all nodes of the graph.
+    """
+    if not parts:
+        return
+    vals = np.concatenate([p[0] for p in parts])                        # [M]
+    owner = np.concatenate([np.full(len(p[0]), i) for i, p in enumerate(parts)])   # [M]
+    column = np.concatenate([np.arange(len(p[0])) for p in parts])      # [M]
+    order = np.argsort(vals, kind="stable")[:k]          # stable: ties keep component order
+    for j, idx in enumerate(order):
+        _, nodes, vecs = parts[owner[idx]]
+        pe[nodes, j] = vecs[:, column[idx]]
+    # Every node of the graph, isolated ones included, carries the graph's eigenvalues.
+    evals[graph_nodes, : len(order)] = vals[order]
+
+
+def _component_eigenpairs(adj: sp.csr_matrix, k: int, normalized: bool,
+                          dense_max_nodes: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Up to ``k`` smallest non-trivial eigenpairs of one connected component (``n >= 2``).
+
+    Returns eigenvalues ``[m]`` ascending and eigenvectors ``[n, m]``, ``m = min(k, n - 1)``,
+    with the sign convention applied.
+    """
+    n = adj.shape[0]
+    m = min(k, n - 1)
+    deg = np.asarray(adj.sum(axis=1)).ravel()                            # [n], all >= 1
+    if normalized:
+        inv_sqrt = 1.0 / np.sqrt(deg)
+        lap = sp.identity(n, format="csr") - sp.diags(inv_sqrt) @ adj @ sp.diags(inv_sqrt)
+    else:
+        lap = sp.diags(deg) - adj
+    if n <= dense_max_nodes or m + 1 >= n - 1:
+        # Index 0 is the component's zero eigenvalue; ask LAPACK only for 1..m.
+        vals, vecs = scipy.linalg.eigh(lap.toarray(), subset_by_index=[1, m])
+    else:
+        v0 = np.random.default_rng(0).standard_normal(n)                # deterministic start
+        vals, vecs = scipy.sparse.linalg.eigsh(lap.tocsc(), k=m + 1, sigma=_EIGSH_SIGMA,
+                                               which="LM", v0=v0)
+        order = np.argsort(vals)[1:]                                    # drop the zero one
+        vals, vecs = vals[order], vecs[:, order]
+    return vals, _fix_signs(vecs)
+
+
+def _fix_signs(vecs: np.ndarray) -> np.ndarray:
+    """Flip each column so that its largest-magnitude entry (first one among ties) is positive."""
+    mag = np.abs(vecs)                                                  # [n, m]
+    tied = mag >= mag.max(axis=0, keepdims=True) * (1 - _SIGN_TIE_RTOL)
+    lead = np.argmax(tied, axis=0)                                      # [m] first tied row
+    signs = np.sign(vecs[lead, np.arange(vecs.shape[1])])               # [m]
+    signs[signs == 0] = 1
+    return vecs * signs
+
+
+def _diagonal_block(mat: sp.csr_matrix, s: int, e: int) -> sp.csr_matrix:
+    """The block ``mat[s:e, s:e]`` of a matrix whose rows ``s:e`` have columns only in ``s:e``."""
+    lo, hi = mat.indptr[s], mat.indptr[e]
+    return sp.csr_matrix((mat.data[lo:hi], mat.indices[lo:hi] - s, mat.indptr[s:e + 1] - lo),
+                         shape=(e - s, e - s))
+
+
+def _simple_adjacency(edge_index: Tensor, num_nodes: int) -> sp.csr_matrix:
+    """The 0/1 adjacency ``[N, N]`` (float64) of the undirected simple graph of ``edge_index``:
+    symmetrised, without duplicate edges and self-loops."""
+    src, dst = edge_index.detach().cpu().long().numpy()
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    rows = np.concatenate([src, dst])
+    cols = np.concatenate([dst, src])
+    adj = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(num_nodes, num_nodes))
+    adj.sum_duplicates()
+    adj.data[:] = 1.0                                   # duplicates were summed; unweighted
+    return adj
+
+
+def _check_batch(batch: Optional[Tensor], edge_index: Tensor,
+                 num_nodes: int) -> Optional[np.ndarray]:
+    """Validate a PyG batch vector; return it as a NumPy array (None when ``batch`` is None)."""
+    if batch is None:
+        return None
+    if not isinstance(batch, Tensor):
+        raise TypeError(f"batch must be a LongTensor [num_nodes] or None, got "
+                        f"{type(batch).__name__}")
+    if batch.dtype.is_floating_point or batch.dtype == torch.bool or batch.is_complex():
+        raise TypeError(f"batch must have an integer dtype (torch.long), got {batch.dtype}")
+    if batch.dim() != 1 or batch.numel() != num_nodes:
+        raise ValueError(f"batch must have shape [num_nodes] = [{num_nodes}], got "
+                         f"{tuple(batch.shape)}")
+    b = batch.detach().cpu().long().numpy()
+    if num_nodes > 0 and (b[0] < 0 or np.any(np.diff(b) < 0)):
+        raise ValueError("batch must be sorted and non-negative (PyG's batch vector: the nodes "
+                         "of graph 0, then of graph 1, ...); sort the nodes by graph first")
+    if edge_index.size(1) > 0:
+        src, dst = edge_index.detach().cpu().long().numpy()
+        if np.any(b[src] != b[dst]):
+            raise ValueError("edge_index has edges between different graphs of batch; each "
+                             "edge must join two nodes of the same graph")
+    return b
+
+
+def _check_positive_int(value, name: str) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer ``>= 1``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value}")
+    return int(value)
