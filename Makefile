@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python experiments/benchmarks/bench_gat_attention.py
+	$(BIN)/python experiments/benchmarks/bench_gat.py --what attention && $(BIN)/python experiments/benchmarks/bench_gat.py --what layer
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -107,3 +107,38 @@ def gat_step(impl: str, num_nodes: int, num_edges: int, heads: int, channels: in
             out = gat_forward(impl, *leaves, graph)
         out.backward(x["grad"])
     return step
+
+
+# ------------------------------------------------------------------------- the GATConv layer
+
+LAYER_IMPLS = ("gatlib", "pyg")
+
+
+def gat_layer_setup(impl: str, num_nodes: int, num_edges: int, in_channels: int, heads: int,
+                    channels: int, seed: int = 0, device: str = "cpu"):
+    """``(layer, x, edge_index, grad)``: a GATConv of candidate ``impl`` (the gatlib layer copies
+    the PyG layer's weights, built from ``seed``), inputs and an output gradient."""
+    from torch_geometric.nn import GATConv as PyGGATConv
+
+    from .nn import GATConv
+    torch.manual_seed(seed)
+    layer = PyGGATConv(in_channels, channels, heads=heads)
+    if impl == "gatlib":
+        layer = GATConv.from_pyg(layer)
+    elif impl != "pyg":
+        raise ValueError(f"impl must be one of {LAYER_IMPLS}, got {impl!r}")
+    g = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn(num_nodes, in_channels, generator=g).to(device).requires_grad_()
+    grad = torch.randn(num_nodes, heads * channels, generator=g).to(device)
+    return layer.to(device), x, random_graph(num_nodes, num_edges, seed, device), grad
+
+
+def gat_layer_step(impl: str, **size) -> Callable[[], None]:
+    """Forward plus backward of one GATConv layer (self-loops added by the layer, as in use)."""
+    layer, x, edge_index, grad = gat_layer_setup(impl, **size)
+
+    def step():
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        layer(x, edge_index).backward(grad)
+    return step

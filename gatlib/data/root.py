@@ -1,0 +1,75 @@
+"""Where datasets live (DESIGN.md section 6), offline first.
+
+The local root is ``$GATLIB_DATA``, else ``datasets/`` in the checkout. A mirror laid out as
+PyG's dataset classes expect (``<mirror>/Planetoid/Cora/raw/...``) is found at
+``$GATLIB_MIRROR``, else at ``../shared/datasets`` beside the checkout; its ``raw/`` folders are
+linked into the local root (PyG writes ``processed/`` beside ``raw/``, so nothing is ever built
+inside the mirror). Nothing is downloaded: a missing dataset is an error that says where it
+looked.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional
+
+__all__ = ["dataset_root", "mirror_roots", "ensure_raw", "DatasetNotFound", "planetoid"]
+
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+class DatasetNotFound(FileNotFoundError):
+    """A dataset's raw files are neither in the local root nor in a mirror."""
+
+
+def dataset_root() -> Path:
+    """The local dataset root: ``$GATLIB_DATA``, else ``datasets/`` in the checkout."""
+    env = os.environ.get("GATLIB_DATA")
+    return Path(env).expanduser().resolve() if env else _CHECKOUT / "datasets"
+
+
+def mirror_roots() -> List[Path]:
+    """Mirror folders to link raw files from, in order: ``$GATLIB_MIRROR``, then
+    ``../shared/datasets`` beside the checkout (where they exist)."""
+    out = []
+    env = os.environ.get("GATLIB_MIRROR")
+    if env:
+        out.append(Path(env).expanduser().resolve())
+    out.append(_CHECKOUT.parent / "shared" / "datasets")
+    return [p for p in out if p.is_dir()]
+
+
+def ensure_raw(relpath: str, root: Optional[Path] = None) -> Path:
+    """Make ``<root>/<relpath>/raw`` present, linking it from a mirror when needed.
+
+    Returns the dataset folder ``<root>/<relpath>``; raises :class:`DatasetNotFound` naming every
+    place it looked when no copy exists.
+    """
+    root = Path(root) if root is not None else dataset_root()
+    target = root / relpath
+    raw = target / "raw"
+    if raw.is_dir() and any(raw.iterdir()):
+        return target
+    looked = [raw]
+    for mirror in mirror_roots():
+        src = mirror / relpath / "raw"
+        looked.append(src)
+        if src.is_dir() and any(src.iterdir()):
+            target.mkdir(parents=True, exist_ok=True)
+            if raw.is_symlink() or raw.exists():
+                raw.unlink() if raw.is_symlink() else raw.rmdir()
+            raw.symlink_to(src, target_is_directory=True)
+            return target
+    raise DatasetNotFound(
+        f"dataset files for {relpath!r} not found; looked in: "
+        + ", ".join(str(p) for p in looked)
+        + ". Set GATLIB_DATA to a folder holding them in PyG's layout, or GATLIB_MIRROR to a "
+          "mirror of that layout (its raw/ folders are linked, never written).")
+
+
+def planetoid(name: str, root: Optional[Path] = None, **kwargs):
+    """PyG's ``Planetoid`` dataset (``Cora``, ``CiteSeer``, ``PubMed``) from the local root,
+    linked from a mirror when needed, never downloaded."""
+    from torch_geometric.datasets import Planetoid
+    folder = ensure_raw(f"Planetoid/{name}", root)
+    return Planetoid(str(folder.parent), name, **kwargs)

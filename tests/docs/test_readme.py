@@ -1,0 +1,31 @@
+"""The README's quickstart runs as written (with fewer epochs)."""
+import re
+from pathlib import Path
+
+import pytest
+
+from gatlib.data import DatasetNotFound, ensure_raw
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _block(title: str) -> str:
+    text = README.read_text()
+    section = text[text.index(title):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_quickstart_runs(capsys):
+    try:
+        ensure_raw("Planetoid/Cora")
+    except DatasetNotFound as exc:
+        pytest.skip(f"Cora is not available here: {exc}")
+    code = _block("## Quickstart")
+    assert "EPOCHS = 200" in code
+    exec(compile(code.replace("EPOCHS = 200", "EPOCHS = 3"), "README quickstart", "exec"), {})
+    acc = float(re.search(r"test accuracy: ([0-9.]+)", capsys.readouterr().out).group(1))
+    assert 0.0 <= acc <= 1.0
+
+
+def test_operator_example_runs():
+    exec(compile(_block("## Using the operators"), "README operators", "exec"), {})
