@@ -3,6 +3,7 @@ from .conv import GATConv, GATv2Conv, GraphTransformerConv
 from .dense import DenseGraphAttention
 from .encoders import LapPEEncoder, RWSEEncoder
 from .gps import GPSLayer
+from .models import GraphClassifier, NodeClassifier
 
 __all__ = ["GATConv", "GATv2Conv", "GraphTransformerConv", "DenseGraphAttention", "GPSLayer",
-           "LapPEEncoder", "RWSEEncoder"]
+           "LapPEEncoder", "RWSEEncoder", "NodeClassifier", "GraphClassifier"]
