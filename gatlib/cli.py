@@ -1,15 +1,20 @@
 """The ``gatlib`` command.
 
+    gatlib train --config experiments/configs/cora-gat.yaml [key=value ...] [--seeds 0-9]
+    gatlib summarize RESULTS_DIR
+    gatlib data list | fetch [--mirror DIR] [--copy] [NAME ...]
     gatlib demo [--nodes N] [--edges E] [--heads H] [--channels C]
 
-``demo`` checks the attention operators on a built-in random graph against the pure-PyTorch
-reference and compares their time and peak memory (forward plus backward, each candidate in a
-fresh process).
+``train`` runs a config for each seed (resumable; results under ``--results``), ``summarize``
+turns finished runs into ``mean ± std`` tables and learning curves, ``data`` lists and fetches
+datasets, and ``demo`` checks the attention operators on a built-in graph against the
+reference and compares their time and peak memory.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import torch
@@ -77,6 +82,38 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .train import load_config, parse_seeds, run_config, summarize
+    cfg = load_config(args.config, args.overrides)
+    if args.device:
+        cfg["device"] = args.device
+    seeds = parse_seeds(args.seeds)
+    rows = run_config(cfg, seeds, Path(args.results), progress=not args.quiet)
+    metric = cfg["metric"]
+    vals = [r[f"test_{metric}"] for r in rows]
+    print(f"{cfg['name']}: test {metric} over {len(vals)} seed(s): "
+          + ", ".join(f"{v:.4f}" for v in vals))
+    print(summarize(Path(args.results)))
+    return 0
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from .train import summarize
+    print(summarize(Path(args.results_dir), plots=not args.no_plots))
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from . import data
+    if args.action == "list":
+        for entry in data.list_datasets():
+            print(f"{entry.name:<12} {entry.task:<5} {entry.description}")
+        return 0
+    report = data.fetch(args.names or None, mirror=args.mirror, copy=args.copy)
+    print(report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatlib", description="Attention on graphs.")
     parser.add_argument("--version", action="version", version=f"gatlib {__version__}")
@@ -89,6 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--channels", type=int, default=16, help="channels per head (default 16)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
+
+    train = sub.add_parser("train", help="train a config over seeds (resumable)")
+    train.add_argument("--config", required=True, help="a YAML file in experiments/configs/")
+    train.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="config overrides, e.g. model.heads=4 optim.lr=0.01")
+    train.add_argument("--seeds", default="0", help="e.g. 0-9 or 0,3,5 (default 0)")
+    train.add_argument("--results", default="results", help="results folder (default results)")
+    train.add_argument("--device", default=None, help="cpu or cuda (default: the config's)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=_train)
+
+    summ = sub.add_parser("summarize", help="mean ± std tables and learning curves of runs")
+    summ.add_argument("results_dir", help="a results folder written by gatlib train")
+    summ.add_argument("--no-plots", action="store_true", help="tables only")
+    summ.set_defaults(func=_summarize)
+
+    dat = sub.add_parser("data", help="list or fetch datasets")
+    dat.add_argument("action", choices=("list", "fetch"))
+    dat.add_argument("names", nargs="*", help="datasets to fetch (default: all)")
+    dat.add_argument("--mirror", default=None, help="a mirror folder in PyG's layout")
+    dat.add_argument("--copy", action="store_true", help="copy instead of linking")
+    dat.set_defaults(func=_data)
     return parser
 
 

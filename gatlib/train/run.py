@@ -1,0 +1,337 @@
+"""Training runs: one (config, seed) at a time, written atomically and resumable.
+
+Layout of a run: ``<results>/<name>/<seed>/`` holds ``config.yaml``, ``log.jsonl`` (one line per
+epoch), ``checkpoint.pt`` while the run is in progress, and ``metrics.json`` when it is done.
+A run with ``metrics.json`` is skipped; a run with a checkpoint resumes from it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
+
+from ..utils import atomic_write_json, atomic_write_text
+
+__all__ = ["run_seed", "run_config", "seed_everything"]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _metric(name: str, logits: torch.Tensor, y: torch.Tensor) -> float:
+    if y.numel() == 0:
+        return float("nan")
+    if name == "accuracy":
+        return (logits.argmax(-1) == y).float().mean().item()
+    if name == "roc_auc":
+        return _roc_auc(torch.softmax(logits.float(), -1)[:, 1], y)
+    raise ValueError(f"metric must be 'accuracy' or 'roc_auc', got {name!r}")
+
+
+def _roc_auc(score: torch.Tensor, y: torch.Tensor) -> float:
+    """Area under the ROC curve (ties get the average rank: the Mann-Whitney U statistic)."""
+    y = y.bool()
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = torch.argsort(score)
+    ranks = torch.empty_like(score, dtype=torch.float64)
+    ranks[order] = torch.arange(1, score.numel() + 1, dtype=torch.float64)
+    # Average the ranks of tied scores.
+    uniq, inverse, counts = torch.unique(score, return_inverse=True, return_counts=True)
+    if uniq.numel() < score.numel():
+        sums = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, inverse, ranks)
+        ranks = (sums / counts)[inverse]
+    return ((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)).item()
+
+
+# ------------------------------------------------------------------------------ node tasks
+
+class _State:
+    """What a run carries from epoch to epoch (and into a checkpoint)."""
+
+    def __init__(self):
+        self.epoch = 0
+        self.best = {"val": -float("inf"), "val_loss": float("inf"), "test": float("nan"),
+                     "epoch": -1}
+        self.bad_epochs = 0
+        self.train_time = 0.0
+
+
+def _node_data(cfg: Dict[str, Any], seed: int):
+    from ..data import load_dataset
+    from ..pe import laplacian_pe, random_walk_pe
+    data = load_dataset(cfg["dataset"])[0]
+    masks = []
+    for key in ("train_mask", "val_mask", "test_mask"):
+        m = getattr(data, key)
+        if m.dim() == 2:                        # several public splits: seed picks one
+            m = m[:, seed % m.size(1)]
+        masks.append(m.bool())
+    pe = None
+    if cfg["pe"]["type"] == "lap":
+        pe = laplacian_pe(data.edge_index, data.num_nodes, cfg["pe"]["dim"])
+    elif cfg["pe"]["type"] == "rw":
+        pe = random_walk_pe(data.edge_index, data.num_nodes, cfg["pe"]["dim"])
+    elif cfg["pe"]["type"] is not None:
+        raise ValueError(f"pe.type must be lap, rw or null, got {cfg['pe']['type']!r}")
+    return data, masks, pe
+
+
+def _build_node_model(cfg, in_channels: int, num_classes: int):
+    from ..nn import NodeClassifier
+    m = cfg["model"]
+    pe_dim = cfg["pe"]["dim"] if cfg["pe"]["type"] else 0
+    return NodeClassifier(in_channels, m["hidden_channels"], num_classes,
+                          num_layers=m["num_layers"], layer=m["layer"], heads=m["heads"],
+                          dropout=m["dropout"], attn_dropout=m["attn_dropout"],
+                          residual=m["residual"], norm=m["norm"], act=m["act"],
+                          pe_dim=pe_dim, pe_channels=cfg["pe"]["channels"] if pe_dim else 0,
+                          pe=cfg["pe"]["type"] or "lap")
+
+
+def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Dict[str, Any]:
+    device = torch.device(cfg["device"])
+    data, (train_m, val_m, test_m), pe = _node_data(cfg, seed)
+    num_classes = int(data.y.max()) + 1
+    seed_everything(seed)
+    model = _build_node_model(cfg, data.num_features, num_classes).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["optim"]["lr"],
+                           weight_decay=cfg["optim"]["weight_decay"])
+    x, ei, y = data.x.to(device), data.edge_index.to(device), data.y.to(device)
+    pe = pe.to(device) if pe is not None else None
+    state, best_weights = _State(), None
+    ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        state.__dict__.update(ck["state"])
+        best_weights = ck["best_weights"]
+        torch.set_rng_state(ck["rng"])
+        _truncate_log(log_path, state.epoch)
+    metric, patience = cfg["metric"], cfg["train"]["patience"]
+    bar = tqdm(range(state.epoch, cfg["train"]["epochs"]), desc=f"{cfg['name']} seed {seed}",
+               disable=not progress, leave=False, initial=state.epoch,
+               total=cfg["train"]["epochs"])
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x, ei, pe=pe)[train_m], y[train_m])
+        loss.backward()
+        opt.step()
+        state.train_time += time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            logits = model(x, ei, pe=pe)
+        val_loss = F.cross_entropy(logits[val_m], y[val_m]).item()
+        row = {"epoch": epoch, "train_loss": loss.item(), "val_loss": val_loss,
+               "train": _metric(metric, logits[train_m], y[train_m]),
+               "val": _metric(metric, logits[val_m], y[val_m]),
+               "test": _metric(metric, logits[test_m], y[test_m])}
+        with open(log_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        better = (row["val"] > state.best["val"] or
+                  (row["val"] == state.best["val"] and val_loss < state.best["val_loss"]))
+        if better:
+            state.best = {"val": row["val"], "val_loss": val_loss, "test": row["test"],
+                          "epoch": epoch}
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state.bad_epochs = 0
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch + 1
+        bar.set_postfix(val=f"{row['val']:.3f}", best=f"{state.best['val']:.3f}")
+        if state.bad_epochs >= patience:
+            break
+        if state.epoch % cfg["train"]["checkpoint_every"] == 0:
+            _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(),
+                                "state": state.__dict__, "best_weights": best_weights,
+                                "rng": torch.get_rng_state()}, ckpt_path)
+    bar.close()
+    return {f"test_{metric}": state.best["test"], f"val_{metric}": state.best["val"],
+            "best_epoch": state.best["epoch"], "epochs_run": state.epoch,
+            "time_per_epoch_s": state.train_time / max(state.epoch, 1),
+            "num_parameters": sum(p.numel() for p in model.parameters())}
+
+
+def _truncate_log(log_path: Path, epochs: int) -> None:
+    """Keep the log lines of the epochs a checkpoint covers (the rest are re-run)."""
+    if not log_path.exists():
+        return
+    lines = [ln for ln in log_path.read_text().splitlines()
+             if ln.strip() and json.loads(ln)["epoch"] < epochs]
+    atomic_write_text(log_path, "".join(ln + "\n" for ln in lines))
+
+
+# ----------------------------------------------------------------------------- graph tasks
+
+def _stratified_folds(y: torch.Tensor, k: int, seed: int) -> List[torch.Tensor]:
+    """``k`` disjoint test folds, each with about the same class proportions."""
+    g = torch.Generator().manual_seed(seed)
+    folds: List[List[int]] = [[] for _ in range(k)]
+    offset = 0
+    for c in torch.unique(y):
+        idx = (y == c).nonzero().view(-1)
+        idx = idx[torch.randperm(idx.numel(), generator=g)]
+        for i, node in enumerate(idx.tolist()):
+            folds[(i + offset) % k].append(node)
+        offset += idx.numel()
+    return [torch.tensor(sorted(f), dtype=torch.long) for f in folds]
+
+
+def _graph_dataset(cfg):
+    from ..data import load_dataset
+    from ..pe import AddLaplacianPE, AddRandomWalkPE
+    ds = load_dataset(cfg["dataset"])
+    transforms = []
+    if ds[0].x is None:
+        from torch_geometric.transforms import OneHotDegree
+        max_deg = int(max(int(torch.bincount(d.edge_index[1], minlength=d.num_nodes).max())
+                          if d.num_edges else 0 for d in ds))
+        transforms.append(OneHotDegree(min(max_deg, 64), cat=False))
+    if cfg["pe"]["type"] == "lap":
+        transforms.append(AddLaplacianPE(cfg["pe"]["dim"], attr_name="pe"))
+    elif cfg["pe"]["type"] == "rw":
+        transforms.append(AddRandomWalkPE(cfg["pe"]["dim"], attr_name="pe"))
+    if transforms:
+        from torch_geometric.transforms import Compose
+        data_list = [Compose(transforms)(d.clone()) for d in ds]
+        return data_list, int(ds.num_classes)
+    return list(ds), int(ds.num_classes)
+
+
+def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Dict[str, Any]:
+    from torch_geometric.loader import DataLoader
+
+    from ..nn import GraphClassifier
+    device = torch.device(cfg["device"])
+    data_list, num_classes = _graph_dataset(cfg)
+    y = torch.tensor([int(d.y) for d in data_list])
+    folds = _stratified_folds(y, 10, seed)
+    done_path = out / "folds.json"
+    done = json.loads(done_path.read_text()) if done_path.exists() else []
+    m, tr = cfg["model"], cfg["train"]
+    pe_dim = cfg["pe"]["dim"] if cfg["pe"]["type"] else 0
+    bar = tqdm(range(len(done), 10), desc=f"{cfg['name']} seed {seed}", disable=not progress,
+               leave=False, initial=len(done), total=10)
+    train_time, epochs_total = 0.0, 0
+    for k in bar:
+        seed_everything(seed * 100 + k)
+        test_idx = folds[k]
+        rest = torch.cat([f for j, f in enumerate(folds) if j != k])
+        # A stratified tenth of the training folds is the validation set for early stopping.
+        inner = _stratified_folds(y[rest], 10, seed * 100 + k)
+        val_idx = rest[inner[0]]
+        train_idx = rest[torch.cat(inner[1:])]
+        loaders = [DataLoader([data_list[i] for i in idx.tolist()], batch_size=tr["batch_size"],
+                              shuffle=(j == 0)) for j, idx in enumerate((train_idx, val_idx,
+                                                                          test_idx))]
+        model = GraphClassifier(data_list[0].num_features, m["hidden_channels"], num_classes,
+                                num_layers=m["num_layers"], layer=m["layer"], heads=m["heads"],
+                                dropout=m["dropout"], attn_dropout=m["attn_dropout"],
+                                residual=m["residual"], norm=m["norm"], act=m["act"],
+                                pool=m["pool"], pe_dim=pe_dim,
+                                pe_channels=cfg["pe"]["channels"] if pe_dim else 0,
+                                pe=cfg["pe"]["type"] or "lap").to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg["optim"]["lr"],
+                               weight_decay=cfg["optim"]["weight_decay"])
+        best = {"val": -1.0, "val_loss": float("inf"), "test": 0.0, "epoch": -1}
+        bad = 0
+        for epoch in range(tr["epochs"]):
+            t0 = time.perf_counter()
+            model.train()
+            for batch in loaders[0]:
+                batch = batch.to(device)
+                opt.zero_grad()
+                out_ = model(batch.x.float(), batch.edge_index, batch.batch,
+                             pe=getattr(batch, "pe", None) if pe_dim else None)
+                F.cross_entropy(out_, batch.y).backward()
+                opt.step()
+            train_time += time.perf_counter() - t0
+            epochs_total += 1
+            val_acc, val_loss = _evaluate(model, loaders[1], device, pe_dim)
+            if val_acc > best["val"] or (val_acc == best["val"] and val_loss < best["val_loss"]):
+                test_acc, _ = _evaluate(model, loaders[2], device, pe_dim)
+                best = {"val": val_acc, "val_loss": val_loss, "test": test_acc, "epoch": epoch}
+                bad = 0
+            else:
+                bad += 1
+                if bad >= tr["patience"]:
+                    break
+        done.append(best)
+        atomic_write_json(done_path, done)
+        bar.set_postfix(fold_acc=f"{best['test']:.3f}")
+    bar.close()
+    accs = [f["test"] for f in done]
+    return {"test_accuracy": float(np.mean(accs)), "test_accuracy_folds": accs,
+            "val_accuracy": float(np.mean([f["val"] for f in done])),
+            "time_per_epoch_s": train_time / max(epochs_total, 1)}
+
+
+@torch.no_grad()
+def _evaluate(model, loader, device, pe_dim):
+    model.eval()
+    correct, total, loss = 0, 0, 0.0
+    for batch in loader:
+        batch = batch.to(device)
+        out = model(batch.x.float(), batch.edge_index, batch.batch,
+                    pe=getattr(batch, "pe", None) if pe_dim else None)
+        loss += F.cross_entropy(out, batch.y, reduction="sum").item()
+        correct += int((out.argmax(-1) == batch.y).sum())
+        total += batch.y.numel()
+    return correct / max(total, 1), loss / max(total, 1)
+
+
+# --------------------------------------------------------------------------------- driver
+
+def run_seed(cfg: Dict[str, Any], seed: int, results: Path,
+             progress: bool = True) -> Dict[str, Any]:
+    """Run one seed of a config (or return its metrics if it already finished)."""
+    out = Path(results) / cfg["name"] / str(seed)
+    metrics_path = out / "metrics.json"
+    if metrics_path.exists():
+        return json.loads(metrics_path.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
+    if cfg["task"] == "node":
+        metrics = _train_node(cfg, seed, out, progress)
+    elif cfg["task"] == "graph":
+        metrics = _train_graph(cfg, seed, out, progress)
+    else:
+        raise ValueError(f"task must be 'node' or 'graph', got {cfg['task']!r}")
+    metrics.update({"seed": seed, "name": cfg["name"], "dataset": cfg["dataset"],
+                    "metric": cfg["metric"]})
+    atomic_write_json(metrics_path, metrics)
+    for leftover in ("checkpoint.pt", "folds.json"):
+        if (out / leftover).exists():
+            (out / leftover).unlink()
+    return metrics
+
+
+def run_config(cfg: Dict[str, Any], seeds: List[int], results: Path,
+               progress: bool = True) -> List[Dict[str, Any]]:
+    """Run every seed of a config, one after the other, with an overall progress bar."""
+    out = []
+    for seed in tqdm(seeds, desc=cfg["name"], disable=not progress or len(seeds) == 1):
+        out.append(run_seed(cfg, seed, results, progress))
+    return out

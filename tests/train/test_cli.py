@@ -1,0 +1,159 @@
+"""The command line end to end on tiny data: train, resume after an interruption, summarize."""
+import json
+
+import pytest
+import torch
+from torch_geometric.data import Data
+
+import gatlib.data
+from gatlib import cli
+from gatlib.train import apply_overrides, load_config, parse_seeds
+from gatlib.train import run as run_mod
+
+
+def _toy_node_dataset():
+    g = torch.Generator().manual_seed(0)
+    n = 40
+    y = torch.arange(n) % 2
+    x = torch.randn(n, 5, generator=g) + y.view(-1, 1).float()
+    ei = torch.randint(0, n, (2, 160), generator=g)
+    idx = torch.randperm(n, generator=g)
+    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+    masks[0][idx[:20]] = True
+    masks[1][idx[20:30]] = True
+    masks[2][idx[30:]] = True
+    return [Data(x=x, y=y, edge_index=ei, train_mask=masks[0], val_mask=masks[1],
+                 test_mask=masks[2])]
+
+
+class _ToyGraphs(list):
+    num_classes = 2
+
+
+def _toy_graph_dataset():
+    g = torch.Generator().manual_seed(1)
+    out = _ToyGraphs()
+    for i in range(40):
+        n = 5 + i % 4
+        label = i % 2
+        out.append(Data(x=torch.randn(n, 3, generator=g) + label,
+                        edge_index=torch.randint(0, n, (2, 3 * n), generator=g),
+                        y=torch.tensor([label])))
+    return out
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    def load(name, **_):
+        return _toy_node_dataset() if name == "toy" else _toy_graph_dataset()
+    monkeypatch.setattr(gatlib.data, "load_dataset", load, raising=False)
+
+
+def _config(tmp_path, **extra):
+    text = ("dataset: toy\ntask: node\nmetric: accuracy\n"
+            "model: {layer: gat, hidden_channels: 4, heads: 2, dropout: 0.2, attn_dropout: 0.2}\n"
+            "train: {epochs: 30, patience: 1000, checkpoint_every: 5}\n")
+    for k, v in extra.items():
+        text += f"{k}: {v}\n"
+    path = tmp_path / "toy-gat.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_train_end_to_end_and_summary(toy, tmp_path, capsys):
+    cfg = _config(tmp_path, published='"50.0 ± 1.0"')
+    res = tmp_path / "results"
+    assert cli.main(["train", "--config", str(cfg), "--seeds", "0-1", "--results", str(res),
+                     "--quiet"]) == 0
+    for seed in (0, 1):
+        m = json.loads((res / "toy-gat" / str(seed) / "metrics.json").read_text())
+        assert 0.0 <= m["test_accuracy"] <= 1.0 and m["epochs_run"] == 30
+        assert not (res / "toy-gat" / str(seed) / "checkpoint.pt").exists()
+        lines = (res / "toy-gat" / str(seed) / "log.jsonl").read_text().splitlines()
+        assert [json.loads(ln)["epoch"] for ln in lines] == list(range(30))
+    summary = (res / "summary.md").read_text()
+    assert "| toy-gat | toy | accuracy |" in summary and "50.0 ± 1.0" in summary
+    assert (res / "toy-gat" / "curves.png").stat().st_size > 0
+    capsys.readouterr()
+    assert cli.main(["summarize", str(res), "--no-plots"]) == 0
+    assert "toy-gat" in capsys.readouterr().out
+
+
+def test_interrupted_run_resumes_to_the_same_result(toy, tmp_path, monkeypatch):
+    cfg = _config(tmp_path)
+    full = tmp_path / "full"
+    cli.main(["train", "--config", str(cfg), "--results", str(full), "--quiet"])
+    want = json.loads((full / "toy-gat" / "0" / "metrics.json").read_text())
+
+    calls = {"n": 0}
+    real = run_mod._metric
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 3 * 13:             # three metrics per epoch: dies in epoch 12
+            raise KeyboardInterrupt
+        return real(*args)
+    monkeypatch.setattr(run_mod, "_metric", flaky)
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["train", "--config", str(cfg), "--results", str(part), "--quiet"])
+    seed_dir = part / "toy-gat" / "0"
+    assert (seed_dir / "checkpoint.pt").exists() and not (seed_dir / "metrics.json").exists()
+    monkeypatch.setattr(run_mod, "_metric", real)
+    cli.main(["train", "--config", str(cfg), "--results", str(part), "--quiet"])
+    got = json.loads((seed_dir / "metrics.json").read_text())
+    for key in ("test_accuracy", "val_accuracy", "best_epoch", "epochs_run"):
+        assert got[key] == want[key], key
+    epochs = [json.loads(ln)["epoch"] for ln in (seed_dir / "log.jsonl").read_text().splitlines()]
+    assert epochs == list(range(30))
+    # A finished run is not run again.
+    cli.main(["train", "--config", str(cfg), "--results", str(part), "--quiet"])
+    assert json.loads((seed_dir / "metrics.json").read_text()) == got
+
+
+def test_graph_classification_ten_folds(toy, tmp_path):
+    path = tmp_path / "toy-graphs.yaml"
+    path.write_text("dataset: toygraphs\ntask: graph\nprotocol: cv10\n"
+                    "model: {layer: transformer, hidden_channels: 8, heads: 2, norm: batch}\n"
+                    "train: {epochs: 2, patience: 5, batch_size: 16}\n")
+    res = tmp_path / "res"
+    cli.main(["train", "--config", str(path), "--results", str(res), "--quiet"])
+    m = json.loads((res / "toy-graphs" / "0" / "metrics.json").read_text())
+    assert len(m["test_accuracy_folds"]) == 10
+    assert abs(m["test_accuracy"] - sum(m["test_accuracy_folds"]) / 10) < 1e-9
+
+
+def test_folds_are_stratified_and_disjoint():
+    y = torch.tensor([0] * 30 + [1] * 10)
+    folds = run_mod._stratified_folds(y, 10, seed=0)
+    assert sorted(torch.cat(folds).tolist()) == list(range(40))
+    assert all(int((y[f] == 1).sum()) == 1 for f in folds)
+
+
+def test_config_errors_and_overrides(tmp_path):
+    cfg = load_config(_config(tmp_path), ["model.heads=4", "optim.lr=0.01"])
+    assert cfg["model"]["heads"] == 4 and cfg["optim"]["lr"] == 0.01
+    with pytest.raises(ValueError, match="unknown config key 'model.head'"):
+        apply_overrides(cfg, ["model.head=4"])
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides(cfg, ["model.heads"])
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml")
+    assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("5,1") == [1, 5]
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_seeds("3-1")
+
+
+def test_roc_auc_matches_pairwise_definition():
+    g = torch.Generator().manual_seed(0)
+    score = torch.randint(0, 5, (60,), generator=g).float()     # many ties
+    y = torch.randint(0, 2, (60,), generator=g)
+    pos, neg = score[y == 1], score[y == 0]
+    gt = (pos.view(-1, 1) > neg.view(1, -1)).double()
+    pairs = gt + 0.5 * (pos.view(-1, 1) == neg.view(1, -1)).double()
+    assert abs(run_mod._roc_auc(score, y) - pairs.mean().item()) < 1e-12
+
+
+def test_summarize_without_runs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no finished runs"):
+        cli.main(["summarize", str(tmp_path)])
