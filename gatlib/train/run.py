@@ -72,6 +72,7 @@ class _State:
         self.epoch = 0
         self.best = {"val": -float("inf"), "val_loss": float("inf"), "test": float("nan"),
                      "epoch": -1}
+        self.seen = {"val": -float("inf"), "val_loss": float("inf")}
         self.bad_epochs = 0
         self.train_time = 0.0
 
@@ -118,14 +119,13 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
                            weight_decay=cfg["optim"]["weight_decay"])
     x, ei, y = data.x.to(device), data.edge_index.to(device), data.y.to(device)
     pe = pe.to(device) if pe is not None else None
-    state, best_weights = _State(), None
+    state = _State()
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         state.__dict__.update(ck["state"])
-        best_weights = ck["best_weights"]
         torch.set_rng_state(ck["rng"])
         _truncate_log(log_path, state.epoch)
     metric, patience = cfg["metric"], cfg["train"]["patience"]
@@ -150,12 +150,16 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
                "test": _metric(metric, logits[test_m], y[test_m])}
         with open(log_path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        better = (row["val"] > state.best["val"] or
-                  (row["val"] == state.best["val"] and val_loss < state.best["val_loss"]))
-        if better:
+        # Early stopping as in the GAT paper's code: patience restarts when the validation
+        # metric or the validation loss is at least as good as its best so far; the model
+        # kept is the last one at least as good on both.
+        up, down = row["val"] >= state.seen["val"], val_loss <= state.seen["val_loss"]
+        if up and down:
             state.best = {"val": row["val"], "val_loss": val_loss, "test": row["test"],
                           "epoch": epoch}
-            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if up or down:
+            state.seen = {"val": max(row["val"], state.seen["val"]),
+                          "val_loss": min(val_loss, state.seen["val_loss"])}
             state.bad_epochs = 0
         else:
             state.bad_epochs += 1
@@ -165,8 +169,8 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
             break
         if state.epoch % cfg["train"]["checkpoint_every"] == 0:
             _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(),
-                                "state": state.__dict__, "best_weights": best_weights,
-                                "rng": torch.get_rng_state()}, ckpt_path)
+                                "state": state.__dict__, "rng": torch.get_rng_state()},
+                               ckpt_path)
     bar.close()
     return {f"test_{metric}": state.best["test"], f"val_{metric}": state.best["val"],
             "best_epoch": state.best["epoch"], "epochs_run": state.epoch,
