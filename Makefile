@@ -15,14 +15,16 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[test]" $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[test,gpu]" $(TORCH)
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/gatlib train --config experiments/configs/cora-gat.yaml --seeds 0 --results results
 	$(BIN)/gatlib demo
 
+# The Triton kernels run on the CPU under Triton's interpreter (a GPU runs them natively).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python experiments/benchmarks/bench_gat.py --what attention && $(BIN)/python experiments/benchmarks/bench_gat.py --what layer

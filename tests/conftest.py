@@ -2,6 +2,15 @@ import pytest
 import torch
 
 
+def backends_under_test(device: str = "cpu"):
+    """The backends other than the reference that can run on ``device`` when forced: Triton on
+    CPU tensors only under ``TRITON_INTERPRET=1``, never on a machine without triton."""
+    from gatlib.ops.dispatch import available_backends, get_backend
+    dev = torch.device(device)
+    return [b for b in available_backends() if b != "reference"
+            and not get_backend(b).why_not("gat_attention", dev, torch.float32, forced=True)]
+
+
 def random_graph(num_nodes: int, num_edges: int, seed: int = 0, hub: bool = True,
                  num_dst: int = None):
     """A random multigraph with isolated nodes, self-loops, duplicate edges and (optionally) a

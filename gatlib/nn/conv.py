@@ -178,9 +178,12 @@ class GATConv(nn.Module):
             # a_e . (W_e e) = (a_e W_e) . e: one [H, edge_dim] matrix instead of [E, H, C].
             w = (self.lin_edge.weight.view(H, C, -1) * self.att_edge.view(H, C, 1)).sum(1)
             edge_score = edge_attr.to(w.dtype) @ w.t()                     # [E', H]
-        out, alpha = gat_attention(a_src, a_dst, h_src, graph, edge_score=edge_score,
-                                   negative_slope=self.negative_slope, return_attention=True,
-                                   dropout=self.dropout, training=self.training)  # [T, H, C]
+        res = gat_attention(a_src, a_dst, h_src, graph, edge_score=edge_score,
+                            negative_slope=self.negative_slope,
+                            return_attention=return_attention_weights,
+                            dropout=self.dropout, training=self.training)  # [T, H, C]
+        # The weights come back only when asked for (one pass fewer otherwise).
+        out, alpha = res if return_attention_weights else (res, None)
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
         if self.res is not None:
             out = out + self.res(x_dst)
@@ -290,9 +293,11 @@ class GATv2Conv(nn.Module):
         # and zero per-node halves.
         zeros_s = h_src.new_zeros(h_src.size(0), H)
         zeros_d = h_src.new_zeros(h_dst.size(0), H)
-        out, alpha = gat_attention(zeros_s, zeros_d, h_src, graph, edge_score=score,
-                                   negative_slope=1.0, return_attention=True,
-                                   dropout=self.dropout, training=self.training)  # [T, H, C]
+        res = gat_attention(zeros_s, zeros_d, h_src, graph, edge_score=score,
+                            negative_slope=1.0, return_attention=return_attention_weights,
+                            dropout=self.dropout, training=self.training)  # [T, H, C]
+        # The weights come back only when asked for (one pass fewer otherwise).
+        out, alpha = res if return_attention_weights else (res, None)
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
         if self.res is not None:
             out = out + self.res(x_dst)

@@ -6,6 +6,11 @@ from .dense import dense_attention
 from .dispatch import BackendError, available_backends, select, use_backend
 from .softmax import segment_softmax
 
+try:  # the GPU backend (Triton); gatlib works without it
+    from . import triton as _triton  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
 __all__ = [
     "segment_softmax", "sparse_attention", "gat_attention", "dense_attention",
     "use_backend", "available_backends", "select", "BackendError", "reference",

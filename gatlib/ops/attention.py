@@ -16,7 +16,7 @@ from ..graph.csr import GraphCSR, to_csr
 from ..graph.validate import check_same_device, check_tensor
 from . import reference
 from .cpu.ops import graph_tensors
-from .dispatch import select
+from .dispatch import backend_op, select
 
 __all__ = ["sparse_attention", "gat_attention"]
 
@@ -70,7 +70,7 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index: Union[Tensor, 
         out, alpha = reference.sparse_attention_ref(q, k, v, graph.edge_index(), bias,
                                                     float(scale), mask, p)
     else:
-        out, _, alpha = torch.ops.gatlib.sparse_attention(
+        out, _, alpha = backend_op(backend, "sparse_attention")(
             q, k, v, graph_tensors(graph), bias, mask, float(scale), p, return_attention)
     return (out, alpha) if return_attention else out
 
@@ -118,7 +118,7 @@ def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index: Union[Ten
         out, alpha = reference.gat_attention_ref(a_src, a_dst, v, graph.edge_index(),
                                                  edge_score, float(negative_slope), mask, p)
     else:
-        out, _, alpha = torch.ops.gatlib.gat_attention(
+        out, _, alpha = backend_op(backend, "gat_attention")(
             a_src, a_dst, v, graph_tensors(graph), edge_score, mask, float(negative_slope), p,
             return_attention)
     return (out, alpha) if return_attention else out

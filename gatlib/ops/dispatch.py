@@ -14,8 +14,8 @@ from typing import Callable, Dict, FrozenSet, Iterator, List, Optional
 
 import torch
 
-__all__ = ["Backend", "register_backend", "available_backends", "select", "use_backend",
-           "BackendError"]
+__all__ = ["Backend", "register_backend", "available_backends", "get_backend", "select",
+           "use_backend", "backend_op", "BackendError"]
 
 OPS = ("segment_softmax", "sparse_attention", "gat_attention")
 
@@ -36,6 +36,11 @@ class Backend:
         available: a zero-argument check that the backend can be imported and used here
             (returns "" when it can, else the reason).
         max_head_dim: the largest head dim (``D`` or ``C``) it supports, or None.
+        forced_only_devices: device types on which it runs only when forced
+            (``GATLIB_BACKEND`` / ``use_backend``), never by automatic choice; e.g. Triton on
+            CPU tensors, which runs under the interpreter, correct but slow.
+        device_check: an extra condition per device (returns "" when it holds, else the
+            reason), e.g. "on cpu it runs only under TRITON_INTERPRET=1".
     """
 
     name: str
@@ -44,10 +49,13 @@ class Backend:
     ops: FrozenSet[str]
     available: Callable[[], str] = field(default=lambda: "")
     max_head_dim: Optional[int] = None
+    forced_only_devices: FrozenSet[str] = frozenset()
+    device_check: Optional[Callable[[torch.device], str]] = None
 
     def why_not(self, op: str, device: torch.device, dtype: torch.dtype,
-                head_dim: int = 0) -> List[str]:
-        """Reasons this backend cannot run the call (empty when it can)."""
+                head_dim: int = 0, forced: bool = False) -> List[str]:
+        """Reasons this backend cannot run the call (empty when it can). ``forced``: the user
+        asked for this backend (``forced_only_devices`` then count as supported)."""
         reasons = []
         missing = self.available()
         if missing:
@@ -56,6 +64,14 @@ class Backend:
             reasons.append(f"it does not implement {op}")
         if self.devices is not None and device.type not in self.devices:
             reasons.append(f"it runs on {sorted(self.devices)}, the inputs are on {device}")
+        elif device.type in self.forced_only_devices and not forced:
+            reasons.append(f"on {device.type} it runs only when forced (use_backend"
+                           f"({self.name!r}) or GATLIB_BACKEND={self.name})")
+        if self.device_check is not None and (self.devices is None
+                                              or device.type in self.devices):
+            why = self.device_check(device)
+            if why:
+                reasons.append(why)
         if dtype not in self.dtypes:
             reasons.append(f"it does not support dtype {dtype}")
         if self.max_head_dim is not None and head_dim > self.max_head_dim:
@@ -82,6 +98,14 @@ def available_backends() -> List[str]:
     return list(_BACKENDS)
 
 
+def get_backend(name: str) -> Backend:
+    """The registered backend called ``name``."""
+    if name not in _BACKENDS:
+        raise BackendError(f"unknown gatlib backend {name!r}; choose one of "
+                           f"{available_backends()}")
+    return _BACKENDS[name]
+
+
 def _forced() -> Optional[str]:
     name = (_FORCED[-1] if _FORCED else None) or os.environ.get("GATLIB_BACKEND") or None
     if name is not None and name not in _BACKENDS:
@@ -94,7 +118,7 @@ def select(op: str, device: torch.device, dtype: torch.dtype, head_dim: int = 0)
     """Name of the backend that runs ``op`` for inputs on ``device`` of ``dtype``."""
     forced = _forced()
     if forced is not None:
-        reasons = _BACKENDS[forced].why_not(op, device, dtype, head_dim)
+        reasons = _BACKENDS[forced].why_not(op, device, dtype, head_dim, forced=True)
         if reasons:
             raise BackendError(f"backend {forced!r} was forced but cannot run {op} here: "
                                + "; ".join(reasons)
@@ -104,6 +128,13 @@ def select(op: str, device: torch.device, dtype: torch.dtype, head_dim: int = 0)
         if not backend.why_not(op, device, dtype, head_dim):
             return name
     raise BackendError(f"no gatlib backend can run {op} on {device} with {dtype}")
+
+
+def backend_op(backend: str, op: str):
+    """The registered custom op of ``backend`` for ``op``: ``torch.ops.gatlib.<op>`` for the CPU
+    backend, ``torch.ops.gatlib.<backend>_<op>`` for the others (e.g. ``triton_gat_attention``).
+    The reference is plain PyTorch and has no registered op."""
+    return getattr(torch.ops.gatlib, op if backend == "cpu" else f"{backend}_{op}")
 
 
 @contextlib.contextmanager

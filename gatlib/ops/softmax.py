@@ -6,7 +6,7 @@ from torch import Tensor
 
 from ..graph.validate import check_num_nodes, check_same_device, check_tensor
 from . import reference
-from .dispatch import select
+from .dispatch import backend_op, select
 
 __all__ = ["segment_softmax"]
 
@@ -41,6 +41,7 @@ def segment_softmax(src: Tensor, index: Tensor, num_nodes: int) -> Tensor:
             raise ValueError(f"index holds values in [{lo}, {hi}] but num_nodes is {num_nodes}; "
                              f"every index must lie in [0, num_nodes)")
     index = index.long()
-    if select("segment_softmax", src.device, src.dtype) == "reference":
+    backend = select("segment_softmax", src.device, src.dtype)
+    if backend == "reference":
         return reference.segment_softmax_ref(src, index, num_nodes)
-    return torch.ops.gatlib.segment_softmax(src, index, num_nodes)
+    return backend_op(backend, "segment_softmax")(src, index, num_nodes)

@@ -17,6 +17,7 @@ DEFAULTS: Dict[str, Any] = {
     "task": "node",               # node | graph
     "protocol": "planetoid",      # planetoid | splits | cv10
     "metric": "accuracy",         # accuracy | roc_auc
+    "normalize_features": False,  # row-normalise node features (the GAT paper's preprocessing)
     "model": {
         "layer": "gat", "hidden_channels": 8, "heads": 8, "num_layers": 2, "dropout": 0.6,
         "attn_dropout": 0.6, "residual": False, "norm": None, "act": "elu", "pool": "mean",

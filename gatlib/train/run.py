@@ -81,6 +81,9 @@ def _node_data(cfg: Dict[str, Any], seed: int):
     from ..data import load_dataset
     from ..pe import laplacian_pe, random_walk_pe
     data = load_dataset(cfg["dataset"])[0]
+    if cfg["normalize_features"]:
+        from torch_geometric.transforms import NormalizeFeatures
+        data = NormalizeFeatures()(data)
     masks = []
     for key in ("train_mask", "val_mask", "test_mask"):
         m = getattr(data, key)

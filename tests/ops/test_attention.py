@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from gatlib.graph import to_csr
-from gatlib.ops import (available_backends, gat_attention, reference, sparse_attention,
-                        use_backend)
+from gatlib.ops import gat_attention, reference, sparse_attention, use_backend
 
-from ..conftest import random_graph
+from ..conftest import backends_under_test, random_graph
 
-BACKENDS = [b for b in available_backends() if b != "reference"]
+BACKENDS = backends_under_test()
 
 # (num_src, num_dst, num_edges): ordinary graphs, a hub-heavy one, bipartite, empty ones.
 CASES = [(20, 20, 60), (60, 60, 500), (15, 7, 40), (12, 12, 0), (1, 1, 1), (0, 0, 0)]
@@ -152,7 +151,10 @@ def test_gradcheck_float64(backend, op):
         with use_backend(backend):
             out, alpha = fn(**kw, return_attention=True)
         return out, alpha
-    assert torch.autograd.gradcheck(f, [inputs[n] for n in names])
+    # Under Triton's CPU interpreter every call costs ~0.1 s: fast mode checks one random
+    # projection of the Jacobian instead of every column.
+    assert torch.autograd.gradcheck(f, [inputs[n] for n in names],
+                                    fast_mode=backend == "triton")
 
 
 @pytest.mark.parametrize("op", ["sparse", "gat"])

@@ -5,10 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from gatlib.graph import complete_graph, path_graph
-from gatlib.ops import (available_backends, dense_attention, reference, sparse_attention,
-                        use_backend)
+from gatlib.ops import dense_attention, reference, sparse_attention, use_backend
 
-BACKENDS = [b for b in available_backends() if b != "reference"]
+from ..conftest import backends_under_test
+
+BACKENDS = backends_under_test()
 
 
 def _qkv(N, H=4, D=8, C=6, dtype=torch.float32, seed=0):

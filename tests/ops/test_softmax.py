@@ -3,9 +3,11 @@ import math
 import pytest
 import torch
 
-from gatlib.ops import available_backends, reference, segment_softmax, use_backend
+from gatlib.ops import reference, segment_softmax, use_backend
 
-BACKENDS = [b for b in available_backends() if b != "reference"]
+from ..conftest import backends_under_test
+
+BACKENDS = backends_under_test()
 
 
 def test_hand_computed():

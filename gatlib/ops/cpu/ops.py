@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .._autograd import register_attention_autograd as _register_autograd
 from .kernels import expand, sddmm, segment_sum, softmax_stats, softmax_weights_, spmm
 
 __all__ = ["graph_tensors"]
@@ -160,28 +161,6 @@ def _(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score, dropout_mas
       negative_slope, dropout):
     grad_es = torch.empty_like(edge_score) if edge_score is not None else v.new_empty(0)
     return torch.empty_like(a_src), torch.empty_like(a_dst), torch.empty_like(v), grad_es
-
-
-def _register_autograd(op, backward_op) -> None:
-    """Autograd for an attention op with inputs ``(x1, x2, v, graph, edge_term, dropout_mask,
-    param, dropout, return_attention)`` and outputs ``(out, lse, alpha)``: save the inputs and
-    the log-sum-exp, and call the registered backward op, which recomputes everything else."""
-
-    def setup(ctx, inputs, output):
-        x1, x2, v, graph, term, mask, param, dropout, _ = inputs
-        ctx.save_for_backward(x1, x2, v, output[1], term, mask, *graph)
-        ctx.param, ctx.dropout = param, dropout
-
-    def backward(ctx, grad_out, _grad_lse, grad_alpha):
-        x1, x2, v, lse, term, mask, *graph = ctx.saved_tensors
-        if grad_alpha is not None and grad_alpha.numel() == 0:
-            grad_alpha = None
-        g1, g2, g_v, g_term = backward_op(grad_out, grad_alpha, x1, x2, v, lse, graph, term,
-                                          mask, ctx.param, ctx.dropout)
-        return (g1, g2, g_v, [None] * len(graph), g_term if term is not None else None, None,
-                None, None, None)
-
-    op.register_autograd(backward, setup_context=setup)
 
 
 _register_autograd(gat_attention_op, torch.ops.gatlib.gat_attention_backward)

@@ -1,0 +1,476 @@
+"""GPU benchmark: gatlib's fused attention against PyG on power-law graphs up to ogbn-products size.
+
+Subjects (``--subjects``, all by default):
+- ``gat``: gatlib ``GATConv`` against PyG ``GATConv`` (same weights, both add self-loops);
+- ``transformer``: gatlib ``GraphTransformerConv`` against PyG ``TransformerConv``;
+- ``softmax``: gatlib ``segment_softmax`` against PyG's ``softmax`` utility and, when installed,
+  ``torch_scatter``'s ``scatter_softmax``; also its forward alone, reported as achieved memory
+  bandwidth (bytes a segment softmax must move / time) and as a fraction of the device's peak.
+
+Graphs: random directed multigraphs whose in- and out-degrees follow a power law (a few hubs with
+tens of thousands of edges next to many nodes with one), ``--sizes`` edges (default 1e5 to 1e7)
+at average degree ``--avg-degree``, plus one of ogbn-products' size (2,449,029 nodes, 61,859,140
+edges, 100 input features) with 8 heads x 16 channels.
+
+For each subject and size, every candidate's output and gradients are first checked against
+gatlib's reference (pure PyTorch, ``use_backend("reference")``) on the same inputs; a candidate
+that disagrees is not timed. Where the reference itself runs out of memory the check is
+skipped at that size and the table says so (the smaller sizes were checked). Then each
+candidate runs in a fresh process (``gatlib.utils.measure``): the median wall time of forward +
+backward after a warm-up, and the peak of ``torch.cuda.max_memory_allocated``. Out of memory is
+reported as OOM, not as a crash. gatlib builds its CSR view of a graph once (as a training loop
+does); PyG re-derives its structure on every call, which is part of what is compared.
+
+Writes ``bench_gpu_<device>.{md,json,png}`` into ``experiments/results/`` (atomically; the plot
+is log-log time and memory against edges).
+
+Run:  python experiments/benchmarks/bench_gpu.py --device cuda [--sizes 1e5,1e6,1e7] ...
+      python experiments/benchmarks/bench_gpu.py --dry-run      (tiny sizes, CPU, a smoke test)
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+import gatlib
+from gatlib.ops import reference, segment_softmax, select, use_backend
+from gatlib.utils import atomic_write_json, atomic_write_text, measure
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+THIS_MODULE = "bench_gpu"          # the measure() workers import this file by name
+
+# Peak DRAM bandwidth (GB/s, vendor figures) by a substring of torch.cuda.get_device_name();
+# the first match wins. --peak-bandwidth overrides.
+PEAK_BANDWIDTH_GBPS = [
+    ("H200", 4800.0),
+    ("H100 NVL", 3900.0),
+    ("H100 PCIe", 2000.0),
+    ("H100", 3350.0),          # SXM5
+    ("A100-SXM4-80GB", 2039.0),
+    ("A100 80GB PCIe", 1935.0),
+    ("A100", 1555.0),          # 40 GB
+    ("L40S", 864.0),
+    ("A10G", 600.0),
+]
+
+PRODUCTS = dict(name="ogbn-products size", num_nodes=2_449_029, num_edges=61_859_140,
+                in_channels=100)
+
+
+# ------------------------------------------------------------------------------ the graphs
+
+def power_law_graph(num_nodes: int, num_edges: int, seed: int = 0, device: str = "cpu",
+                    gamma: float = 2.0) -> torch.Tensor:
+    """A random multigraph ``[2, E]`` with power-law in- and out-degrees.
+
+    Node ranks are drawn as ``floor(N * u ** gamma)`` with ``u`` uniform, so rank ``r`` receives
+    about ``E / gamma * (r / N) ** (1 / gamma - 1) / N`` edges (the top node of ogbn-products'
+    size about 40,000); ranks are then shuffled onto node ids so hubs sit anywhere.
+    """
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    ends = []
+    for _ in range(2):
+        u = torch.rand(num_edges, generator=g, dtype=torch.float64)
+        rank = torch.clamp((num_nodes * u.pow(gamma)).long(), max=max(num_nodes - 1, 0))
+        ids = torch.randperm(num_nodes, generator=g)
+        ends.append(ids[rank])
+        del u, rank
+    return torch.stack(ends).to(device)                                    # [2, E]
+
+
+def _randn(*shape, seed: int, device: str, dtype=torch.float32) -> torch.Tensor:
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randn(*shape, generator=g).to(device=device, dtype=dtype)
+
+
+# ------------------------------------------------------------------- what each candidate runs
+
+LAYER_IMPLS = ("gatlib", "pyg")
+
+
+def _layer(kind: str, impl: str, in_channels: int, heads: int, channels: int, seed: int):
+    from torch_geometric.nn import GATConv as PyGGATConv
+    from torch_geometric.nn import TransformerConv
+
+    from gatlib.nn import GATConv, GraphTransformerConv
+    torch.manual_seed(seed)
+    if kind == "gat":
+        peer = PyGGATConv(in_channels, channels, heads=heads)
+        ours = GATConv
+    elif kind == "transformer":
+        peer = TransformerConv(in_channels, channels, heads=heads)
+        ours = GraphTransformerConv
+    else:
+        raise ValueError(f"layer kind must be 'gat' or 'transformer', got {kind!r}")
+    if impl == "pyg":
+        return peer
+    if impl in ("gatlib", "reference"):
+        return ours.from_pyg(peer)
+    raise ValueError(f"impl must be one of {LAYER_IMPLS + ('reference',)}, got {impl!r}")
+
+
+def layer_step(kind: str, impl: str, num_nodes: int, num_edges: int, in_channels: int,
+               heads: int, channels: int, seed: int = 0, device: str = "cpu",
+               backend: Optional[str] = None) -> Callable[[], List[torch.Tensor]]:
+    """Forward plus backward of one attention layer; the step returns the output and the
+    gradients (input first, then parameters) for the check."""
+    layer = _layer(kind, impl, in_channels, heads, channels, seed).to(device)
+    x = _randn(num_nodes, in_channels, seed=seed + 1, device=device).requires_grad_()
+    grad = _randn(num_nodes, heads * channels, seed=seed + 2, device=device)
+    edge_index = power_law_graph(num_nodes, num_edges, seed, device)
+    if impl == "reference":
+        backend = "reference"
+
+    def step():
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        with use_backend(backend):
+            out = layer(x, edge_index)
+        out.backward(grad)
+        return [out.detach(), x.grad] + [p.grad for p in layer.parameters()]
+    return step
+
+
+def softmax_impls() -> List[str]:
+    out = ["gatlib", "pyg"]
+    try:
+        import torch_scatter  # noqa: F401
+        out.append("torch_scatter")
+    except ImportError:
+        pass
+    return out
+
+
+def _softmax_fn(impl: str, num_nodes: int) -> Callable:
+    if impl == "gatlib":
+        return lambda src, index: segment_softmax(src, index, num_nodes)
+    if impl == "reference":
+        return lambda src, index: reference.segment_softmax_ref(src, index, num_nodes)
+    if impl == "pyg":
+        from torch_geometric.utils import softmax
+        return lambda src, index: softmax(src, index, num_nodes=num_nodes)
+    if impl == "torch_scatter":
+        from torch_scatter.composite import scatter_softmax
+        return lambda src, index: scatter_softmax(src, index, dim=0, dim_size=num_nodes)
+    raise ValueError(f"unknown segment softmax impl {impl!r}")
+
+
+def softmax_step(impl: str, num_nodes: int, num_edges: int, heads: int, seed: int = 0,
+                 device: str = "cpu", backward: bool = True,
+                 backend: Optional[str] = None) -> Callable[[], List[torch.Tensor]]:
+    """Segment softmax of ``[E, H]`` scores over the targets of a power-law graph (forward, and
+    backward unless ``backward=False``)."""
+    index = power_law_graph(num_nodes, num_edges, seed, device)[1]        # [E]
+    src = _randn(num_edges, heads, seed=seed + 1, device=device).requires_grad_(backward)
+    grad = _randn(num_edges, heads, seed=seed + 2, device=device)
+    fn = _softmax_fn(impl, num_nodes)
+
+    def step():
+        src.grad = None
+        with use_backend(backend):
+            out = fn(src, index)
+        if not backward:
+            return [out]
+        out.backward(grad)
+        return [out.detach(), src.grad]
+    return step
+
+
+# ------------------------------------------------------------------------------ the checks
+
+def _free(device: str) -> None:
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc)
+
+
+def check(subject: str, size: dict, impls: List[str], args) -> Dict[str, dict]:
+    """Each candidate's output and gradients against gatlib's reference, at this size.
+
+    Returns ``{impl: {"status": "ok" | "mismatch" | "unchecked" | "oom", "error": float}}``;
+    the error is the max abs difference relative to each tensor's scale."""
+    step_fn, kw = _step(subject, size, args)
+    try:
+        want = [t.detach().clone() for t in step_fn(impl="reference", **kw)()]
+    except Exception as exc:  # noqa: BLE001  (out of memory, reported)
+        if not _is_oom(exc):
+            raise
+        _free(args.device)
+        return {impl: {"status": "unchecked", "error": None,
+                       "note": "reference out of memory at this size"} for impl in impls}
+    _free(args.device)
+    out = {}
+    for impl in impls:
+        try:
+            got = step_fn(impl=impl, **kw)()
+        except Exception as exc:  # noqa: BLE001  (reported in the table, the run goes on)
+            status = "oom" if _is_oom(exc) else "error"
+            out[impl] = {"status": status, "error": None,
+                         "note": f"{type(exc).__name__}: {exc}"[:300]}
+            _free(args.device)
+            continue
+        errs = [((a.float() - b.float()).abs().max() / b.float().abs().max().clamp(min=1.0)).item()
+                for a, b in zip(got, want) if a is not None and b is not None and b.numel()]
+        err = max(errs) if errs else 0.0
+        out[impl] = {"status": "ok" if err <= args.check_tol else "mismatch", "error": err}
+        del got
+        _free(args.device)
+    del want
+    _free(args.device)
+    return out
+
+
+def _step(subject: str, size: dict, args):
+    """(setup function, its keyword arguments but ``impl``) of a subject at a size."""
+    if subject in ("gat", "transformer"):
+        return (lambda impl, **kw: layer_step(subject, impl, **kw),
+                dict(num_nodes=size["num_nodes"], num_edges=size["num_edges"],
+                     in_channels=size["in_channels"], heads=args.heads,
+                     channels=args.channels, seed=args.seed, device=args.device))
+    return (lambda impl, **kw: softmax_step(impl, **kw),
+            dict(num_nodes=size["num_nodes"], num_edges=size["num_edges"], heads=args.heads,
+                 seed=args.seed, device=args.device))
+
+
+# ------------------------------------------------------------------------------ reporting
+
+def peak_bandwidth(args) -> Optional[float]:
+    """Peak DRAM bandwidth in GB/s: ``--peak-bandwidth``, else the table by device name."""
+    if args.peak_bandwidth:
+        return float(args.peak_bandwidth)
+    if not args.device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name()
+    for key, gbps in PEAK_BANDWIDTH_GBPS:
+        if key in name:
+            return gbps
+    return None
+
+
+def softmax_bytes(num_edges: int, heads: int, itemsize: int = 4) -> int:
+    """Bytes a segment softmax must move at least: read the scores and the int64 index, write
+    the result (a two-pass kernel reads the scores twice; this is the floor)."""
+    return num_edges * heads * itemsize * 2 + num_edges * 8
+
+
+def _fmt_ms(r):
+    return f"{r['time_s'] * 1e3:,.2f}" if r.get("status") == "ok" else r.get("status", "")
+
+
+def _fmt_mb(r):
+    if r.get("status") != "ok":
+        return r.get("status", "")
+    return "n/a" if r.get("peak_bytes") is None else f"{r['peak_bytes'] / 2**20:,.0f}"
+
+
+def table(rows: List[dict]) -> str:
+    lines = ["| subject | graph | nodes | edges | implementation | check (max scaled err) | "
+             "fwd+bwd (ms) | peak memory (MiB) | gatlib speed-up | gatlib memory ratio | "
+             "fwd bandwidth (GB/s) | of peak |",
+             "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        base = next((r for r in rows if r["subject"] == row["subject"]
+                     and r["graph"] == row["graph"] and r["impl"] == "gatlib"), None)
+        t, ok = row["timing"], row["timing"].get("status") == "ok"
+        speed = mem = ""
+        if ok and base is not None and base["timing"].get("status") == "ok":
+            speed = f"{t['time_s'] / base['timing']['time_s']:.2f}x"
+            if t.get("peak_bytes") and base["timing"].get("peak_bytes"):
+                mem = f"{base['timing']['peak_bytes'] / t['peak_bytes']:.3f}"
+        c = row["check"]
+        chk = c["status"] if c.get("error") is None else f"{c['status']} ({c['error']:.1e})"
+        bw = row.get("bandwidth") or {}
+        gbps = "" if bw.get("gbps") is None else f"{bw['gbps']:,.1f}"
+        frac = "" if bw.get("fraction") is None else f"{bw['fraction']:.0%}"
+        lines.append(
+            f"| {row['subject']} | {row['graph']} | {row['num_nodes']:,} | {row['num_edges']:,} | "
+            f"{row['impl']} | {chk} | {_fmt_ms(t)} | {_fmt_mb(t)} | {speed} | {mem} | "
+            f"{gbps} | {frac} |")
+    return "\n".join(lines)
+
+
+def plot(rows: List[dict], path: Path) -> None:
+    """Log-log time and peak memory against edges, one line per subject and implementation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    series: Dict[tuple, list] = {}
+    for row in rows:
+        if row["timing"].get("status") == "ok":
+            series.setdefault((row["subject"], row["impl"]), []).append(row)
+    for (subject, impl), pts in sorted(series.items()):
+        pts = sorted(pts, key=lambda r: r["num_edges"])
+        e = [p["num_edges"] for p in pts]
+        style = "-" if impl == "gatlib" else "--"
+        axes[0].plot(e, [p["timing"]["time_s"] * 1e3 for p in pts], style, marker="o",
+                     label=f"{subject}: {impl}")
+        mem = [(p["num_edges"], p["timing"]["peak_bytes"] / 2**20) for p in pts
+               if p["timing"].get("peak_bytes")]
+        if mem:
+            axes[1].plot(*zip(*mem), style, marker="o", label=f"{subject}: {impl}")
+    from matplotlib.ticker import NullFormatter
+    for ax, ylabel in zip(axes, ("forward + backward (ms)", "peak memory (MiB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())   # decade labels only
+        ax.set_xlabel("edges")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Atomic like the other outputs: write beside, then rename.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ----------------------------------------------------------------------------------- main
+
+def _sizes(args) -> List[dict]:
+    out = []
+    for e in args.sizes.split(","):
+        E = int(float(e))
+        out.append(dict(name="power law", num_nodes=max(E // args.avg_degree, 2), num_edges=E,
+                        in_channels=args.in_channels))
+    if args.products:
+        p = dict(PRODUCTS)
+        if args.dry_run:   # the same shape of graph, a thousand times smaller
+            p.update(name="ogbn-products / 1000", num_nodes=PRODUCTS["num_nodes"] // 1000,
+                     num_edges=PRODUCTS["num_edges"] // 1000)
+        out.append(p)
+    return out
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--subjects", default="gat,transformer,softmax")
+    p.add_argument("--sizes", default="1e5,3e5,1e6,3e6,1e7", help="edge counts, comma-separated")
+    p.add_argument("--avg-degree", type=int, default=10, help="edges per node of the sweep")
+    p.add_argument("--no-products", dest="products", action="store_false",
+                   help="skip the ogbn-products-sized graph")
+    p.add_argument("--in-channels", type=int, default=100)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--check-tol", type=float, default=1e-4,
+                   help="largest max abs error relative to scale accepted by the check")
+    p.add_argument("--peak-bandwidth", type=float, default=None,
+                   help="device peak DRAM bandwidth in GB/s (default: a table by device name)")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per candidate")
+    p.add_argument("--out-dir", default=None, help="default experiments/results (dry run: a "
+                   "temporary folder)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="tiny sizes on the CPU (cpu backend): a smoke test of the script")
+    args = p.parse_args(argv)
+    if args.dry_run:
+        args.device, args.sizes, args.repeats, args.warmup = "cpu", "2000,6000", 2, 1
+        args.in_channels, args.heads, args.channels = 16, 2, 4
+        out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="bench_gpu_dry_run_"))
+    else:
+        out_dir = Path(args.out_dir) if args.out_dir else RESULTS
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit("--device cuda but CUDA is not available here (use --dry-run for a CPU smoke "
+                 "test)")
+    # measure()'s workers are spawned processes that import this file by its module name.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+    dev = torch.device(args.device)
+    device_name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+                   else platform.processor() or platform.machine())
+    try:
+        import triton
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    backend = select("gat_attention", dev, torch.float32)
+    peak = peak_bandwidth(args)
+    print(f"device {args.device} ({device_name}); torch {torch.__version__}, triton "
+          f"{triton_version}, gatlib {gatlib.__version__}; gatlib backend {backend!r}; peak "
+          f"bandwidth {peak} GB/s; {args.heads} heads x {args.channels}", flush=True)
+
+    rows: List[dict] = []
+    for size in _sizes(args):
+        for subject in args.subjects.split(","):
+            impls = LAYER_IMPLS if subject != "softmax" else tuple(softmax_impls())
+            checks = check(subject, size, list(impls), args)
+            for impl in impls:
+                c = checks[impl]
+                row = dict(subject=subject, graph=size["name"], num_nodes=size["num_nodes"],
+                           num_edges=size["num_edges"], impl=impl, check=c)
+                if c["status"] == "mismatch":
+                    row["timing"] = {"status": "not timed (mismatch)"}
+                elif c["status"] in ("oom", "error"):
+                    row["timing"] = {"status": c["status"]}
+                else:
+                    _, kw = _step(subject, size, args)
+                    target = (f"{THIS_MODULE}:layer_step" if subject != "softmax"
+                              else f"{THIS_MODULE}:softmax_step")
+                    if subject != "softmax":
+                        kw = dict(kind=subject, **kw)
+                    row["timing"] = measure(target, dict(impl=impl, **kw), device=args.device,
+                                            repeats=args.repeats, warmup=args.warmup,
+                                            timeout=args.timeout)
+                    if subject == "softmax" and row["timing"]["status"] == "ok":
+                        fwd = measure(f"{THIS_MODULE}:softmax_step",
+                                      dict(impl=impl, backward=False, **kw),
+                                      device=args.device, repeats=args.repeats,
+                                      warmup=args.warmup, timeout=args.timeout)
+                        if fwd["status"] == "ok":
+                            moved = softmax_bytes(size["num_edges"], args.heads)
+                            gbps = moved / fwd["time_s"] / 1e9
+                            row["bandwidth"] = {"fwd_time_s": fwd["time_s"], "gbps": gbps,
+                                                "fraction": gbps / peak if peak else None}
+                rows.append(row)
+                t = row["timing"]
+                shown = (f"{t['time_s'] * 1e3:,.2f} ms, peak {_fmt_mb(t)} MiB"
+                         if t.get("status") == "ok" else t.get("status"))
+                print(f"  {subject:>11} {size['name']:>20} E={size['num_edges']:>11,} "
+                      f"{impl:>14}: check {c['status']}, {shown}", flush=True)
+
+    header = (f"Forward + backward on power-law graphs; device {args.device} ({device_name}); "
+              f"torch {torch.__version__}, triton {triton_version}, gatlib {gatlib.__version__} "
+              f"(backend {backend!r}); {args.heads} heads x {args.channels}, fp32; median of "
+              f"{args.repeats} after {args.warmup} warm-up; each candidate in a fresh process; "
+              f"speed-up = candidate time / gatlib time, memory ratio = gatlib peak / candidate "
+              f"peak; bandwidth = bytes a segment softmax must move (scores read, result "
+              f"written, int64 index read) / forward time, against a peak of {peak} GB/s; "
+              f"{datetime.now(timezone.utc):%Y-%m-%d}.")
+    text = header + "\n\n" + table(rows) + "\n"
+    print("\n" + text)
+    stem = out_dir / f"bench_gpu_{dev.type}"
+    record = {"args": vars(args), "header": header, "rows": rows, "device": device_name,
+              "torch": torch.__version__, "triton": triton_version,
+              "gatlib": gatlib.__version__, "backend": backend, "peak_bandwidth_gbps": peak}
+    atomic_write_json(stem.with_suffix(".json"), record)
+    atomic_write_text(stem.with_suffix(".md"), text)
+    plot(rows, stem.with_suffix(".png"))
+    print(f"wrote {stem}.md, .json and .png")
+    return record
+
+
+if __name__ == "__main__":
+    main()
