@@ -82,6 +82,16 @@ def _prepare_graph(x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: 
     return ei, to_csr(ei, S, T), edge_attr
 
 
+def _finish(layer: nn.Module, out: Tensor, x_dst: Tensor) -> Tensor:
+    """Heads concatenated or averaged, then the residual map and the bias (GAT and GATv2)."""
+    out = out.reshape(out.size(0), -1) if layer.concat else out.mean(dim=1)
+    if layer.res is not None:
+        out = out + layer.res(x_dst)
+    if layer.bias is not None:
+        out = out + layer.bias
+    return out
+
+
 class GATConv(nn.Module):
     r"""The graph attention layer of Velickovic et al. (2018), "Graph Attention Networks".
 
@@ -184,11 +194,7 @@ class GATConv(nn.Module):
                             dropout=self.dropout, training=self.training)  # [T, H, C]
         # The weights come back only when asked for (one pass fewer otherwise).
         out, alpha = res if return_attention_weights else (res, None)
-        out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
-        if self.res is not None:
-            out = out + self.res(x_dst)
-        if self.bias is not None:
-            out = out + self.bias
+        out = _finish(self, out, x_dst)
         return (out, (ei, alpha)) if return_attention_weights else out
 
     @classmethod
@@ -298,11 +304,7 @@ class GATv2Conv(nn.Module):
                             dropout=self.dropout, training=self.training)  # [T, H, C]
         # The weights come back only when asked for (one pass fewer otherwise).
         out, alpha = res if return_attention_weights else (res, None)
-        out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
-        if self.res is not None:
-            out = out + self.res(x_dst)
-        if self.bias is not None:
-            out = out + self.bias
+        out = _finish(self, out, x_dst)
         return (out, (ei, alpha)) if return_attention_weights else out
 
     @classmethod
