@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .validate import check_num_nodes
+from .validate import check_positive_int as _check_positive
 
 __all__ = ["path_graph", "grid_graph", "complete_graph"]
 
@@ -140,12 +141,3 @@ def _masked_edges(src: Tensor, mask: Optional[Tensor]) -> Tensor:
     if mask is None:
         return torch.stack([src.reshape(-1), dst.reshape(-1)])           # [2, N*K]
     return torch.stack([src[mask], dst[mask]])                           # [2, E]
-
-
-def _check_positive(value, name: str) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer ``>= 1``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value}")
-    return value

@@ -8,11 +8,21 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "check_positive_int",
     "check_edge_index",
     "check_num_nodes",
     "check_same_device",
     "check_tensor",
 ]
+
+
+def check_positive_int(value, name: str) -> int:
+    """Return ``value``, or raise if it is not an integer ``>= 1`` (naming ``name``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value}")
+    return value
 
 
 def check_num_nodes(num_nodes, name: str = "num_nodes") -> int:

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..graph.validate import check_tensor
+from ..graph.validate import check_positive_int as _check_positive
 
 __all__ = ["LapPEEncoder", "RWSEEncoder"]
 
@@ -118,11 +119,3 @@ class RWSEEncoder(nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.steps}, {self.out_channels})"
-
-
-def _check_positive(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value}")
-    return value
