@@ -6,17 +6,21 @@ forward plus backward pass. ``gatlib.utils.measure`` times it and takes its peak
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
+import math
+import platform
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .graph import to_csr
-from .ops import gat_attention, reference, use_backend
+from .graph import complete_graph, to_csr
+from .ops import dense_attention, gat_attention, reference, sparse_attention, use_backend
 
 __all__ = ["GAT_IMPLS", "random_graph", "gat_inputs", "gat_forward", "gat_step",
-           "available_impls"]
+           "available_impls", "device_name", "scaling_graph", "attention_inputs",
+           "sparse_attention_step", "dense_attention_step", "fit_loglog", "extrapolate",
+           "crossovers", "crossover"]
 
 # What each candidate is: gatlib's fast path, its pure-PyTorch reference, PyG's own path for the
 # same maths (as GATConv computes it: its softmax utility, then gather and scatter), and
@@ -142,3 +146,122 @@ def gat_layer_step(impl: str, **size) -> Callable[[], None]:
         x.grad = None
         layer(x, edge_index).backward(grad)
     return step
+
+
+def device_name(device: str) -> str:
+    """The GPU's name on ``cuda``, else the CPU's (as ``platform`` knows it)."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.get_device_name()
+    return platform.processor() or platform.machine()
+
+
+# ------------------------------------------------------- sparse versus dense attention (scaling)
+
+def scaling_graph(num_nodes: int, avg_degree: float, seed: int = 0,
+                  device: str = "cpu") -> Tensor:
+    """``edge_index [2, E]`` with ``E = round(N * avg_degree)`` uniform random edges, or, when
+    ``avg_degree >= num_nodes``, the complete graph with self-loops (``E = N^2``): the very
+    attention that dense attention computes."""
+    if avg_degree >= num_nodes:
+        return complete_graph(num_nodes, device=device)
+    return random_graph(num_nodes, max(round(num_nodes * avg_degree), 1), seed, device)
+
+
+def attention_inputs(num_nodes: int, heads: int, dim: int, seed: int = 0, device: str = "cpu",
+                     dtype=torch.float32) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``q, k, v [N, H, D]`` (leaves with grad) and an output gradient ``grad [N, H, D]``."""
+    g = torch.Generator().manual_seed(seed + 1)
+
+    def r(grad):
+        x = torch.randn(num_nodes, heads, dim, generator=g).to(device=device, dtype=dtype)
+        return x.requires_grad_(grad)
+    return r(True), r(True), r(True), r(False)
+
+
+def _attention_step(attend: Callable[..., Tensor], q: Tensor, k: Tensor, v: Tensor,
+                    grad: Tensor) -> Callable[[], None]:
+    def step():
+        for t in (q, k, v):
+            t.grad = None
+        attend(q, k, v).backward(grad)
+    return step
+
+
+def sparse_attention_step(num_nodes: int, avg_degree: float, heads: int, dim: int,
+                          seed: int = 0, device: str = "cpu") -> Callable[[], None]:
+    """Forward plus backward of :func:`gatlib.ops.sparse_attention` on :func:`scaling_graph`;
+    the CSR view is built here, once, as a training loop would reuse it."""
+    graph = to_csr(scaling_graph(num_nodes, avg_degree, seed, device), num_nodes)
+    return _attention_step(lambda q, k, v: sparse_attention(q, k, v, graph),
+                           *attention_inputs(num_nodes, heads, dim, seed, device))
+
+
+def dense_attention_step(num_nodes: int, heads: int, dim: int, seed: int = 0,
+                         device: str = "cpu") -> Callable[[], None]:
+    """Forward plus backward of :func:`gatlib.ops.dense_attention` over one graph of
+    ``num_nodes`` nodes (every pair attends)."""
+    return _attention_step(dense_attention, *attention_inputs(num_nodes, heads, dim, seed, device))
+
+
+def _positive(x: Sequence, *ys: Sequence) -> List[Tuple[float, ...]]:
+    """The points ``(x, y...)`` where every value is a positive finite number."""
+    def ok(v):
+        return v is not None and math.isfinite(v) and v > 0
+    return [p for p in zip(x, *ys) if all(ok(v) for v in p)]
+
+
+def fit_loglog(x: Sequence[float], y: Sequence[float]) -> Tuple[float, float]:
+    """Least-squares line through ``(log x, log y)``: ``y ~ exp(intercept) * x ** slope``.
+
+    Points with a missing, zero or negative value are left out; at least two distinct ``x``
+    must remain, else ``ValueError``.
+    """
+    pts = _positive(x, y)
+    lx = [math.log(a) for a, _ in pts]
+    ly = [math.log(b) for _, b in pts]
+    if len(set(lx)) < 2:
+        raise ValueError(f"fit_loglog needs two distinct positive x, got {len(set(lx))}")
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    slope = (sum((a - mx) * (b - my) for a, b in zip(lx, ly))
+             / sum((a - mx) ** 2 for a in lx))
+    return slope, my - slope * mx
+
+
+def extrapolate(x: Sequence[float], y: Sequence[float], x_new: float) -> Optional[float]:
+    """``y`` at ``x_new`` on the power law through the last two usable points (the local trend
+    of a sweep, where the fixed overhead of small sizes weighs least); None with fewer than
+    two. The slope is at least 0: a cost never shrinks as the size grows."""
+    pts = _positive(x, y)[-2:]
+    if len(pts) < 2 or pts[0][0] == pts[1][0]:
+        return None
+    (x0, y0), (x1, y1) = pts
+    slope = max(math.log(y1 / y0) / math.log(x1 / x0), 0.0)
+    return y1 * (x_new / x1) ** slope
+
+
+def crossovers(x: Sequence[float], a: Sequence[float], b: Sequence[float]) -> List[float]:
+    """Every ``x`` where curves ``a`` and ``b`` cross, in increasing order.
+
+    Between two neighbouring points with ``a - b`` of opposite signs in log space, the crossing
+    is interpolated linearly in ``(log x, log a - log b)``, so two power laws cross exactly
+    where they do. A point where the curves touch counts once. Points where ``a`` or ``b`` is
+    missing or not positive are left out.
+    """
+    pts = sorted(_positive(x, a, b))
+    d = [(math.log(xi), math.log(ai) - math.log(bi)) for xi, ai, bi in pts]
+    out = []
+    for (l0, d0), (l1, d1) in zip(d, d[1:]):
+        if d0 == 0:
+            out.append(math.exp(l0))
+        elif d0 * d1 < 0:
+            out.append(math.exp(l0 + d0 / (d0 - d1) * (l1 - l0)))
+    if d and d[-1][1] == 0:
+        out.append(math.exp(d[-1][0]))
+    return out
+
+
+def crossover(x: Sequence[float], a: Sequence[float], b: Sequence[float]) -> Optional[float]:
+    """The last ``x`` where ``a`` and ``b`` cross (see :func:`crossovers`): past it their order
+    holds to the end of the range. None when they never cross."""
+    found = crossovers(x, a, b)
+    return found[-1] if found else None

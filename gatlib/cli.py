@@ -2,12 +2,14 @@
 
     gatlib train --config experiments/configs/cora-gat.yaml [key=value ...] [--seeds 0-9]
     gatlib summarize RESULTS_DIR
+    gatlib compare [--tasks pattern,sequence,digits,cora] [--seeds 0-2] [--quick] ...
     gatlib data list | fetch [--mirror DIR] [--copy] [NAME ...]
     gatlib demo [--nodes N] [--edges E] [--heads H] [--channels C]
 
 ``train`` runs a config for each seed (resumable; results under ``--results``), ``summarize``
 turns finished runs into ``mean ± std`` tables and learning curves, ``data`` lists and fetches
-datasets, and ``demo`` checks the attention operators on a built-in graph against the
+datasets, ``compare`` trains sparse, dense and hybrid attention side by side under one
+parameter and tuning budget and writes the comparison table and plots, and ``demo`` checks the attention operators on a built-in graph against the
 reference and compares their time and peak memory.
 """
 from __future__ import annotations
@@ -97,6 +99,54 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    import platform
+
+    from .train import parse_seeds
+    from .train.compare import DEFAULT_TASKS, TASKS, compare, write_report
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    if tasks is None:
+        tasks = list(DEFAULT_TASKS)
+    bad = [t for t in tasks if t not in TASKS]
+    if bad:
+        print(f"gatlib compare: unknown task(s) {', '.join(bad)}; choose from "
+              f"{', '.join(TASKS)}", file=sys.stderr)
+        return 2
+    variants = ([v.strip() for v in args.variants.split(",") if v.strip()]
+                if args.variants else None)
+    try:
+        lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
+    except ValueError:
+        print(f"gatlib compare: --lrs must be comma-separated numbers, got {args.lrs!r}",
+              file=sys.stderr)
+        return 2
+    seeds = parse_seeds(args.seeds)
+    import time
+    t0 = time.perf_counter()
+    rows = compare(tasks, variants, seeds, budget=args.budget, lrs=lrs,
+                   results=Path(args.results), device=args.device, quick=args.quick,
+                   progress=not args.quiet, epochs=args.epochs)
+    wall = time.perf_counter() - t0
+    if not rows:
+        print("gatlib compare: no task could run (see the messages above)", file=sys.stderr)
+        return 1
+    kept = list(dict.fromkeys(r["task"] for r in rows))
+    settings = (f"Settings: {len(seeds)} seed(s) ({args.seeds}); parameter budget "
+                f"{args.budget:,} (width chosen per variant); learning rates tried on seed "
+                f"{seeds[0]}: {', '.join(f'{x:g}' for x in lrs)} (best on validation kept); "
+                f"3 attention layers, 4 heads, AdamW; {'quick' if args.quick else 'full'} "
+                f"sizes; device {args.device} ({platform.processor() or platform.machine()}, "
+                f"{torch.get_num_threads()} threads); torch {torch.__version__}, gatlib "
+                f"{__version__}; {wall / 60:.1f} min wall time (cached runs are not re-run). "
+                f"Reproduce: `gatlib compare --tasks {','.join(kept)} --seeds {args.seeds}"
+                f"{' --quick' if args.quick else ''}`.")
+    text = write_report(rows, Path(args.out), settings)
+    print(text)
+    print(f"wrote {Path(args.out) / 'compare.md'}, compare.json, compare_accuracy.png and "
+          f"compare_cost.png")
+    return 0
+
+
 def _summarize(args: argparse.Namespace) -> int:
     from .train import summarize
     print(summarize(Path(args.results_dir), plots=not args.no_plots))
@@ -141,6 +191,33 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("results_dir", help="a results folder written by gatlib train")
     summ.add_argument("--no-plots", action="store_true", help="tables only")
     summ.set_defaults(func=_summarize)
+
+    cmp_ = sub.add_parser(
+        "compare", help="dense vs sparse vs hybrid attention under one parameter and tuning "
+                        "budget: table and plots")
+    cmp_.add_argument("--tasks", default=None,
+                      help="comma-separated, from pattern, cluster, sequence, digits, cora, "
+                           "citeseer, chameleon, mutag, proteins (default "
+                           "pattern,sequence,digits,cora)")
+    cmp_.add_argument("--variants", default=None,
+                      help="comma-separated, e.g. sparse,dense+lap,gps,sparse[bigbird] "
+                           "(default: each task's own list)")
+    cmp_.add_argument("--seeds", default="0-2", help="e.g. 0-4 (default 0-2)")
+    cmp_.add_argument("--budget", type=int, default=20_000,
+                      help="parameters per model (default 20,000)")
+    cmp_.add_argument("--lrs", default="0.001,0.003",
+                      help="learning rates tried on the first seed (default 0.001,0.003)")
+    cmp_.add_argument("--epochs", type=int, default=None, help="override every task's epochs")
+    cmp_.add_argument("--quick", action="store_true",
+                      help="smaller datasets and fewer epochs (a few minutes on a CPU)")
+    cmp_.add_argument("--results", default="results/compare",
+                      help="per-run results, resumable (default results/compare)")
+    cmp_.add_argument("--out", default="results/compare",
+                      help="where compare.md, compare.json and the plots go "
+                           "(default results/compare)")
+    cmp_.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    cmp_.add_argument("--quiet", action="store_true", help="no progress bars")
+    cmp_.set_defaults(func=_compare)
 
     dat = sub.add_parser("data", help="list or fetch datasets")
     dat.add_argument("action", choices=("list", "fetch"))

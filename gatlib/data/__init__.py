@@ -1,11 +1,16 @@
 """Datasets: the offline-first resolution of dataset roots and mirrors, the registry of known
 datasets (checksummed raw files, linked or copied from a mirror, never downloaded) and
-synthetic generators that need no files."""
+synthetic generators that need no files, and graph-classification tasks built from sequences
+(path graphs) and images (grid graphs)."""
 from .root import DatasetNotFound, dataset_root, ensure_raw, mirror_roots, planetoid
 from .registry import (DatasetEntry, FetchRecord, FetchReport, fetch, get, list_datasets,
                        load_dataset, verify)
 from .synthetic import csbm, sbm_cluster, sbm_pattern
+from .tasks import (SEQUENCE_PATTERNS, digits_graphs, long_range_sequences, receptive_field,
+                    stratified_split)
 
 __all__ = ["dataset_root", "mirror_roots", "ensure_raw", "DatasetNotFound", "planetoid",
            "DatasetEntry", "FetchRecord", "FetchReport", "list_datasets", "get", "load_dataset",
-           "fetch", "verify", "csbm", "sbm_pattern", "sbm_cluster"]
+           "fetch", "verify", "csbm", "sbm_pattern", "sbm_cluster",
+           "long_range_sequences", "receptive_field", "SEQUENCE_PATTERNS", "digits_graphs",
+           "stratified_split"]

@@ -27,7 +27,19 @@ _LAYERS = ("gat", "gatv2", "transformer", "dense", "gps")
 _SPARSE = {"gat": GATConv, "gatv2": GATv2Conv, "transformer": GraphTransformerConv}
 _NORMS = ("batch", "layer", None)
 _PES = ("lap", "rw")
-_POOLS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool}
+def _first_node_pool(h: Tensor, batch: Optional[Tensor]) -> Tensor:
+    """The first node of each graph (a read-out token such as a sequence's CLS): ``[B, W]``."""
+    if batch is None:
+        return h[:1]                                                       # [1, W]
+    if batch.numel() == 0:
+        return h[:0]                                                       # [0, W]
+    starts = torch.ones_like(batch, dtype=torch.bool)                      # [N]
+    starts[1:] = batch[1:] != batch[:-1]
+    return h[starts]                                                       # [B, W]
+
+
+_POOLS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool,
+          "first": _first_node_pool}
 
 
 class _AttentionStack(nn.Module):
@@ -324,7 +336,9 @@ class GraphClassifier(_AttentionStack):
         norm (str or None, default ``'batch'``): ``'batch'``, ``'layer'`` or None.
         act (str, default ``'relu'``): activation, one of ``'relu'``, ``'gelu'``, ``'elu'``,
             ``'silu'``, ``'tanh'``.
-        pool (str, default ``'mean'``): global pooling, ``'mean'``, ``'sum'`` or ``'max'``.
+        pool (str, default ``'mean'``): global pooling, ``'mean'``, ``'sum'`` or ``'max'``;
+            or ``'first'``: read out at the first node of each graph (a CLS token; every
+            graph of the batch must have at least one node).
         edge_dim (int, optional): edge feature size (not with ``'dense'``).
         pe_dim (int, default 0): positional encoding size ``K``; 0 for none.
         pe_channels (int, default 0): width ``P`` of the encoded positions appended to ``x``.

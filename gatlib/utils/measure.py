@@ -14,11 +14,11 @@ import statistics
 import time
 import traceback
 from queue import Empty
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 
-__all__ = ["measure", "measure_here"]
+__all__ = ["measure", "measure_here", "PeakMemory"]
 
 
 def _status_kib(field: str) -> Optional[int]:
@@ -41,6 +41,48 @@ def _reset_cpu_peak() -> bool:
         return False
 
 
+class PeakMemory:
+    """Peak memory that the code inside a ``with`` block adds, in bytes (``.bytes``).
+
+    On a GPU: ``torch.cuda.max_memory_allocated`` above what was allocated on entry. On the
+    CPU: the growth of the resident set's high-water mark (reset on entry through
+    ``/proc/self/clear_refs``, after freed heap pages are handed back to the system with
+    ``malloc_trim``); ``None`` where the platform cannot tell.
+    """
+
+    def __init__(self, device: Union[str, torch.device] = "cpu"):
+        self.cuda = str(device).startswith("cuda")
+        self.bytes: Optional[int] = None
+        self._base: Optional[int] = None
+
+    def __enter__(self) -> "PeakMemory":
+        gc.collect()
+        if self.cuda:
+            torch.cuda.synchronize()
+            self._base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            _malloc_trim()
+            self._base = _status_kib("VmRSS") if _reset_cpu_peak() else None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.bytes = torch.cuda.max_memory_allocated() - self._base
+        elif self._base is not None:
+            hwm = _status_kib("VmHWM")
+            self.bytes = None if hwm is None else max(hwm - self._base, 0) * 1024
+
+
+def _malloc_trim() -> None:
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def measure_here(step: Callable[[], Any], device: str = "cpu", repeats: int = 5,
                  warmup: int = 1) -> Dict[str, Any]:
     """Measure ``step`` in this process: peak memory of one call (after warm-up), then the
@@ -57,20 +99,10 @@ def measure_here(step: Callable[[], Any], device: str = "cpu", repeats: int = 5,
     for _ in range(warmup):
         step()
     sync()
-    gc.collect()
-    peak = None
-    if cuda:
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
+    with PeakMemory(device) as mem:
         step()
         sync()
-        peak = torch.cuda.max_memory_allocated() - base
-    elif _reset_cpu_peak():
-        base = _status_kib("VmRSS")
-        step()
-        hwm = _status_kib("VmHWM")
-        if base is not None and hwm is not None:
-            peak = max(hwm - base, 0) * 1024
+    peak = mem.bytes
     times = []
     result = None
     for _ in range(repeats):

@@ -1,0 +1,430 @@
+"""Efficient-attention patterns as graphs: global tokens, random attention, expanders, virtual
+nodes, their unions, and BigBird's pattern.
+
+Sparse attention over a graph (:func:`gatlib.ops.sparse_attention`) computes exactly what a
+transformer computes under the boolean mask ``mask[i, j] = (j -> i is an edge)``, so each classic
+efficient-attention pattern is a graph:
+
+- sliding window, dilated window and causal window: :func:`gatlib.graph.path_graph`
+  (``window``, ``dilation``, ``causal``, ``self_loops``); they are not repeated here;
+- image neighbourhoods: :func:`gatlib.graph.grid_graph`; full attention:
+  :func:`gatlib.graph.complete_graph`;
+- global tokens (Longformer, BigBird): :func:`global_tokens`;
+- random attention (BigBird): :func:`random_edges`;
+- a random regular expander (Exphormer): :func:`expander_edges`;
+- virtual (master) nodes joined to every node: :func:`virtual_nodes`;
+- any combination: :func:`union`; BigBird's window + global + random: :func:`bigbird`.
+
+Every pattern returns a ``LongTensor [2, E]`` (row 0 = source j, row 1 = target i) sorted by
+target, then by source, with no duplicate edge. Edges are built with tensor operations; no Python
+loop runs over nodes. Randomised patterns take a ``seed`` and draw from a local
+``torch.Generator`` on the CPU (the same seed gives the same graph on every device), then move the
+result to ``device``.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .builders import Device, _masked_edges, complete_graph, path_graph
+from .validate import check_edge_index, check_num_nodes, check_same_device
+
+__all__ = ["global_tokens", "random_edges", "expander_edges", "virtual_nodes", "union",
+           "bigbird", "pattern_density"]
+
+# Above this many candidate pairs ``N * C``, random_edges samples with Floyd's algorithm
+# (``O(N * per_node^2)`` time, ``O(N * per_node)`` memory) instead of random keys + topk.
+_TOPK_MAX_PAIRS = 1 << 22
+# expander_edges: switching rounds per draw, and draws before giving up.
+_SWITCH_ROUNDS = 1000
+_EXPANDER_DRAWS = 20
+
+
+def global_tokens(n: int, tokens: Union[int, Sequence[int], Tensor], self_loops: bool = False,
+                  device: Device = None) -> Tensor:
+    """Global attention (Longformer, BigBird): global nodes attend to all, all attend to them.
+
+    The edge ``j -> i`` is present when node ``i`` or node ``j`` is global (and ``j != i``
+    unless ``self_loops``). Nodes that are not global do not attend to each other; combine with
+    a window (:func:`union` with :func:`gatlib.graph.path_graph`) for local attention.
+
+    Args:
+        n (int): number of nodes, ``>= 0``.
+        tokens (int, list of int or 1-D LongTensor): an int ``k`` makes the first ``k`` nodes
+            ``0, ..., k-1`` global (``0 <= k <= n``); a list or tensor names the global nodes
+            (ids in ``[0, n)``; a repeated id counts once).
+        self_loops (bool, default False): add the edge ``(i, i)`` for every node (global or
+            not), as :func:`gatlib.graph.path_graph` does.
+        device (default None): device of the result (CPU when None).
+
+    Returns:
+        ``edge_index`` of shape ``[2, E]``, int64, sorted by target then source. With ``k``
+        distinct global nodes, ``E = k * (2 * n - k - 1)``, plus ``n`` with self loops: each
+        global node receives from the ``n - 1`` others, each of the ``n - k`` other nodes from
+        the ``k`` global ones.
+    """
+    n = check_num_nodes(n, "n")
+    is_global = _global_mask(n, tokens, device)                          # [N]
+    nodes = torch.arange(n, device=device)                               # [N]
+    glob, rest = nodes[is_global], nodes[~is_global]                     # [K], [N-K]
+    k = glob.numel()
+    # Global targets receive from every node; the other targets from the global nodes only.
+    src = torch.cat([nodes.repeat(k), glob.repeat(n - k)])               # [K*N + (N-K)*K]
+    dst = torch.cat([glob.repeat_interleave(n), rest.repeat_interleave(k)])
+    keep = src != dst
+    src, dst = src[keep], dst[keep]                                      # [E]
+    if self_loops:
+        src, dst = torch.cat([src, nodes]), torch.cat([dst, nodes])      # [E + N]
+    return _coalesce(src, dst, n)
+
+
+def random_edges(n: int, per_node: int, seed: int = 0, causal: bool = False,
+                 self_loops: bool = False, device: Device = None) -> Tensor:
+    """Random attention (BigBird): each node receives from ``per_node`` random other nodes.
+
+    Target ``i`` draws its sources uniformly, without replacement, from its candidates: all
+    ``j != i`` (``C_i = n - 1`` of them), or with ``causal=True`` the earlier nodes ``j < i``
+    (``C_i = i``). A node with fewer candidates than ``per_node`` receives from all of them.
+    Sampling is exact (every ``min(per_node, C_i)``-subset equally likely) and never builds an
+    ``[N, N]`` tensor for large ``n``: random keys + ``topk`` over ``[N, C]`` when
+    ``N * C <= 2**22``, Floyd's algorithm vectorised over nodes otherwise (``per_node`` steps,
+    ``O(N * per_node^2)`` time).
+
+    Args:
+        n (int): number of nodes, ``>= 0``.
+        per_node (int): random sources per target, ``>= 0``.
+        seed (int, default 0): seed of the local generator; the same seed gives the same graph.
+        causal (bool, default False): draw only from earlier nodes ``j < i``.
+        self_loops (bool, default False): add the edge ``(i, i)`` for every node (on top of
+            the ``per_node`` random sources).
+        device (default None): device of the result (CPU when None).
+
+    Returns:
+        ``edge_index`` of shape ``[2, E]``, int64, sorted by target then source, with
+        ``E = sum_i min(per_node, C_i)`` (plus ``n`` with self loops): ``n * min(per_node,
+        n - 1)``, or with ``causal=True`` ``p * (p - 1) / 2 + (n - p) * p`` for
+        ``p = min(per_node, n)``.
+    """
+    n = check_num_nodes(n, "n")
+    per_node = check_num_nodes(per_node, "per_node")
+    gen = _generator(seed)
+    nodes = torch.arange(n)                                              # [N]
+    counts = nodes if causal else torch.full((n,), max(n - 1, 0))        # [N] candidates C_i
+    P = min(per_node, int(counts.max()) if n else 0)
+    if P > 0 and n * int(counts.max()) <= _TOPK_MAX_PAIRS:
+        picked = _topk_sample(counts, P, gen)                            # [N, P]
+    else:
+        picked = _floyd_sample(counts, P, gen)                           # [N, P]
+    take = counts.clamp(max=P)                                           # [N] sources drawn
+    drawn = torch.arange(P) < take.unsqueeze(1)                          # [N, P]
+    if not causal:
+        picked = picked + (picked >= nodes.unsqueeze(1))                 # skip j == i
+    src = picked.masked_fill(~drawn, n)                                  # [N, P]
+    if self_loops:
+        src = torch.cat([src, nodes.unsqueeze(1)], dim=1)                # [N, P+1]
+        take = take + 1
+    # Unused slots hold n and sort last: the first take_i entries of a row are its sources.
+    src = src.sort(dim=1).values
+    return _masked_edges(src, torch.arange(src.size(1)) < take.unsqueeze(1)).to(device)
+
+
+def expander_edges(n: int, degree: int, seed: int = 0, device: Device = None) -> Tensor:
+    """A random ``degree``-regular graph (Exphormer's expander), both directions stored.
+
+    Random regular graphs are expanders with high probability: the second largest eigenvalue of
+    the adjacency matrix is close to the Ramanujan bound ``2 * sqrt(d - 1)``, so a few layers of
+    attention over ``O(n * d)`` edges mix information across the whole graph.
+
+    Construction (exactly ``d``-regular, simple):
+
+    1. ``d // 2`` random Hamiltonian cycles (each a random permutation closed into a cycle), and
+       for odd ``d`` a random perfect matching: a ``d``-regular multigraph with no self-loop.
+    2. Edges that repeat an earlier edge are removed by degree-preserving switches: a repeated
+       edge ``(a, b)`` and a random edge ``(x, y)`` become ``(a, x), (b, y)`` when neither is a
+       self-loop or an existing edge; all repeats are switched at once, for up to 1000 rounds.
+       The first cycle is never switched, so the graph is connected for ``d >= 2``. If repeats
+       remain, the graph is drawn afresh (up to 20 draws), then a ``RuntimeError`` is raised
+       (in practice only for tiny, dense graphs; try another seed).
+    3. When ``d > (n - 1) / 2`` the complement, a sparser ``(n - 1 - d)``-regular graph, is
+       drawn instead and inverted (the result has minimum degree ``>= n / 2``, hence is
+       connected); ``d = n - 1`` gives the complete graph.
+
+    Args:
+        n (int): number of nodes, ``>= 0``.
+        degree (int): in- and out-degree ``d`` of every node: ``0 <= d < n`` (``d = 0`` is
+            allowed for any ``n`` and gives no edges), ``n * d`` even.
+        seed (int, default 0): seed of the local generator; the same seed gives the same graph.
+        device (default None): device of the result (CPU when None).
+
+    Returns:
+        ``edge_index`` of shape ``[2, E]``, int64, sorted by target then source, symmetric,
+        without self-loops or duplicates, ``E = n * d`` (``n * d / 2`` undirected edges).
+    """
+    n = check_num_nodes(n, "n")
+    degree = check_num_nodes(degree, "degree")
+    gen = _generator(seed)
+    if degree == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=device)
+    if degree >= n:
+        raise ValueError(f"degree must be < n for a simple regular graph, got degree={degree} "
+                         f"with n={n}; the largest possible is n - 1 (the complete graph)")
+    if (n * degree) % 2:
+        raise ValueError(f"n * degree must be even (a d-regular graph has n * d / 2 edges), "
+                         f"got n={n}, degree={degree}; use an even n or an even degree")
+    if 2 * degree > n - 1:
+        inverse = n - 1 - degree
+        dense = complete_graph(n, self_loops=False)                      # [2, N*(N-1)]
+        if inverse == 0:
+            return dense.to(device)
+        sparse = _random_regular(n, inverse, gen)                        # [2, N*(N-1-d)]
+        drop = torch.isin(_keys(dense, n), _keys(sparse, n))             # [N*(N-1)]
+        return dense[:, ~drop].to(device)
+    return _random_regular(n, degree, gen).to(device)
+
+
+def virtual_nodes(n: int, k: int = 1, device: Device = None) -> Tensor:
+    """``k`` virtual (master) nodes joined in both directions to all ``n`` real nodes.
+
+    The virtual nodes get ids ``n, ..., n + k - 1``; they are not joined to each other and have
+    no self-loop. The result is a graph on ``n + k`` nodes, so callers must append ``k`` rows of
+    features (e.g. a learned embedding) to the ``n`` rows of real node features before attending.
+
+    Args:
+        n (int): number of real nodes, ``>= 0``.
+        k (int, default 1): number of virtual nodes, ``>= 0``.
+        device (default None): device of the result (CPU when None).
+
+    Returns:
+        ``edge_index`` of shape ``[2, E]``, int64, on ``n + k`` nodes, sorted by target then
+        source, with ``E = 2 * n * k``: each real node receives from the ``k`` virtual ones and
+        each virtual node from the ``n`` real ones.
+    """
+    n = check_num_nodes(n, "n")
+    k = check_num_nodes(k, "k")
+    real = torch.arange(n, device=device)                                # [N]
+    virt = torch.arange(n, n + k, device=device)                         # [K]
+    # Real targets (ids < n) come first, then virtual ones; sources ascend within each target.
+    src = torch.cat([virt.repeat(n), real.repeat(k)])                    # [2*N*K]
+    dst = torch.cat([real.repeat_interleave(k), virt.repeat_interleave(n)])
+    return torch.stack([src, dst])
+
+
+def union(*edge_indices: Tensor, num_nodes: Optional[int] = None) -> Tensor:
+    """Union of attention patterns: every edge of any input, once.
+
+    Args:
+        *edge_indices (LongTensor [2, E_t]): the patterns, all on one device.
+        num_nodes (int, optional): number of nodes; when given, every input is checked to lie
+            in ``[0, num_nodes)``.
+
+    Returns:
+        ``edge_index`` of shape ``[2, E]``, int64, sorted by target then source, without
+        duplicates; ``E <= sum_t E_t``. With no input, an empty ``[2, 0]`` on the CPU.
+    """
+    if num_nodes is not None:
+        num_nodes = check_num_nodes(num_nodes, "num_nodes")
+    if not edge_indices:
+        return torch.empty(2, 0, dtype=torch.long)
+    size = 0
+    for t, ei in enumerate(edge_indices):
+        size = max(size, check_edge_index(ei, num_nodes, name=f"edge_indices[{t}]"))
+    check_same_device(**{f"edge_indices[{t}]": ei for t, ei in enumerate(edge_indices)})
+    edges = torch.cat([ei.long() for ei in edge_indices], dim=1)         # [2, sum E_t]
+    return _coalesce(edges[0], edges[1], size)
+
+
+def bigbird(n: int, window: int = 3, num_global: int = 2, num_random: int = 3, seed: int = 0,
+            device: Device = None) -> Tensor:
+    """BigBird's attention pattern (Zaheer et al., 2020): window + global tokens + random.
+
+    The union of ``path_graph(n, window, self_loops=True)`` (each node attends to itself and
+    to ``window`` neighbours on each side), ``global_tokens(n, min(num_global, n),
+    self_loops=True)`` (the first nodes are global) and ``random_edges(n, num_random, seed)``.
+
+    Args:
+        n (int): number of nodes (sequence length), ``>= 0``.
+        window (int, default 3): neighbours on each side, ``>= 0``.
+        num_global (int, default 2): global nodes ``0, ..., num_global - 1``, ``>= 0``; capped
+            at ``n``.
+        num_random (int, default 3): random sources per node, ``>= 0``.
+        seed (int, default 0): seed of the random part.
+        device (default None): device of the result (CPU when None).
+
+    Returns:
+        ``edge_index`` of shape ``[2, E]``, int64, sorted by target then source, without
+        duplicates. ``E`` is at most the sum of the three parts' counts and at least the
+        largest of them (random edges may repeat window or global edges).
+    """
+    n = check_num_nodes(n, "n")
+    num_global = check_num_nodes(num_global, "num_global")
+    return union(path_graph(n, window, self_loops=True, device=device),
+                 global_tokens(n, min(num_global, n), self_loops=True, device=device),
+                 random_edges(n, num_random, seed=seed, device=device), num_nodes=n)
+
+
+def pattern_density(edge_index: Tensor, num_nodes: int) -> float:
+    """Fraction of the ``N * N`` (target, source) pairs that are edges: ``E / N^2``.
+
+    Args:
+        edge_index (LongTensor [2, E]): the pattern (duplicate edges count as many times).
+        num_nodes (int): number of nodes ``N``.
+
+    Returns:
+        ``E / N^2`` as a Python float (1.0 for the complete graph with self-loops; 0.0 when
+        ``N = 0``).
+    """
+    num_nodes = check_edge_index(edge_index, check_num_nodes(num_nodes, "num_nodes"))
+    return edge_index.size(1) / num_nodes ** 2 if num_nodes else 0.0
+
+
+# ---------------------------------------------------------------- helpers
+
+def _coalesce(src: Tensor, dst: Tensor, n: int) -> Tensor:
+    """``[2, E]`` from edge lists: duplicates dropped, sorted by target then source."""
+    n = max(n, 1)
+    key = torch.unique(dst * n + src)                                    # [E'] sorted
+    return torch.stack([key % n, key // n])
+
+
+def _keys(edge_index: Tensor, n: int) -> Tensor:
+    """One int64 per directed edge, ordered as (target, source)."""
+    return edge_index[1] * n + edge_index[0]                             # [E]
+
+
+def _generator(seed) -> torch.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    return torch.Generator().manual_seed(seed)
+
+
+def _global_mask(n: int, tokens, device: Device) -> Tensor:
+    """Validate ``tokens`` and return the boolean mask of global nodes ``[N]``."""
+    if isinstance(tokens, (bool, int)):
+        k = check_num_nodes(tokens, "tokens")
+        if k > n:
+            raise ValueError(f"tokens (number of global nodes) must be <= n, got tokens={k} "
+                             f"with n={n}")
+        return torch.arange(n, device=device) < k
+    if isinstance(tokens, (list, tuple)):
+        if any(isinstance(t, bool) or not isinstance(t, int) for t in tokens):
+            raise TypeError("tokens must be an int or a list of int node ids, got "
+                            f"{[type(t).__name__ for t in tokens]}")
+        tokens = torch.tensor(tokens, dtype=torch.long).view(-1)
+    if not isinstance(tokens, Tensor):
+        raise TypeError(f"tokens must be an int, a list of int or a 1-D LongTensor, got "
+                        f"{type(tokens).__name__}")
+    if tokens.dtype not in (torch.int64, torch.int32) or tokens.dim() != 1:
+        raise TypeError(f"tokens must be a 1-D LongTensor of node ids, got dtype {tokens.dtype} "
+                        f"and shape {tuple(tokens.shape)}")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= n):
+        raise ValueError(f"tokens must hold node ids in [0, n) = [0, {n}), got ids from "
+                         f"{int(tokens.min())} to {int(tokens.max())}")
+    mask = torch.zeros(n, dtype=torch.bool, device=device)
+    mask[tokens.to(device=device, dtype=torch.long)] = True
+    return mask
+
+
+def _topk_sample(counts: Tensor, P: int, gen: torch.Generator) -> Tensor:
+    """Row ``i``: ``min(P, counts[i])`` distinct uniform values of ``[0, counts[i])``, first.
+
+    Random keys ``[N, C]``, the candidates beyond ``counts[i]`` pushed past every real key; the
+    ``P`` smallest keys of a row are a uniform random ``P``-subset of its candidates.
+    """
+    C = int(counts.max())
+    keys = torch.rand(counts.numel(), C, generator=gen, dtype=torch.float64)  # [N, C]
+    keys = keys.masked_fill(torch.arange(C) >= counts.unsqueeze(1), 2.0)
+    return keys.topk(P, dim=1, largest=False).indices                    # [N, P]
+
+
+def _floyd_sample(counts: Tensor, P: int, gen: torch.Generator) -> Tensor:
+    """Floyd's algorithm for every row at once: as :func:`_topk_sample`, without ``[N, C]``.
+
+    Row ``i`` draws ``m = min(P, C)`` values: at step ``s`` it draws ``r`` uniform in
+    ``[0, t]`` with ``t = C - m + s``, and keeps ``t`` instead when ``r`` was already drawn.
+    Every ``m``-subset comes out with probability ``1 / binom(C, m)``. Entries past ``m`` are -1.
+    """
+    N = counts.numel()
+    m = counts.clamp(max=P)                                              # [N]
+    picked = torch.full((N, P), -1, dtype=torch.long)                    # [N, P]
+    for s in range(P):                                                   # P steps, not N
+        t = counts - m + s                                               # [N]
+        u = torch.rand(N, generator=gen, dtype=torch.float64)
+        r = torch.minimum((u * (t + 1)).long(), t)                       # uniform in [0, t]
+        seen = (picked[:, :s] == r.unsqueeze(1)).any(dim=1)
+        picked[:, s] = torch.where(s < m, torch.where(seen, t, r), -1)
+    return picked
+
+
+def _random_regular(n: int, d: int, gen: torch.Generator) -> Tensor:
+    """A simple ``d``-regular graph on ``n`` nodes (``1 <= d < n``, ``n * d`` even), on the CPU.
+
+    See :func:`expander_edges`, steps 1 and 2.
+    """
+    for _ in range(_EXPANDER_DRAWS):
+        u, v = _cycles_and_matching(n, d, gen)                           # [M] each, M = N*d/2
+        fixed = n if d >= 2 else 0                                       # the first cycle
+        if _switch_out_repeats(u, v, fixed, n, gen):
+            return _coalesce(torch.cat([u, v]), torch.cat([v, u]), n)    # [2, N*d]
+    raise RuntimeError(f"expander_edges could not draw a simple {d}-regular graph on {n} nodes "
+                       f"in {_EXPANDER_DRAWS} draws; try another seed")
+
+
+def _cycles_and_matching(n: int, d: int, gen: torch.Generator) -> Tuple[Tensor, Tensor]:
+    """``d // 2`` random Hamiltonian cycles plus, for odd ``d``, a random perfect matching."""
+    us: List[Tensor] = []
+    vs: List[Tensor] = []
+    for _ in range(d // 2):                                              # cycles, not nodes
+        perm = torch.randperm(n, generator=gen)                          # [N]
+        us.append(perm)
+        vs.append(perm.roll(-1))                                         # perm[t] - perm[t+1]
+    if d % 2:
+        perm = torch.randperm(n, generator=gen).view(-1, 2)              # [N/2, 2]
+        us.append(perm[:, 0])
+        vs.append(perm[:, 1])
+    return torch.cat(us), torch.cat(vs)
+
+
+def _switch_out_repeats(u: Tensor, v: Tensor, fixed: int, n: int,
+                        gen: torch.Generator) -> bool:
+    """Remove repeated undirected edges ``(u, v)`` in place by degree-preserving switches.
+
+    Edges ``[:fixed]`` are never switched (they hold the first Hamiltonian cycle, which has no
+    repeat). Returns True when the graph is simple.
+    """
+    M = u.numel()
+    if fixed >= M:
+        return True
+    for _ in range(_SWITCH_ROUNDS):
+        key = torch.minimum(u, v) * n + torch.maximum(u, v)              # [M]
+        ks, perm = torch.sort(key, stable=True)
+        # Every copy after the first one of a key is a repeat; the fixed edges come first.
+        bad = perm[1:][ks[1:] == ks[:-1]]                                # [B]
+        if bad.numel() == 0:
+            return True
+        B = bad.numel()
+        part = torch.randint(fixed, M, (B,), generator=gen)              # [B] partner edges
+        flip = torch.rand(B, generator=gen) < 0.5
+        a, b = u[bad], v[bad]
+        x = torch.where(flip, v[part], u[part])
+        y = torch.where(flip, u[part], v[part])
+        k1 = torch.minimum(a, x) * n + torch.maximum(a, x)               # new edge (a, x)
+        k2 = torch.minimum(b, y) * n + torch.maximum(b, y)               # new edge (b, y)
+        ok = ((part != bad) & (a != x) & (b != y) & (k1 != k2)
+              & ~torch.isin(k1, key) & ~torch.isin(k2, key))
+        # Accept only the proposals that touch edges and create keys no other one does.
+        idx = ok.nonzero().view(-1)
+        alone = (_once(torch.stack([bad[idx], part[idx]], 1))
+                 & _once(torch.stack([k1[idx], k2[idx]], 1)))
+        idx = idx[alone]
+        u[bad[idx]], v[bad[idx]] = a[idx], x[idx]
+        u[part[idx]], v[part[idx]] = b[idx], y[idx]
+    return False
+
+
+def _once(pairs: Tensor) -> Tensor:
+    """For ``pairs [P, 2]``: True where both entries of a row occur once in the whole tensor."""
+    _, inverse, counts = torch.unique(pairs.reshape(-1), return_inverse=True,
+                                      return_counts=True)
+    return (counts[inverse] == 1).view(-1, 2).all(dim=1)

@@ -1,0 +1,571 @@
+"""Dense versus sparse attention, compared fairly: ``gatlib compare``.
+
+For each task the same model is trained with
+
+- ``sparse``: dot-product attention over each node's neighbours (:class:`GraphTransformerConv`);
+- ``dense``: the same dot-product attention over all nodes of the graph
+  (:class:`DenseGraphAttention`), which sees no edge at all;
+- ``gps``: the GPS hybrid (a local GAT branch plus dense global attention per layer),
+
+each with and without Laplacian positional encodings (``+lap``). On the sequence task the sparse
+model also runs over the attention patterns of efficient transformers: ``sparse[window]``,
+``sparse[dilated]``, ``sparse[global]`` and ``sparse[bigbird]``.
+
+Fairness, in three rules:
+
+1. **One parameter budget.** Every variant gets the width whose parameter count is nearest to
+   ``budget`` (the hybrid, having two branches per layer, gets a narrower width).
+2. **One tuning budget.** Every variant tries the same learning rates on seed 0 and keeps the
+   one with the best validation score; nothing else is tuned.
+3. **One protocol.** Same layers, epochs, batch size, dropout, splits and seeds; the test score
+   is read at the epoch of the best validation score.
+
+Runs are written atomically to ``<results>/<task>/<variant>/lr=<lr>/seed=<s>.json`` and skipped
+when present, so an interrupted comparison resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..data import DatasetNotFound
+from ..utils import PeakMemory, atomic_write_json, atomic_write_text
+from .run import seed_everything
+
+__all__ = ["Task", "TASKS", "DEFAULT_TASKS", "VARIANTS", "SEQUENCE_VARIANTS", "build_task",
+           "parse_variant", "width_for_budget", "train_variant", "compare", "compare_table"]
+
+VARIANTS = ("sparse", "sparse+lap", "dense", "dense+lap", "gps", "gps+lap")
+SEQUENCE_VARIANTS = ("sparse[window]", "sparse[dilated]", "sparse[global]", "sparse[bigbird]",
+                     "dense", "gps")
+_LAYER = {"sparse": "transformer", "dense": "dense", "gps": "gps"}
+
+
+# ------------------------------------------------------------------------------------- tasks
+
+@dataclass
+class Task:
+    """A dataset prepared for the comparison.
+
+    ``splits`` maps ``'train'``, ``'val'``, ``'test'`` to lists of graphs. A single-graph node
+    task (Cora) has the same one graph in every split and selects nodes with the boolean
+    ``<split>_mask`` attributes (``[N]``, or ``[N, S]`` with split ``seed % S``).
+    """
+
+    name: str
+    level: str                                  # 'node' or 'graph'
+    splits: Dict[str, List[Any]]
+    num_features: int
+    num_classes: int
+    description: str
+    metric: str = "accuracy"                    # or 'balanced_accuracy'
+    masks: bool = False
+    pool: str = "mean"
+    epochs: int = 50
+    batch_size: int = 64
+    dropout: float = 0.1
+    weight_decay: float = 0.0
+    variants: Tuple[str, ...] = VARIANTS
+    patterns: Dict[str, Callable[[int], Tensor]] = field(default_factory=dict)
+
+
+def _graph_splits(graphs: List[Any], seed: int = 0, fractions=(0.8, 0.1, 0.1)
+                  ) -> Dict[str, List[Any]]:
+    """A fixed random split of a list of graphs (the data seed, not the model seed)."""
+    perm = torch.randperm(len(graphs), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_train = int(round(fractions[0] * len(graphs)))
+    n_val = int(round(fractions[1] * len(graphs)))
+    pick = lambda idx: [graphs[i] for i in idx]   # noqa: E731
+    return {"train": pick(perm[:n_train]), "val": pick(perm[n_train:n_train + n_val]),
+            "test": pick(perm[n_train + n_val:])}
+
+
+def _planetoid(name: str, quick: bool) -> Task:
+    from torch_geometric.transforms import NormalizeFeatures
+
+    from ..data import load_dataset
+    ds = load_dataset(name)
+    data = NormalizeFeatures()(ds[0])
+    return Task(name.lower(), "node", {s: [data] for s in ("train", "val", "test")},
+                data.num_features, int(ds.num_classes),
+                f"{name}: one citation graph, {data.num_nodes:,} nodes, public split",
+                masks=True, epochs=60 if quick else 150, dropout=0.5, weight_decay=5e-4)
+
+
+def _chameleon(quick: bool) -> Task:
+    from ..data import load_dataset
+    ds = load_dataset("chameleon")
+    data = ds[0]
+    return Task("chameleon", "node", {s: [data] for s in ("train", "val", "test")},
+                data.num_features, int(ds.num_classes),
+                f"chameleon: heterophilous Wikipedia graph, {data.num_nodes:,} nodes, "
+                f"10 splits 60/20/20 (seed s uses split s mod 10)",
+                masks=True, epochs=60 if quick else 150, dropout=0.5, weight_decay=5e-4)
+
+
+def _tu(name: str, quick: bool) -> Task:
+    from ..data import load_dataset
+    ds = load_dataset(name)
+    graphs = [d for d in ds]
+    if graphs[0].x is None:
+        raise ValueError(f"{name} has no node features; pick a TU dataset that has them")
+    graphs = [d.clone() for d in graphs]
+    for d in graphs:
+        d.x = d.x.float()
+    return Task(name.lower(), "graph", _graph_splits(graphs), graphs[0].num_features,
+                int(ds.num_classes),
+                f"{name}: {len(graphs)} graphs, one fixed 80/10/10 split",
+                epochs=40 if quick else 100, batch_size=32)
+
+
+def _sbm(kind: str, quick: bool) -> Task:
+    from ..data import sbm_cluster, sbm_pattern
+    n = 300 if quick else 1000
+    graphs = (sbm_pattern if kind == "pattern" else sbm_cluster)(num_graphs=n, seed=0)
+    num_classes = int(max(int(d.y.max()) for d in graphs)) + 1
+    mean_nodes = sum(d.num_nodes for d in graphs) / len(graphs)
+    return Task(kind, "node", _graph_splits(graphs), graphs[0].num_features, num_classes,
+                f"{kind.upper()}-style SBM (Dwivedi et al.): {n} graphs of about "
+                f"{mean_nodes:.0f} nodes, balanced accuracy",
+                metric="balanced_accuracy", epochs=30 if quick else 60, batch_size=32)
+
+
+def _sequence(quick: bool) -> Task:
+    from ..data.tasks import long_range_sequences
+    from ..graph import path_graph
+    from ..graph.patterns import bigbird, global_tokens, union
+    length, window, layers = 64, 2, 3
+    n = 600 if quick else 2000
+    graphs = long_range_sequences(num_graphs=n, length=length, vocab=8, pattern="window",
+                                  window=window, seed=0)
+    patterns = {
+        "window": lambda L: path_graph(L, window, self_loops=True),
+        "dilated": lambda L: path_graph(L, window, dilation=8, self_loops=True),
+        "global": lambda L: union(path_graph(L, window, self_loops=True),
+                                  global_tokens(L, 1, self_loops=True)),
+        "bigbird": lambda L: bigbird(L, window=window, num_global=1, num_random=3, seed=0),
+    }
+    return Task("sequence", "graph", _graph_splits(graphs), graphs[0].num_features, 8,
+                f"long-range sequences: {n} sequences of {length} tokens, label = the flagged "
+                f"token at distance >= {length // 2} from the read-out token; "
+                f"{layers} layers of window {window} reach {layers * window}",
+                pool="first", epochs=30 if quick else 60, variants=SEQUENCE_VARIANTS,
+                patterns=patterns)
+
+
+def _digits(quick: bool) -> Task:
+    from ..data.tasks import digits_graphs
+    graphs, num_classes = digits_graphs(patch=1, radius=1, diagonal=True, coords=True)
+    if quick:
+        graphs = graphs[:900]
+    return Task("digits", "graph", _graph_splits(graphs), graphs[0].num_features, num_classes,
+                f"scikit-learn digits: {len(graphs)} 8x8 images, pixels as nodes of a grid "
+                f"graph (8-neighbourhood)", epochs=20 if quick else 50)
+
+
+TASKS: Dict[str, Callable[[bool], Task]] = {
+    "pattern": lambda q: _sbm("pattern", q),
+    "cluster": lambda q: _sbm("cluster", q),
+    "sequence": _sequence,
+    "digits": _digits,
+    "cora": lambda q: _planetoid("Cora", q),
+    "citeseer": lambda q: _planetoid("CiteSeer", q),
+    "chameleon": _chameleon,
+    "mutag": lambda q: _tu("MUTAG", q),
+    "proteins": lambda q: _tu("PROTEINS", q),
+}
+DEFAULT_TASKS = ("pattern", "sequence", "digits", "cora")
+
+
+def build_task(name: str, quick: bool = False, pe_dim: int = 8) -> Task:
+    """Build task ``name`` (one of :data:`TASKS`) with Laplacian encodings ``pe`` on its graphs."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    task = TASKS[name](quick)
+    _add_lap_pe(task, pe_dim)
+    return task
+
+
+def _add_lap_pe(task: Task, k: int) -> None:
+    from ..pe import laplacian_pe
+    seen: Dict[int, Tensor] = {}
+    for graphs in task.splits.values():
+        for d in graphs:
+            if id(d) not in seen:
+                seen[id(d)] = laplacian_pe(d.edge_index, d.num_nodes, k)
+            d.pe = seen[id(d)]                                             # [N, K]
+
+
+# ---------------------------------------------------------------------------------- variants
+
+def parse_variant(name: str) -> Tuple[str, bool, Optional[str]]:
+    """``'sparse[bigbird]+lap'`` -> ``('sparse', True, 'bigbird')``: kind, LapPE, pattern."""
+    base, lap = (name[:-4], True) if name.endswith("+lap") else (name, False)
+    pattern = None
+    if base.endswith("]") and "[" in base:
+        base, pattern = base[:-1].split("[", 1)
+    if base not in _LAYER or (pattern is not None and base != "sparse"):
+        raise ValueError(f"variant must be sparse, dense or gps, optionally sparse[<pattern>] "
+                         f"and +lap (e.g. 'sparse[bigbird]+lap'), got {name!r}")
+    return base, lap, pattern
+
+
+def _build_model(task: Task, variant: str, width: int, heads: int = 4, num_layers: int = 3,
+                 pe_dim: int = 8, pe_channels: int = 8) -> torch.nn.Module:
+    from ..nn import GraphClassifier, NodeClassifier
+    kind, lap, _ = parse_variant(variant)
+    common = dict(num_layers=num_layers, layer=_LAYER[kind], heads=heads, dropout=task.dropout,
+                  attn_dropout=0.0, residual=True, act="gelu",
+                  pe_dim=pe_dim if lap else 0, pe_channels=pe_channels if lap else 0)
+    if task.level == "node":
+        return NodeClassifier(task.num_features, width // heads, task.num_classes,
+                              norm="layer", **common)
+    return GraphClassifier(task.num_features, width, task.num_classes, norm="batch",
+                           pool=task.pool, **common)
+
+
+def width_for_budget(task: Task, variant: str, budget: int, heads: int = 4,
+                     max_width: int = 1024) -> Tuple[int, int]:
+    """The width (a multiple of ``heads``) whose parameter count is nearest to ``budget``, and
+    that count."""
+    best = None
+    for width in range(heads, max_width + 1, heads):
+        n = sum(p.numel() for p in _build_model(task, variant, width, heads).parameters())
+        if best is None or abs(n - budget) < abs(best[1] - budget):
+            best = (width, n)
+        if n > budget:
+            break
+    return best
+
+
+# ---------------------------------------------------------------------------------- training
+
+def _score(metric: str, pred: Tensor, y: Tensor, num_classes: int) -> float:
+    if y.numel() == 0:
+        return float("nan")
+    if metric == "accuracy":
+        return (pred == y).float().mean().item()
+    # Balanced accuracy: the mean recall over the classes present (Dwivedi et al.'s metric for
+    # PATTERN and CLUSTER, where chance is 1 / classes whatever the class sizes).
+    hits = torch.zeros(num_classes).index_add_(0, y, (pred == y).float())
+    counts = torch.bincount(y, minlength=num_classes).float()
+    present = counts > 0
+    return (hits[present] / counts[present]).mean().item()
+
+
+class _Split:
+    """Batches of one split, with the edges of the variant's pattern and the node mask."""
+
+    def __init__(self, task: Task, split: str, variant: str, seed: int, shuffle: bool):
+        from torch_geometric.loader import DataLoader
+        _, _, pattern = parse_variant(variant)
+        graphs = task.splits[split]
+        if pattern is not None:
+            if pattern not in task.patterns:
+                raise ValueError(f"task {task.name!r} has no pattern {pattern!r}; it has "
+                                 f"{sorted(task.patterns) or 'none'}")
+            cache: Dict[int, Tensor] = {}
+            graphs = [g.clone() for g in graphs]
+            for g in graphs:
+                if g.num_nodes not in cache:
+                    cache[g.num_nodes] = task.patterns[pattern](g.num_nodes)
+                g.edge_index = cache[g.num_nodes]
+        self.mask_name = f"{split}_mask" if task.masks else None
+        self.seed = seed
+        self.batches = (graphs if task.masks else
+                        DataLoader(graphs, batch_size=task.batch_size, shuffle=shuffle))
+
+    def __iter__(self):
+        for b in self.batches:
+            mask = None
+            if self.mask_name is not None:
+                mask = getattr(b, self.mask_name)
+                if mask.dim() == 2:
+                    mask = mask[:, self.seed % mask.size(1)]
+                mask = mask.bool()
+            yield b, mask
+
+
+def _forward(model, b, device) -> Tensor:
+    b = b.to(device)
+    batch = getattr(b, "batch", None)
+    pe = b.pe if getattr(model, "pe_encoder", None) is not None else None
+    return model(b.x, b.edge_index, batch, pe=pe)
+
+
+@torch.no_grad()
+def _evaluate(model, split: _Split, task: Task, device) -> Tuple[float, float]:
+    model.eval()
+    preds, ys, loss, n = [], [], 0.0, 0
+    for b, mask in split:
+        out = _forward(model, b, device)
+        y = b.y.view(-1).to(device)
+        if mask is not None:
+            out, y = out[mask.to(device)], y[mask.to(device)]
+        loss += F.cross_entropy(out, y, reduction="sum").item()
+        n += y.numel()
+        preds.append(out.argmax(-1).cpu())
+        ys.append(y.cpu())
+    return (_score(task.metric, torch.cat(preds), torch.cat(ys), task.num_classes),
+            loss / max(n, 1))
+
+
+def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
+                  device: str = "cpu", progress: bool = False) -> Dict[str, Any]:
+    """Train one (variant, width, learning rate, seed) and return its metrics.
+
+    The test score is read at the epoch of the best validation score (ties go to the lower
+    validation loss). ``time_per_epoch_s`` counts training steps only; ``peak_memory_bytes``
+    is the peak memory that the first training epoch adds (see :class:`PeakMemory`).
+    """
+    seed_everything(seed)
+    model = _build_model(task, variant, width).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=task.weight_decay)
+    train = _Split(task, "train", variant, seed, shuffle=True)
+    val = _Split(task, "val", variant, seed, shuffle=False)
+    test = _Split(task, "test", variant, seed, shuffle=False)
+    best = {"val": -math.inf, "val_loss": math.inf, "test": float("nan"), "epoch": -1}
+    times, curve, peak = [], [], None
+    bar = tqdm(range(task.epochs), desc=f"{task.name} {variant} lr={lr:g} seed {seed}",
+               leave=False, disable=not progress)
+    for epoch in bar:
+        model.train()
+        mem = PeakMemory(device) if epoch == 0 else None
+        t0 = time.perf_counter()
+        if mem is not None:
+            mem.__enter__()
+        total = 0.0
+        for b, mask in train:
+            opt.zero_grad()
+            out = _forward(model, b, device)
+            y = b.y.view(-1).to(device)
+            if mask is not None:
+                out, y = out[mask.to(device)], y[mask.to(device)]
+            loss = F.cross_entropy(out, y)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        if mem is not None:
+            mem.__exit__(None, None, None)
+            peak = mem.bytes
+        times.append(time.perf_counter() - t0)
+        val_score, val_loss = _evaluate(model, val, task, device)
+        test_score, _ = _evaluate(model, test, task, device)
+        curve.append({"epoch": epoch, "train_loss": total, "val": val_score, "test": test_score})
+        if val_score > best["val"] or (val_score == best["val"] and val_loss < best["val_loss"]):
+            best = {"val": val_score, "val_loss": val_loss, "test": test_score, "epoch": epoch}
+        bar.set_postfix(val=f"{val_score:.3f}")
+    bar.close()
+    # The first epoch pays one-off costs (CSR views, caches, allocator warm-up): leave it out.
+    steady = times[1:] or times
+    return {"task": task.name, "variant": variant, "width": width, "lr": lr, "seed": seed,
+            "params": sum(p.numel() for p in model.parameters()), "metric": task.metric,
+            "val": best["val"], "test": best["test"], "best_epoch": best["epoch"],
+            "epochs": task.epochs, "time_per_epoch_s": float(np.median(steady)),
+            "peak_memory_bytes": peak, "device": str(device), "curve": curve}
+
+
+# ---------------------------------------------------------------------------------- driver
+
+def _run_cached(path: Path, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    if path.exists():
+        return json.loads(path.read_text())
+    out = fn()
+    atomic_write_json(path, out)
+    return out
+
+
+def compare(tasks: Sequence[str] = DEFAULT_TASKS, variants: Optional[Sequence[str]] = None,
+            seeds: Sequence[int] = (0, 1, 2), budget: int = 20_000,
+            lrs: Sequence[float] = (1e-3, 3e-3), results: Path = Path("results/compare"),
+            device: str = "cpu", quick: bool = False, progress: bool = True,
+            epochs: Optional[int] = None) -> List[Dict[str, Any]]:
+    """Run the comparison and return one summary row per (task, variant).
+
+    ``variants=None`` uses each task's own list (:data:`VARIANTS`, or
+    :data:`SEQUENCE_VARIANTS` for the sequence task). Learning rates are tried on
+    ``seeds[0]``; the best on validation is then run on every seed.
+    """
+    results = Path(results)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed, e.g. 0-2")
+    if not lrs:
+        raise ValueError("lrs must hold at least one learning rate, e.g. 1e-3,3e-3")
+    rows = []
+    for name in tasks:
+        try:
+            task = build_task(name, quick=quick)
+        except DatasetNotFound as exc:
+            # A task whose dataset files are missing is skipped with the reason, not fatal.
+            print(f"gatlib compare: skipping {name}: {exc}", file=sys.stderr)
+            continue
+        if epochs is not None:
+            task.epochs = int(epochs)
+        names = list(variants) if variants is not None else list(task.variants)
+        for v in names:
+            parse_variant(v)
+        jobs = tqdm(names, desc=f"{name}", disable=not progress)
+        for v in jobs:
+            width, params = width_for_budget(task, v, budget)
+            folder = results / task.name / v
+
+            def run(lr, seed):
+                return _run_cached(folder / f"lr={lr:g}" / f"seed={seed}.json",
+                                   lambda: train_variant(task, v, width, lr, seed, device,
+                                                         progress))
+            trials = {lr: run(lr, seeds[0]) for lr in lrs}
+            lr = max(lrs, key=lambda r: (trials[r]["val"], -trials[r]["lr"]))
+            runs = [trials[lr]] + [run(lr, s) for s in seeds[1:]]
+            tests = np.array([r["test"] for r in runs], dtype=float) * 100
+            peaks = [r["peak_memory_bytes"] for r in runs if r["peak_memory_bytes"] is not None]
+            rows.append({
+                "task": task.name, "description": task.description, "variant": v,
+                "metric": task.metric, "params": params, "width": width, "lr": lr,
+                "test_mean": float(tests.mean()),
+                "test_std": float(tests.std(ddof=1)) if tests.size > 1 else 0.0,
+                "seeds": len(runs),
+                "val_mean": float(np.mean([r["val"] for r in runs]) * 100),
+                "time_per_epoch_s": float(np.median([r["time_per_epoch_s"] for r in runs])),
+                "peak_memory_bytes": float(np.median(peaks)) if peaks else None,
+                "epochs": task.epochs, "device": device})
+            jobs.set_postfix(last=f"{v} {rows[-1]['test_mean']:.1f}")
+    return rows
+
+
+# ---------------------------------------------------------------------------------- report
+
+def _mib(b: Optional[float]) -> str:
+    return "n/a" if b is None else f"{b / 2**20:,.1f}"
+
+
+def compare_table(rows: List[Dict[str, Any]], settings: str = "") -> str:
+    """The appendix-style Markdown report: accuracy table (best per task in bold), cost table,
+    and the settings that produced them."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    by = {(r["task"], r["variant"]): r for r in rows}
+    out = ["**Test score (%) at the best validation epoch, mean ± std over seeds.**", "",
+           "| task | metric | " + " | ".join(variants) + " |",
+           "|---|---|" + "---:|" * len(variants)]
+    for t in tasks:
+        cells = [by.get((t, v)) for v in variants]
+        best = max((c["test_mean"] for c in cells if c), default=None)
+        txt = []
+        for c in cells:
+            if c is None:
+                txt.append("")
+                continue
+            s = f"{c['test_mean']:.1f} ± {c['test_std']:.1f}"
+            txt.append(f"**{s}**" if c["test_mean"] == best else s)
+        metric = next(c["metric"] for c in cells if c).replace("_", " ")
+        out.append(f"| {t} | {metric} | " + " | ".join(txt) + " |")
+    out += ["", "**Cost: training time per epoch (ms) / peak memory of a training epoch (MiB); "
+            "parameters; chosen learning rate.**", "",
+            "| task | variant | params | width | lr | ms / epoch | peak MiB |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    for t in tasks:
+        for v in variants:
+            c = by.get((t, v))
+            if c is None:
+                continue
+            out.append(f"| {t} | {v} | {c['params']:,} | {c['width']} | {c['lr']:g} | "
+                       f"{c['time_per_epoch_s'] * 1000:,.1f} | {_mib(c['peak_memory_bytes'])} |")
+    out += ["", "Tasks:", ""]
+    for t in tasks:
+        desc = next(r["description"] for r in rows if r["task"] == t)
+        out.append(f"- **{t}**: {desc}.")
+    if settings:
+        out += ["", settings]
+    return "\n".join(out) + "\n"
+
+
+def plot_compare(rows: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
+    """Two figures: test score per task and variant (bars with std), and score against
+    training time per epoch and peak memory (one panel per task)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    colors = {v: plt.cm.tab10(i % 10) for i, v in enumerate(variants)}
+    by = {(r["task"], r["variant"]): r for r in rows}
+    paths = []
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks) + 1, 3.6), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        vs = [v for v in variants if (t, v) in by]
+        means = [by[(t, v)]["test_mean"] for v in vs]
+        stds = [by[(t, v)]["test_std"] for v in vs]
+        ax.bar(range(len(vs)), means, yerr=stds, color=[colors[v] for v in vs], capsize=3)
+        ax.set_xticks(range(len(vs)), vs, rotation=50, ha="right", fontsize=8)
+        lo = max(0.0, min(m - s for m, s in zip(means, stds)) - 10)
+        ax.set_ylim(lo, min(100.0, max(m + s for m, s in zip(means, stds)) + 5))
+        ax.set_title(t)
+        ax.set_ylabel(f"test {by[(t, vs[0])]['metric'].replace('_', ' ')} (%)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Dense vs sparse attention: test score (mean ± std over seeds)")
+    fig.tight_layout()
+    paths.append(_save(fig, out_dir / "compare_accuracy.png"))
+    plt.close(fig)
+
+    fig, axes = plt.subplots(2, len(tasks), figsize=(3.2 * len(tasks) + 1, 6.2), squeeze=False)
+    for j, t in enumerate(tasks):
+        for i, (key, label, scale) in enumerate((("time_per_epoch_s", "ms / epoch", 1000),
+                                                 ("peak_memory_bytes", "peak MiB", 2**-20))):
+            ax = axes[i][j]
+            for v in variants:
+                c = by.get((t, v))
+                if c is None or c[key] is None:
+                    continue
+                ax.errorbar(c[key] * scale, c["test_mean"], yerr=c["test_std"], fmt="o",
+                            color=colors[v], label=v, capsize=2)
+            ax.set_xscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel("test score (%)")
+            ax.set_title(t)
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes.flat:
+        h, lab = ax.get_legend_handles_labels()
+        for hh, ll in zip(h, lab):
+            if ll not in labels:
+                handles.append(hh)
+                labels.append(ll)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
+    fig.suptitle("Score against cost (up and left is better)")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    paths.append(_save(fig, out_dir / "compare_cost.png"))
+    plt.close(fig)
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(path)
+    return path
+
+
+def write_report(rows: List[Dict[str, Any]], out_dir: Path, settings: str) -> str:
+    """Write ``compare.md``, ``compare.json`` and the plots under ``out_dir``; return the
+    Markdown."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = compare_table(rows, settings)
+    atomic_write_json(out_dir / "compare.json", rows)
+    atomic_write_text(out_dir / "compare.md", text)
+    plot_compare(rows, out_dir)
+    return text

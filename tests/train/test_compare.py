@@ -1,0 +1,145 @@
+"""The dense-versus-sparse comparison: variants, budgets, scoring, resumable runs, report, CLI."""
+import json
+
+import pytest
+import torch
+
+from gatlib.cli import main
+from gatlib.train import compare as cmp
+
+
+@pytest.fixture(scope="module")
+def pattern_task():
+    task = cmp.build_task("pattern", quick=True)
+    task.epochs = 2
+    return task
+
+
+def test_parse_variant():
+    assert cmp.parse_variant("sparse") == ("sparse", False, None)
+    assert cmp.parse_variant("dense+lap") == ("dense", True, None)
+    assert cmp.parse_variant("sparse[bigbird]+lap") == ("sparse", True, "bigbird")
+    for bad in ("mlp", "dense[window]", "sparse+pe", "gps[bigbird]"):
+        with pytest.raises(ValueError, match="variant must be"):
+            cmp.parse_variant(bad)
+
+
+def test_width_for_budget_is_nearest(pattern_task):
+    budget = 15_000
+    for v in ("sparse", "dense", "gps+lap"):
+        width, params = cmp.width_for_budget(pattern_task, v, budget)
+        assert width % 4 == 0
+        count = lambda w: sum(p.numel() for p in cmp._build_model(pattern_task, v, w).parameters())  # noqa: E731
+        assert count(width) == params
+        # The neighbours on the width grid are no closer to the budget.
+        for w in (width - 4, width + 4):
+            if w >= 4:
+                assert abs(count(w) - budget) >= abs(params - budget)
+    # The hybrid has two branches per layer, so it gets the narrower width.
+    assert cmp.width_for_budget(pattern_task, "gps", budget)[0] < \
+        cmp.width_for_budget(pattern_task, "dense", budget)[0]
+
+
+def test_balanced_accuracy_is_chance_for_majority_guess():
+    y = torch.tensor([0] * 90 + [1] * 10)
+    pred = torch.zeros(100, dtype=torch.long)
+    assert cmp._score("accuracy", pred, y, 2) == pytest.approx(0.9)
+    assert cmp._score("balanced_accuracy", pred, y, 2) == pytest.approx(0.5)
+    pred = y.clone()
+    pred[:45] = 1
+    assert cmp._score("balanced_accuracy", pred, y, 2) == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_tasks_have_pe_and_consistent_shapes(pattern_task):
+    for split in ("train", "val", "test"):
+        for d in pattern_task.splits[split][:5]:
+            assert d.pe.shape == (d.num_nodes, 8)
+            assert d.x.size(1) == pattern_task.num_features
+    sizes = [len(pattern_task.splits[s]) for s in ("train", "val", "test")]
+    assert sum(sizes) == 300 and sizes[0] == 240
+
+
+def test_train_variant_reads_test_at_best_val(pattern_task):
+    width, _ = cmp.width_for_budget(pattern_task, "sparse", 5_000)
+    out = cmp.train_variant(pattern_task, "sparse+lap", width, 3e-3, seed=0)
+    assert len(out["curve"]) == 2
+    best = max(out["curve"], key=lambda r: r["val"])
+    assert out["val"] == best["val"]
+    assert out["test"] == out["curve"][out["best_epoch"]]["test"]
+    assert 0.0 <= out["test"] <= 1.0
+    assert out["time_per_epoch_s"] > 0
+    assert out["peak_memory_bytes"] is None or out["peak_memory_bytes"] >= 0
+    # Same seed, same result.
+    again = cmp.train_variant(pattern_task, "sparse+lap", width, 3e-3, seed=0)
+    assert again["curve"] == out["curve"]
+
+
+def test_sequence_patterns_replace_the_edges():
+    task = cmp.build_task("sequence", quick=True)
+    from gatlib.graph import path_graph
+    L = task.splits["train"][0].num_nodes
+    split = cmp._Split(task, "train", "sparse[global]", 0, shuffle=False)
+    b, mask = next(iter(split))
+    assert mask is None
+    first = b.edge_index[:, b.edge_index.max(0).values < L]
+    # Node 0 (the read-out token) receives from every position with the global pattern.
+    assert set(first[0, first[1] == 0].tolist()) == set(range(L))
+    split = cmp._Split(task, "train", "sparse[window]", 0, shuffle=False)
+    b, _ = next(iter(split))
+    first = b.edge_index[:, b.edge_index.max(0).values < L]
+    assert torch.equal(first, path_graph(L, 2, self_loops=True))
+    with pytest.raises(ValueError, match="has no pattern 'foo'"):
+        cmp._Split(task, "train", "sparse[foo]", 0, shuffle=False)
+
+
+def test_compare_resumes_and_reports(tmp_path, pattern_task, monkeypatch):
+    monkeypatch.setitem(cmp.TASKS, "tiny", lambda quick: pattern_task)
+    calls = []
+    real = cmp.train_variant
+
+    def counting(*args, **kwargs):
+        calls.append(args[1:5])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(cmp, "train_variant", counting)
+    kw = dict(tasks=["tiny"], variants=["sparse", "dense"], seeds=[0, 1], budget=5_000,
+              lrs=[1e-3, 3e-3], results=tmp_path / "runs", progress=False)
+    rows = cmp.compare(**kw)
+    # Two learning rates on seed 0, then the chosen one on seed 1, for each variant.
+    assert len(calls) == 6
+    assert [r["variant"] for r in rows] == ["sparse", "dense"]
+    for r in rows:
+        assert r["seeds"] == 2 and r["lr"] in (1e-3, 3e-3)
+        assert abs(r["params"] - 5_000) < 2_500
+        runs = sorted((tmp_path / "runs" / "pattern" / r["variant"]).glob("lr=*/seed=*.json"))
+        assert len(runs) == 3
+        chosen = [json.loads(p.read_text()) for p in runs if p.parent.name == f"lr={r['lr']:g}"]
+        assert {c["seed"] for c in chosen} == {0, 1}
+        tests = torch.tensor([c["test"] for c in chosen], dtype=torch.float64) * 100
+        assert r["test_mean"] == pytest.approx(tests.mean().item())
+    # A second call finds every run on disk and trains nothing.
+    calls.clear()
+    assert cmp.compare(**kw) == rows
+    assert calls == []
+    text = cmp.write_report(rows, tmp_path / "out", "Settings: test.")
+    assert "| pattern | balanced accuracy |" in text and "Settings: test." in text
+    assert text.count("**") >= 2                     # the best cell of the row is bold
+    for name in ("compare.md", "compare.json", "compare_accuracy.png", "compare_cost.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_cli_compare_rejects_unknown_task(capsys):
+    assert main(["compare", "--tasks", "pattern,nope"]) == 2
+    assert "unknown task(s) nope" in capsys.readouterr().err
+
+
+def test_cli_compare_end_to_end(tmp_path, capsys):
+    code = main(["compare", "--tasks", "pattern", "--variants", "sparse,dense+lap",
+                 "--seeds", "0", "--lrs", "0.003", "--epochs", "1", "--budget", "3000",
+                 "--quick", "--quiet", "--results", str(tmp_path / "r"),
+                 "--out", str(tmp_path / "o")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| task | metric | sparse | dense+lap |" in out
+    assert "gatlib compare --tasks pattern --seeds 0 --quick" in out
+    rows = json.loads((tmp_path / "o" / "compare.json").read_text())
+    assert [r["variant"] for r in rows] == ["sparse", "dense+lap"]
