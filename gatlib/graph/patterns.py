@@ -259,6 +259,7 @@ def bigbird(n: int, window: int = 3, num_global: int = 2, num_random: int = 3, s
     """
     n = check_num_nodes(n, "n")
     num_global = check_num_nodes(num_global, "num_global")
+    num_random = check_num_nodes(num_random, "num_random")
     return union(path_graph(n, window, self_loops=True, device=device),
                  global_tokens(n, min(num_global, n), self_loops=True, device=device),
                  random_edges(n, num_random, seed=seed, device=device), num_nodes=n)

@@ -24,7 +24,10 @@ DEFAULTS: Dict[str, Any] = {
     },
     "pe": {"type": None, "dim": 8, "channels": 8},   # type: lap | rw | None
     "optim": {"lr": 0.005, "weight_decay": 5e-4},
-    "train": {"epochs": 1000, "patience": 100, "batch_size": 64, "checkpoint_every": 25},
+    # stop_on (node tasks): what restarts the patience, "val_or_loss" (the GAT code's rule for
+    # Cora) or "val" (the GAT authors' rule for CiteSeer: validation metric only).
+    "train": {"epochs": 1000, "patience": 100, "batch_size": 64, "checkpoint_every": 25,
+              "stop_on": "val_or_loss"},
     "device": "cpu",
     "published": None,            # the published figure this run is compared with (text)
     "reference": None,            # where that figure comes from

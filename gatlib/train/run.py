@@ -132,6 +132,9 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
         torch.set_rng_state(ck["rng"])
         _truncate_log(log_path, state.epoch)
     metric, patience = cfg["metric"], cfg["train"]["patience"]
+    stop_on = cfg["train"].get("stop_on", "val_or_loss")
+    if stop_on not in ("val_or_loss", "val"):
+        raise ValueError(f"train.stop_on must be 'val_or_loss' or 'val', got {stop_on!r}")
     bar = tqdm(range(state.epoch, cfg["train"]["epochs"]), desc=f"{cfg['name']} seed {seed}",
                disable=not progress, leave=False, initial=state.epoch,
                total=cfg["train"]["epochs"])
@@ -155,8 +158,12 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
             f.write(json.dumps(row) + "\n")
         # Early stopping as in the GAT paper's code: patience restarts when the validation
         # metric or the validation loss is at least as good as its best so far; the model
-        # kept is the last one at least as good on both.
+        # kept is the last one at least as good on both. With stop_on="val" (the authors'
+        # rule for CiteSeer, PetarV-/GAT issue 14) only the validation metric counts: the
+        # model kept is the last one at least as good on it.
         up, down = row["val"] >= state.seen["val"], val_loss <= state.seen["val_loss"]
+        if stop_on == "val":
+            down = up
         if up and down:
             state.best = {"val": row["val"], "val_loss": val_loss, "test": row["test"],
                           "epoch": epoch}

@@ -157,3 +157,43 @@ def test_roc_auc_matches_pairwise_definition():
 def test_summarize_without_runs(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished runs"):
         cli.main(["summarize", str(tmp_path)])
+
+
+def _expected_stop(rows, patience, stop_on):
+    """Replay the early-stopping rule on a log: (kept epoch, epochs run)."""
+    best_val, best_loss, kept, bad = -float("inf"), float("inf"), -1, 0
+    for r in rows:
+        up, down = r["val"] >= best_val, r["val_loss"] <= best_loss
+        if stop_on == "val":
+            down = up
+        if up and down:
+            kept = r["epoch"]
+        if up or down:
+            best_val, best_loss, bad = max(best_val, r["val"]), min(best_loss, r["val_loss"]), 0
+        else:
+            bad += 1
+        if bad >= patience:
+            return kept, r["epoch"] + 1
+    return kept, len(rows)
+
+
+@pytest.mark.parametrize("stop_on", ["val_or_loss", "val"])
+def test_early_stopping_rules(toy, tmp_path, stop_on):
+    """Both rules (the GAT code's for Cora, the authors' for CiteSeer) keep the epoch and stop
+    where a replay of the rule on the per-epoch log says."""
+    cfg = _config(tmp_path)
+    res = tmp_path / stop_on
+    assert cli.main(["train", "--config", str(cfg), "--results", str(res), "--quiet",
+                     "train.patience=3", "train.epochs=60", f"train.stop_on={stop_on}"]) == 0
+    seed_dir = res / "toy-gat" / "0"
+    rows = [json.loads(ln) for ln in (seed_dir / "log.jsonl").read_text().splitlines()]
+    m = json.loads((seed_dir / "metrics.json").read_text())
+    kept, run = _expected_stop(rows, 3, stop_on)
+    assert (m["best_epoch"], m["epochs_run"]) == (kept, run)
+    assert m["test_accuracy"] == rows[kept]["test"]
+
+
+def test_bad_stop_on_is_named(toy, tmp_path):
+    with pytest.raises(ValueError, match="train.stop_on"):
+        cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(tmp_path / "r"),
+                  "--quiet", "train.stop_on=loss"])
