@@ -131,8 +131,11 @@ def _compare(args: argparse.Namespace) -> int:
         print("gatlib compare: no task could run (see the messages above)", file=sys.stderr)
         return 1
     kept = list(dict.fromkeys(r["task"] for r in rows))
+    budgets = (f"{args.budget:,}" if args.budget else
+               ", ".join(f"{t} {b:,}" for t, b in dict.fromkeys(
+                   (r["task"], r["budget"]) for r in rows)))
     settings = (f"Settings: {len(seeds)} seed(s) ({args.seeds}); parameter budget "
-                f"{args.budget:,} (width chosen per variant); learning rates tried on seed "
+                f"{budgets} (width chosen per variant); learning rates tried on seed "
                 f"{seeds[0]}: {', '.join(f'{x:g}' for x in lrs)} (best on validation kept); "
                 f"3 attention layers, 4 heads, AdamW; {'quick' if args.quick else 'full'} "
                 f"sizes; device {args.device} ({platform.processor() or platform.machine()}, "
@@ -203,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated, e.g. sparse,dense+lap,gps,sparse[bigbird] "
                            "(default: each task's own list)")
     cmp_.add_argument("--seeds", default="0-2", help="e.g. 0-4 (default 0-2)")
-    cmp_.add_argument("--budget", type=int, default=20_000,
-                      help="parameters per model (default 20,000)")
+    cmp_.add_argument("--budget", type=int, default=None,
+                      help="parameters per model (default: the task's, 20,000, or 100,000 on "
+                           "the citation graphs)")
     cmp_.add_argument("--lrs", default="0.001,0.003",
                       help="learning rates tried on the first seed (default 0.001,0.003)")
     cmp_.add_argument("--epochs", type=int, default=None, help="override every task's epochs")

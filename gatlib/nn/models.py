@@ -220,6 +220,10 @@ class NodeClassifier(_AttentionStack):
         pe_channels (int, default 0): width ``P`` of the encoded positions appended to ``x``.
         pe (str, default ``'lap'``): ``'lap'`` (:class:`LapPEEncoder`, random sign flips in
             training) or ``'rw'`` (:class:`RWSEEncoder`).
+        project_input (bool, default False): give sparse layers the dense layers' layout, an
+            input linear map to ``W``, ``num_layers`` layers of width ``W`` and an output map
+            (so sparse and dense models differ only in their attention layers, as in
+            ``gatlib compare``); always the layout of ``'dense'`` and ``'gps'``.
 
     Shapes:
         x ``[N, F]``, edge_index ``[2, E]``, batch ``[N]`` (optional), edge_attr
@@ -228,16 +232,17 @@ class NodeClassifier(_AttentionStack):
 
     _defaults = {"residual": False, "norm": None, "act": "elu", "dropout": 0.6,
                  "attn_dropout": 0.6, "edge_dim": None, "pe_dim": 0, "pe_channels": 0,
-                 "pe": "lap"}
+                 "pe": "lap", "project_input": False}
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int,
                  num_layers: int = 2, layer: str = "gat", heads: int = 8, dropout: float = 0.6,
                  attn_dropout: float = 0.6, residual: bool = False, norm: Optional[str] = None,
                  act: str = "elu", edge_dim: Optional[int] = None, pe_dim: int = 0,
-                 pe_channels: int = 0, pe: str = "lap") -> None:
+                 pe_channels: int = 0, pe: str = "lap", project_input: bool = False) -> None:
         super().__init__()
         self._check_args(in_channels, hidden_channels, out_channels, num_layers, layer, heads,
                          dropout, attn_dropout, norm, act, edge_dim, pe_dim, pe_channels, pe)
+        self.project_input = bool(project_input)
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.out_channels, self.num_layers = out_channels, num_layers
         self._build_common(layer, heads, dropout, attn_dropout, residual, norm, act, edge_dim,
@@ -246,7 +251,7 @@ class NodeClassifier(_AttentionStack):
         hidden = hidden_channels * heads                                   # W
         self.lin_in: Optional[nn.Linear] = None
         self.lin_out: Optional[nn.Linear] = None
-        if layer in _SPARSE:
+        if layer in _SPARSE and not self.project_input:
             width = width_in
             for i in range(num_layers):
                 last = i == num_layers - 1
@@ -259,9 +264,12 @@ class NodeClassifier(_AttentionStack):
                 self._add_layer(conv, width, out_width, last)
                 width = out_width
         else:
+            # Dense and GPS layers (and sparse ones with project_input) keep one width W
+            # between an input and an output linear map.
+            per_head = hidden_channels if layer in _SPARSE else hidden
             self.lin_in = nn.Linear(width_in, hidden)
             for _ in range(num_layers):
-                self._add_layer(self._make_conv(hidden, hidden, heads, True, width=hidden),
+                self._add_layer(self._make_conv(hidden, per_head, heads, True, width=hidden),
                                 hidden, hidden, last=False)
             self.lin_out = nn.Linear(hidden, out_channels)
         self.reset_parameters()

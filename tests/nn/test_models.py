@@ -293,3 +293,24 @@ def test_compile_matches_eager():
     eager = model(*args)
     compiled = torch.compile(model, backend="aot_eager")(*args)
     torch.testing.assert_close(compiled, eager)
+
+
+@pytest.mark.parametrize("layer", ["gat", "gatv2", "transformer"])
+def test_project_input_gives_sparse_layers_the_dense_layout(layer):
+    """With project_input, a sparse model is input map -> layers of width W -> output map, as a
+    dense one is; it trains end to end and shows the flag in its repr."""
+    torch.manual_seed(0)
+    data = _batch()
+    model = NodeClassifier(F_IN, 4, 3, num_layers=2, layer=layer, heads=2, project_input=True)
+    dense = NodeClassifier(F_IN, 4, 3, num_layers=2, layer="dense", heads=2)
+    for m in (model, dense):
+        assert (m.lin_in.in_features, m.lin_in.out_features) == (F_IN, 8)
+        assert (m.lin_out.in_features, m.lin_out.out_features) == (8, 3)
+        assert len(m.convs) == 2
+    out = model(data.x, data.edge_index, data.batch)
+    assert out.shape == (data.num_nodes, 3)
+    out.square().sum().backward()
+    _check_all_grads(model)
+    assert "project_input=True" in repr(model)
+    plain = NodeClassifier(F_IN, 4, 3, num_layers=2, layer=layer, heads=2)
+    assert plain.lin_in is None and "project_input" not in repr(plain)

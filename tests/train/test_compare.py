@@ -110,7 +110,7 @@ def test_compare_resumes_and_reports(tmp_path, pattern_task, monkeypatch):
     for r in rows:
         assert r["seeds"] == 2 and r["lr"] in (1e-3, 3e-3)
         assert abs(r["params"] - 5_000) < 2_500
-        runs = sorted((tmp_path / "runs" / "pattern" / r["variant"]).glob("lr=*/seed=*.json"))
+        runs = sorted((tmp_path / "runs" / "pattern" / r["variant"]).glob("*/lr=*/seed=*.json"))
         assert len(runs) == 3
         chosen = [json.loads(p.read_text()) for p in runs if p.parent.name == f"lr={r['lr']:g}"]
         assert {c["seed"] for c in chosen} == {0, 1}
@@ -120,6 +120,12 @@ def test_compare_resumes_and_reports(tmp_path, pattern_task, monkeypatch):
     calls.clear()
     assert cmp.compare(**kw) == rows
     assert calls == []
+    # Another width (budget) or number of epochs is another run, not a cached one.
+    assert cmp.compare(**{**kw, "budget": 9_000, "variants": ["sparse"], "seeds": [0]})
+    assert len(calls) == 2
+    calls.clear()
+    cmp.compare(**{**kw, "variants": ["sparse"], "seeds": [0], "epochs": 1})
+    assert len(calls) == 2
     text = cmp.write_report(rows, tmp_path / "out", "Settings: test.")
     assert "| pattern | balanced accuracy |" in text and "Settings: test." in text
     assert text.count("**") >= 2                     # the best cell of the row is bold
@@ -143,3 +149,33 @@ def test_cli_compare_end_to_end(tmp_path, capsys):
     assert "gatlib compare --tasks pattern --seeds 0 --quick" in out
     rows = json.loads((tmp_path / "o" / "compare.json").read_text())
     assert [r["variant"] for r in rows] == ["sparse", "dense+lap"]
+
+
+def test_balanced_tasks_weight_the_loss_by_class_rarity(pattern_task):
+    """PATTERN's loss weighs class c by (n - n_c) / n (Dwivedi et al.): with 3 of 4 nodes in
+    class 0, a node of class 1 weighs three times one of class 0."""
+    out = torch.randn(4, 2, dtype=torch.float64)
+    y = torch.tensor([0, 0, 0, 1])
+    w = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    want = torch.nn.functional.cross_entropy(out, y, weight=w)
+    assert cmp._loss(pattern_task, out, y).item() == pytest.approx(want.item())
+    per = torch.nn.functional.cross_entropy(out, y, reduction="none")
+    assert want.item() == pytest.approx(((per * w[y]).sum() / w[y].sum()).item())
+    # Plain accuracy tasks keep the plain loss.
+    plain = cmp.Task("t", "graph", {}, 1, 2, "", metric="accuracy")
+    assert cmp._loss(plain, out, y).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(out, y).item())
+
+
+def test_citation_tasks_get_a_larger_budget():
+    """Cora's 1,433 input features would leave a width of a few channels at 20,000
+    parameters: its budget is 100,000, and the width it buys is a real hidden layer."""
+    from gatlib.data import DatasetNotFound
+    assert cmp.Task("t", "graph", {}, 1, 2, "").budget == 20_000
+    try:
+        cora = cmp.build_task("cora", quick=True)
+    except DatasetNotFound as exc:
+        pytest.skip(f"Cora is not available here: {exc}")
+    assert cora.budget == 100_000
+    width, params = cmp.width_for_budget(cora, "sparse", cora.budget)
+    assert width >= 32 and abs(params - 100_000) < 0.2 * 100_000
