@@ -99,6 +99,9 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+_COMPARE_LRS = "0.001,0.003"
+
+
 def _compare(args: argparse.Namespace) -> int:
     import platform
 
@@ -125,7 +128,7 @@ def _compare(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     rows = compare(tasks, variants, seeds, budget=args.budget, lrs=lrs,
                    results=Path(args.results), device=args.device, quick=args.quick,
-                   progress=not args.quiet, epochs=args.epochs)
+                   progress=not args.quiet, epochs=args.epochs, jobs=args.jobs)
     wall = time.perf_counter() - t0
     if not rows:
         print("gatlib compare: no task could run (see the messages above)", file=sys.stderr)
@@ -134,15 +137,22 @@ def _compare(args: argparse.Namespace) -> int:
     budgets = (f"{args.budget:,}" if args.budget else
                ", ".join(f"{t} {b:,}" for t, b in dict.fromkeys(
                    (r["task"], r["budget"]) for r in rows)))
+    threads = (f"{args.jobs} one-thread worker processes" if args.jobs > 1
+               else f"{torch.get_num_threads()} threads")
+    again = [f"--tasks {','.join(kept)}", f"--seeds {args.seeds}"]
+    again += [f"--variants {args.variants}"] if args.variants else []
+    again += [f"--lrs {args.lrs}"] if args.lrs != _COMPARE_LRS else []
+    again += [f"--budget {args.budget}"] if args.budget else []
+    again += [f"--epochs {args.epochs}"] if args.epochs is not None else []
+    again += ["--quick"] if args.quick else []
     settings = (f"Settings: {len(seeds)} seed(s) ({args.seeds}); parameter budget "
                 f"{budgets} (width chosen per variant); learning rates tried on seed "
                 f"{seeds[0]}: {', '.join(f'{x:g}' for x in lrs)} (best on validation kept); "
                 f"3 attention layers, 4 heads, AdamW; {'quick' if args.quick else 'full'} "
                 f"sizes; device {args.device} ({platform.processor() or platform.machine()}, "
-                f"{torch.get_num_threads()} threads); torch {torch.__version__}, gatlib "
+                f"{threads}); torch {torch.__version__}, gatlib "
                 f"{__version__}; {wall / 60:.1f} min wall time (cached runs are not re-run). "
-                f"Reproduce: `gatlib compare --tasks {','.join(kept)} --seeds {args.seeds}"
-                f"{' --quick' if args.quick else ''}`.")
+                f"Reproduce: `gatlib compare {' '.join(again)}`.")
     text = write_report(rows, Path(args.out), settings)
     print(text)
     print(f"wrote {Path(args.out) / 'compare.md'}, compare.json, compare_accuracy.png and "
@@ -209,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--budget", type=int, default=None,
                       help="parameters per model (default: the task's, 20,000, or 100,000 on "
                            "the citation graphs)")
-    cmp_.add_argument("--lrs", default="0.001,0.003",
+    cmp_.add_argument("--lrs", default=_COMPARE_LRS,
                       help="learning rates tried on the first seed (default 0.001,0.003)")
     cmp_.add_argument("--epochs", type=int, default=None, help="override every task's epochs")
     cmp_.add_argument("--quick", action="store_true",
@@ -220,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where compare.md, compare.json and the plots go "
                            "(default results/compare)")
     cmp_.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    cmp_.add_argument("--jobs", type=int, default=1,
+                      help="runs trained at once, each in a one-thread worker process (CPU "
+                           "only; default 1)")
     cmp_.add_argument("--quiet", action="store_true", help="no progress bars")
     cmp_.set_defaults(func=_compare)
 

@@ -406,64 +406,130 @@ def _run_cached(path: Path, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
     return out
 
 
+# A worker process keeps the tasks it has built (a task's data are built once per worker).
+_WORKER_TASKS: Dict[Tuple[str, bool, int], Task] = {}
+
+
+def _worker_init() -> None:
+    # One thread per worker: workers, not threads, share the cores.
+    torch.set_num_threads(1)
+
+
+def _worker_run(name: str, quick: bool, epochs: int, variant: str, width: int, lr: float,
+                seed: int, device: str, path: str) -> Dict[str, Any]:
+    """One run in a worker process (tasks hold lambdas, so the worker builds its own)."""
+    key = (name, quick, epochs)
+    if key not in _WORKER_TASKS:
+        task = build_task(name, quick=quick)
+        task.epochs = epochs
+        _WORKER_TASKS[key] = task
+    task = _WORKER_TASKS[key]
+    return _run_cached(Path(path), lambda: train_variant(task, variant, width, lr, seed, device))
+
+
 def compare(tasks: Sequence[str] = DEFAULT_TASKS, variants: Optional[Sequence[str]] = None,
             seeds: Sequence[int] = (0, 1, 2), budget: Optional[int] = None,
             lrs: Sequence[float] = (1e-3, 3e-3), results: Path = Path("results/compare"),
             device: str = "cpu", quick: bool = False, progress: bool = True,
-            epochs: Optional[int] = None) -> List[Dict[str, Any]]:
+            epochs: Optional[int] = None, jobs: int = 1) -> List[Dict[str, Any]]:
     """Run the comparison and return one summary row per (task, variant).
 
     ``variants=None`` uses each task's own list (:data:`VARIANTS`, or
     :data:`SEQUENCE_VARIANTS` for the sequence task). Learning rates are tried on
-    ``seeds[0]``; the best on validation is then run on every seed.
+    ``seeds[0]``; the best on validation is then run on every seed. ``jobs > 1`` trains that
+    many runs at once in worker processes of one thread each (CPU only); results are the same
+    as with ``jobs=1``, run by run.
     """
     results = Path(results)
     if not seeds:
         raise ValueError("seeds must name at least one seed, e.g. 0-2")
     if not lrs:
         raise ValueError("lrs must hold at least one learning rate, e.g. 1e-3,3e-3")
-    rows = []
-    for name in tasks:
-        try:
-            task = build_task(name, quick=quick)
-        except DatasetNotFound as exc:
-            # A task whose dataset files are missing is skipped with the reason, not fatal.
-            print(f"gatlib compare: skipping {name}: {exc}", file=sys.stderr)
-            continue
-        if epochs is not None:
-            task.epochs = int(epochs)
-        names = list(variants) if variants is not None else list(task.variants)
-        for v in names:
-            parse_variant(v)
-        jobs = tqdm(names, desc=f"{name}", disable=not progress)
-        for v in jobs:
-            width, params = width_for_budget(task, v, budget or task.budget)
-            # The folder names what changes a run, so a cached run is only reused for the same
-            # data size, width and epochs.
-            folder = (results / task.name / v /
-                      f"{'quick' if quick else 'full'}-width={width}-epochs={task.epochs}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1 (parallel runs), got {jobs!r}")
+    if jobs > 1 and str(device).startswith("cuda"):
+        raise ValueError("jobs > 1 runs on the CPU only; use jobs=1 with device='cuda'")
+    pool = None
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"),
+                                   initializer=_worker_init)
+    try:
+        rows = []
+        for name in tasks:
+            rows += _compare_task(name, variants, seeds, budget, lrs, results, device, quick,
+                                  progress, epochs, pool)
+        return rows
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
-            def run(lr, seed):
-                return _run_cached(folder / f"lr={lr:g}" / f"seed={seed}.json",
-                                   lambda: train_variant(task, v, width, lr, seed, device,
-                                                         progress))
-            trials = {lr: run(lr, seeds[0]) for lr in lrs}
-            lr = max(lrs, key=lambda r: (trials[r]["val"], -trials[r]["lr"]))
-            runs = [trials[lr]] + [run(lr, s) for s in seeds[1:]]
-            tests = np.array([r["test"] for r in runs], dtype=float) * 100
-            peaks = [r["peak_memory_bytes"] for r in runs if r["peak_memory_bytes"] is not None]
-            rows.append({
-                "task": task.name, "description": task.description, "variant": v,
-                "metric": task.metric, "params": params, "budget": budget or task.budget,
-                "width": width, "lr": lr,
-                "test_mean": float(tests.mean()),
-                "test_std": float(tests.std(ddof=1)) if tests.size > 1 else 0.0,
-                "seeds": len(runs),
-                "val_mean": float(np.mean([r["val"] for r in runs]) * 100),
-                "time_per_epoch_s": float(np.median([r["time_per_epoch_s"] for r in runs])),
-                "peak_memory_bytes": float(np.median(peaks)) if peaks else None,
-                "epochs": task.epochs, "device": device})
-            jobs.set_postfix(last=f"{v} {rows[-1]['test_mean']:.1f}")
+
+def _compare_task(name, variants, seeds, budget, lrs, results, device, quick, progress, epochs,
+                  pool) -> List[Dict[str, Any]]:
+    try:
+        task = build_task(name, quick=quick)
+    except DatasetNotFound as exc:
+        # A task whose dataset files are missing is skipped with the reason, not fatal.
+        print(f"gatlib compare: skipping {name}: {exc}", file=sys.stderr)
+        return []
+    if epochs is not None:
+        task.epochs = int(epochs)
+    names = list(variants) if variants is not None else list(task.variants)
+    for v in names:
+        parse_variant(v)
+    sizes = {v: width_for_budget(task, v, budget or task.budget) for v in names}
+
+    def path(v, lr, seed) -> Path:
+        # The folder names what changes a run, so a cached run is only reused for the same
+        # data size, width and epochs.
+        return (results / task.name / v /
+                f"{'quick' if quick else 'full'}-width={sizes[v][0]}-epochs={task.epochs}" /
+                f"lr={lr:g}" / f"seed={seed}.json")
+
+    def run_all(todo: List[Tuple[str, float, int]], desc: str) -> Dict[Tuple, Dict[str, Any]]:
+        bar = tqdm(total=len(todo), desc=desc, disable=not progress)
+        out = {}
+        if pool is None:
+            for v, lr, seed in todo:
+                out[(v, lr, seed)] = _run_cached(
+                    path(v, lr, seed), lambda: train_variant(task, v, sizes[v][0], lr, seed,
+                                                             device, progress))
+                bar.update()
+                bar.set_postfix(last=f"{v} {out[(v, lr, seed)]['test'] * 100:.1f}")
+        else:
+            futures = {pool.submit(_worker_run, name, quick, task.epochs, v, sizes[v][0], lr,
+                                   seed, device, str(path(v, lr, seed))): (v, lr, seed)
+                       for v, lr, seed in todo}
+            from concurrent.futures import as_completed
+            for fut in as_completed(futures):
+                out[futures[fut]] = fut.result()
+                bar.update()
+        bar.close()
+        return out
+
+    trials = run_all([(v, lr, seeds[0]) for v in names for lr in lrs],
+                     f"{name}: learning rates")
+    chosen = {v: max(lrs, key=lambda r: (trials[(v, r, seeds[0])]["val"], -r)) for v in names}
+    later = run_all([(v, chosen[v], s) for v in names for s in seeds[1:]], f"{name}: seeds")
+    rows = []
+    for v in names:
+        lr = chosen[v]
+        runs = [trials[(v, lr, seeds[0])]] + [later[(v, lr, s)] for s in seeds[1:]]
+        tests = np.array([r["test"] for r in runs], dtype=float) * 100
+        peaks = [r["peak_memory_bytes"] for r in runs if r["peak_memory_bytes"] is not None]
+        rows.append({
+            "task": task.name, "description": task.description, "variant": v,
+            "metric": task.metric, "params": sizes[v][1], "budget": budget or task.budget,
+            "width": sizes[v][0], "lr": lr,
+            "test_mean": float(tests.mean()),
+            "test_std": float(tests.std(ddof=1)) if tests.size > 1 else 0.0,
+            "seeds": len(runs),
+            "val_mean": float(np.mean([r["val"] for r in runs]) * 100),
+            "time_per_epoch_s": float(np.median([r["time_per_epoch_s"] for r in runs])),
+            "peak_memory_bytes": float(np.median(peaks)) if peaks else None,
+            "epochs": task.epochs, "device": device})
     return rows
 
 

@@ -146,7 +146,8 @@ def test_cli_compare_end_to_end(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "| task | metric | sparse | dense+lap |" in out
-    assert "gatlib compare --tasks pattern --seeds 0 --quick" in out
+    assert ("gatlib compare --tasks pattern --seeds 0 --variants sparse,dense+lap --lrs 0.003 "
+            "--budget 3000 --epochs 1 --quick") in out
     rows = json.loads((tmp_path / "o" / "compare.json").read_text())
     assert [r["variant"] for r in rows] == ["sparse", "dense+lap"]
 
@@ -179,3 +180,23 @@ def test_citation_tasks_get_a_larger_budget():
     assert cora.budget == 100_000
     width, params = cmp.width_for_budget(cora, "sparse", cora.budget)
     assert width >= 32 and abs(params - 100_000) < 0.2 * 100_000
+
+
+def test_parallel_jobs_give_the_same_runs(tmp_path):
+    """Two worker processes train the same runs as one process does (one thread each)."""
+    kw = dict(tasks=["pattern"], variants=["sparse", "dense"], seeds=[0, 1], budget=3_000,
+              lrs=[3e-3], quick=True, epochs=1, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = cmp.compare(results=tmp_path / "one", **kw)
+    finally:
+        torch.set_num_threads(threads)
+    two = cmp.compare(results=tmp_path / "two", jobs=2, **kw)
+    assert [r["variant"] for r in two] == ["sparse", "dense"]
+    for a, b in zip(one, two):
+        assert a["width"] == b["width"] and a["seeds"] == b["seeds"] == 2
+        assert a["test_mean"] == pytest.approx(b["test_mean"], abs=1e-6)
+    assert len(list((tmp_path / "two").rglob("seed=*.json"))) == 4
+    with pytest.raises(ValueError, match="jobs"):
+        cmp.compare(results=tmp_path / "x", jobs=0, **kw)
