@@ -117,6 +117,9 @@ class GATConv(nn.Module):
         fill_value (float, str or Tensor, default ``"mean"``): edge features of added loops.
         bias (bool, default True): add a learnable bias.
         residual (bool, default False): add a linear projection of the (target) input.
+        value_dropout (float, default 0.0): dropout on the projected source features
+            ``W_s x_j`` that are summed (training only), as the GAT authors' code applies it;
+            the scores are computed from the features before this dropout. Not in PyG.
 
     Shapes:
         x ``[N, F]`` or ``([S, F_s], [T, F_t])``; edge_index ``[2, E]``; edge_attr
@@ -128,8 +131,11 @@ class GATConv(nn.Module):
     def __init__(self, in_channels: Pair, out_channels: int, heads: int = 1, concat: bool = True,
                  negative_slope: float = 0.2, dropout: float = 0.0, add_self_loops: bool = True,
                  edge_dim: Optional[int] = None, fill_value: Union[float, str, Tensor] = "mean",
-                 bias: bool = True, residual: bool = False):
+                 bias: bool = True, residual: bool = False, value_dropout: float = 0.0):
         super().__init__()
+        if not 0.0 <= float(value_dropout) < 1.0:
+            raise ValueError(f"value_dropout must lie in [0, 1), got {value_dropout}")
+        self.value_dropout = float(value_dropout)
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.concat, self.negative_slope, self.dropout = concat, negative_slope, dropout
         self.add_self_loops, self.edge_dim, self.fill_value = add_self_loops, edge_dim, fill_value
@@ -188,7 +194,9 @@ class GATConv(nn.Module):
             # a_e . (W_e e) = (a_e W_e) . e: one [H, edge_dim] matrix instead of [E, H, C].
             w = (self.lin_edge.weight.view(H, C, -1) * self.att_edge.view(H, C, 1)).sum(1)
             edge_score = edge_attr.to(w.dtype) @ w.t()                     # [E', H]
-        res = gat_attention(a_src, a_dst, h_src, graph, edge_score=edge_score,
+        # The authors' code drops out the summed features, not those the scores are made of.
+        values = F.dropout(h_src, self.value_dropout, self.training)       # [S, H, C]
+        res = gat_attention(a_src, a_dst, values, graph, edge_score=edge_score,
                             negative_slope=self.negative_slope,
                             return_attention=return_attention_weights,
                             dropout=self.dropout, training=self.training)  # [T, H, C]

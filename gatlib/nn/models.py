@@ -47,6 +47,7 @@ class _AttentionStack(nn.Module):
     attention layer (dropout -> layer -> residual -> norm -> act) and a readable repr."""
 
     _defaults: dict = {}
+    value_dropout: float = 0.0          # GATConv's value_dropout (NodeClassifier sets it)
 
     def _check_args(self, in_channels: int, hidden_channels: int, out_channels: int,
                     num_layers: int, layer: str, heads: int, dropout: float, attn_dropout: float,
@@ -115,8 +116,10 @@ class _AttentionStack(nn.Module):
                    width: Optional[int] = None) -> nn.Module:
         """One attention layer; ``width`` is the kept width of a dense or GPS layer."""
         if self.layer in _SPARSE:
+            extra = ({"value_dropout": self.value_dropout} if self.value_dropout > 0 else {})
             return _SPARSE[self.layer](in_width, out_channels, heads=heads, concat=concat,
-                                       dropout=self.attn_dropout, edge_dim=self.edge_dim)
+                                       dropout=self.attn_dropout, edge_dim=self.edge_dim,
+                                       **extra)
         if self.layer == "dense":
             return DenseGraphAttention(width, heads, dropout=self.attn_dropout)
         local = GATConv(width, width // heads, heads=heads, dropout=self.attn_dropout,
@@ -224,6 +227,8 @@ class NodeClassifier(_AttentionStack):
             input linear map to ``W``, ``num_layers`` layers of width ``W`` and an output map
             (so sparse and dense models differ only in their attention layers, as in
             ``gatlib compare``); always the layout of ``'dense'`` and ``'gps'``.
+        value_dropout (float, default 0.0): :class:`GATConv`'s ``value_dropout`` (dropout on
+            the summed features, as in the GAT authors' code), ``layer='gat'`` only.
 
     Shapes:
         x ``[N, F]``, edge_index ``[2, E]``, batch ``[N]`` (optional), edge_attr
@@ -232,14 +237,20 @@ class NodeClassifier(_AttentionStack):
 
     _defaults = {"residual": False, "norm": None, "act": "elu", "dropout": 0.6,
                  "attn_dropout": 0.6, "edge_dim": None, "pe_dim": 0, "pe_channels": 0,
-                 "pe": "lap", "project_input": False}
+                 "pe": "lap", "project_input": False, "value_dropout": 0.0}
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int,
                  num_layers: int = 2, layer: str = "gat", heads: int = 8, dropout: float = 0.6,
                  attn_dropout: float = 0.6, residual: bool = False, norm: Optional[str] = None,
                  act: str = "elu", edge_dim: Optional[int] = None, pe_dim: int = 0,
-                 pe_channels: int = 0, pe: str = "lap", project_input: bool = False) -> None:
+                 pe_channels: int = 0, pe: str = "lap", project_input: bool = False,
+                 value_dropout: float = 0.0) -> None:
         super().__init__()
+        if float(value_dropout) > 0 and layer != "gat":
+            raise ValueError(f"value_dropout is a GATConv option (the GAT authors' dropout on "
+                             f"the summed features); layer={layer!r} has none, so pass "
+                             f"value_dropout=0.0 or layer='gat'")
+        self.value_dropout = float(value_dropout)
         self._check_args(in_channels, hidden_channels, out_channels, num_layers, layer, heads,
                          dropout, attn_dropout, norm, act, edge_dim, pe_dim, pe_channels, pe)
         self.project_input = bool(project_input)

@@ -21,6 +21,7 @@ DEFAULTS: Dict[str, Any] = {
     "model": {
         "layer": "gat", "hidden_channels": 8, "heads": 8, "num_layers": 2, "dropout": 0.6,
         "attn_dropout": 0.6, "residual": False, "norm": None, "act": "elu", "pool": "mean",
+        "value_dropout": 0.0,     # GAT only: dropout on the summed features (authors' code)
     },
     "pe": {"type": None, "dim": 8, "channels": 8},   # type: lap | rw | None
     "optim": {"lr": 0.005, "weight_decay": 5e-4},

@@ -109,7 +109,8 @@ def _build_node_model(cfg, in_channels: int, num_classes: int):
                           dropout=m["dropout"], attn_dropout=m["attn_dropout"],
                           residual=m["residual"], norm=m["norm"], act=m["act"],
                           pe_dim=pe_dim, pe_channels=cfg["pe"]["channels"] if pe_dim else 0,
-                          pe=cfg["pe"]["type"] or "lap")
+                          pe=cfg["pe"]["type"] or "lap",
+                          value_dropout=m.get("value_dropout", 0.0))
 
 
 def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Dict[str, Any]:

@@ -141,3 +141,31 @@ def test_bad_input():
         layer((x, x), ei)
     with pytest.raises(ValueError, match="x must be"):
         layer(x[0], ei)
+
+
+def test_value_dropout_drops_the_summed_features_only():
+    """value_dropout (the GAT authors' dropout on W x_j): the scores come from the features
+    before dropout, the weighted sum uses the dropped ones; nothing changes in eval mode."""
+    from gatlib.nn.conv import _prepare_graph
+    from gatlib.ops import gat_attention
+    torch.manual_seed(0)
+    x = torch.randn(7, 5)
+    ei = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 1], [1, 2, 3, 4, 5, 6, 0, 0]])
+    layer = GATConv(5, 3, heads=2, value_dropout=0.5)
+    plain = GATConv(5, 3, heads=2)
+    plain.load_state_dict(layer.state_dict())
+    layer.eval(), plain.eval()
+    torch.testing.assert_close(layer(x, ei), plain(x, ei))
+    layer.train()
+    torch.manual_seed(1)
+    out = layer(x, ei)
+    torch.manual_seed(1)
+    h = layer.lin(x).view(-1, 2, 3)                                       # [N, H, C]
+    a_src, a_dst = (h * layer.att_src).sum(-1), (h * layer.att_dst).sum(-1)
+    values = torch.nn.functional.dropout(h, 0.5, True)
+    _, graph, _ = _prepare_graph(x, x, ei, None, True, "mean")
+    want = gat_attention(a_src, a_dst, values, graph).reshape(7, 6) + layer.bias
+    torch.testing.assert_close(out, want)
+    assert not torch.allclose(out, plain.train()(x, ei))
+    with pytest.raises(ValueError, match="value_dropout"):
+        GATConv(5, 3, value_dropout=1.0)

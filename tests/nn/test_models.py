@@ -314,3 +314,13 @@ def test_project_input_gives_sparse_layers_the_dense_layout(layer):
     assert "project_input=True" in repr(model)
     plain = NodeClassifier(F_IN, 4, 3, num_layers=2, layer=layer, heads=2)
     assert plain.lin_in is None and "project_input" not in repr(plain)
+
+
+def test_value_dropout_reaches_the_gat_layers_only():
+    """NodeClassifier passes value_dropout to every GATConv; other layers refuse it by name."""
+    model = NodeClassifier(F_IN, 4, 3, value_dropout=0.6)
+    assert [c.value_dropout for c in model.convs] == [0.6, 0.6]
+    assert "value_dropout=0.6" in repr(model)
+    assert NodeClassifier(F_IN, 4, 3).convs[0].value_dropout == 0.0
+    with pytest.raises(ValueError, match="value_dropout"):
+        NodeClassifier(F_IN, 4, 3, layer="transformer", value_dropout=0.6)
