@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    creates .venv, installs gatlib (torch pinned to the 2.13.0 CPU build), runs the demo
+#   make run    creates .venv, installs gatlib (torch pinned to the 2.13.0 CPU build), runs
+#               gatlib compare (dense vs sparse attention, the small default set)
 #   make test   the same set-up, then the whole test suite
 # Other targets: make bench (CPU benchmark against PyG), make clean.
 
@@ -18,9 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,gpu]" $(TORCH)
 	touch $(STAMP)
 
+# The main job: dense vs sparse vs hybrid attention on the small default set (CLUSTER-style SBM,
+# long-range sequences, digits as grid graphs, Cora), table printed, plots in results/compare.
 run: $(STAMP)
-	$(BIN)/gatlib train --config experiments/configs/cora-gat.yaml --seeds 0 --results results
-	$(BIN)/gatlib demo
+	$(BIN)/gatlib compare
 
 # The Triton kernels run on the CPU under Triton's interpreter (a GPU runs them natively).
 test: $(STAMP)

@@ -141,13 +141,13 @@ def test_cli_compare_rejects_unknown_task(capsys):
 def test_cli_compare_end_to_end(tmp_path, capsys):
     code = main(["compare", "--tasks", "pattern", "--variants", "sparse,dense+lap",
                  "--seeds", "0", "--lrs", "0.003", "--epochs", "1", "--budget", "3000",
-                 "--quick", "--quiet", "--results", str(tmp_path / "r"),
+                 "--quiet", "--jobs", "1", "--results", str(tmp_path / "r"),
                  "--out", str(tmp_path / "o")])
     assert code == 0
     out = capsys.readouterr().out
     assert "| task | metric | sparse | dense+lap |" in out
-    assert ("gatlib compare --tasks pattern --seeds 0 --variants sparse,dense+lap --lrs 0.003 "
-            "--budget 3000 --epochs 1 --quick") in out
+    assert ("gatlib compare --tasks pattern --seeds 0 --variants sparse,dense+lap "
+            "--budget 3000 --epochs 1`") in out
     rows = json.loads((tmp_path / "o" / "compare.json").read_text())
     assert [r["variant"] for r in rows] == ["sparse", "dense+lap"]
 
@@ -200,3 +200,13 @@ def test_parallel_jobs_give_the_same_runs(tmp_path):
     assert len(list((tmp_path / "two").rglob("seed=*.json"))) == 4
     with pytest.raises(ValueError, match="jobs"):
         cmp.compare(results=tmp_path / "x", jobs=0, **kw)
+
+
+def test_cli_defaults_are_the_small_set():
+    """`gatlib compare` with no option is the README's small set: the default tasks, small
+    sizes, two seeds, one learning rate, up to two worker processes."""
+    from gatlib.cli import _COMPARE_TASKS, build_parser
+    args = build_parser().parse_args(["compare"])
+    assert _COMPARE_TASKS == ",".join(cmp.DEFAULT_TASKS)
+    assert (args.tasks, args.full, args.seeds, args.lrs) == (None, False, "0-1", "0.003")
+    assert 1 <= args.jobs <= 2
