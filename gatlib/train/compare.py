@@ -586,6 +586,7 @@ def plot_compare(rows: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = list(dict.fromkeys(r["task"] for r in rows))
@@ -622,7 +623,13 @@ def plot_compare(rows: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
                     continue
                 ax.errorbar(c[key] * scale, c["test_mean"], yerr=c["test_std"], fmt="o",
                             color=colors[v], label=v, capsize=2)
-            ax.set_xscale("log")
+            xs = [by[(t, v)][key] * scale for v in variants
+                  if (t, v) in by and by[(t, v)][key] is not None]
+            if xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
+                # Costs spanning decades: a log axis, plain numbers, minor ticks unlabelled.
+                ax.set_xscale("log")
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.3g}"))
+                ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(label)
             ax.set_ylabel("test score (%)")
             ax.set_title(t)
@@ -634,9 +641,12 @@ def plot_compare(rows: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
             if ll not in labels:
                 handles.append(hh)
                 labels.append(ll)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
+    # As many legend columns as fit the figure's width; rows of legend below the panels.
+    ncol = max(1, min(len(labels), 2 * len(tasks)))
+    rows_needed = -(-len(labels) // ncol)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
     fig.suptitle("Score against cost (up and left is better)")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.035 * rows_needed + 0.02, 1, 1))
     paths.append(_save(fig, out_dir / "compare_cost.png"))
     plt.close(fig)
     return paths
