@@ -210,3 +210,26 @@ def test_cli_defaults_are_the_small_set():
     assert _COMPARE_TASKS == ",".join(cmp.DEFAULT_TASKS)
     assert (args.tasks, args.full, args.seeds, args.lrs) == (None, False, "0-1", "0.003")
     assert 1 <= args.jobs <= 2
+
+
+def test_masked_node_task_is_evaluated_with_one_forward(monkeypatch):
+    """On one graph split by masks, val and test come from a single forward pass, with the
+    same scores and losses as evaluating each split alone."""
+    from gatlib.data import csbm
+    data = csbm(200, num_classes=3, feature_dim=8, seed=0)
+    data.pe = torch.zeros(200, 8)
+    task = cmp.Task("toy", "node", {s: [data] for s in ("train", "val", "test")}, 8, 3, "toy",
+                    masks=True)
+    torch.manual_seed(0)
+    model = cmp._build_model(task, "sparse", 16)
+    val = cmp._Split(task, "val", "sparse", 0, shuffle=False)
+    test = cmp._Split(task, "test", "sparse", 0, shuffle=False)
+    alone = [cmp._evaluate(model, (s,), task, "cpu")[0] for s in (val, test)]
+    calls = []
+    real = cmp._forward
+    monkeypatch.setattr(cmp, "_forward", lambda *a: calls.append(1) or real(*a))
+    both = cmp._evaluate(model, (val, test), task, "cpu")
+    assert len(calls) == 1
+    for got, want in zip(both, alone):
+        assert got == pytest.approx(want)
+    assert alone[0] != alone[1]
