@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job: dense vs sparse vs hybrid attention on the small default set (CLUSTER-style SBM,
-# long-range sequences, digits as grid graphs, Cora), table printed, plots in results/compare.
+# long-range sequences, digits as grid graphs, MUTAG), table printed, plots in results/compare.
 run: $(STAMP)
 	$(BIN)/gatlib compare
 

@@ -102,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
 
 _COMPARE_LRS = "0.003"
 # gatlib.train.compare.DEFAULT_TASKS, named here so that --help needs no heavy import.
-_COMPARE_TASKS = "cluster,sequence,digits,cora"
+_COMPARE_TASKS = "cluster,sequence,digits,mutag"
 
 
 def _default_jobs() -> int:

@@ -192,7 +192,7 @@ TASKS: Dict[str, Callable[[bool], Task]] = {
     "mutag": lambda q: _tu("MUTAG", q),
     "proteins": lambda q: _tu("PROTEINS", q),
 }
-DEFAULT_TASKS = ("cluster", "sequence", "digits", "cora")
+DEFAULT_TASKS = ("cluster", "sequence", "digits", "mutag")
 
 
 def build_task(name: str, quick: bool = False, pe_dim: int = 8) -> Task:
