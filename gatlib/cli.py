@@ -2,7 +2,7 @@
 
     gatlib train --config experiments/configs/cora-gat.yaml [key=value ...] [--seeds 0-9]
     gatlib summarize RESULTS_DIR
-    gatlib compare [--tasks cluster,sequence,digits,cora] [--seeds 0-1] [--full] ...
+    gatlib compare [--tasks cluster,sequence,digits,mutag] [--seeds 0-1] [--full] ...
     gatlib data list | fetch [--mirror DIR] [--copy] [NAME ...]
     gatlib demo [--nodes N] [--edges E] [--heads H] [--channels C]
 
@@ -141,9 +141,10 @@ def _compare(args: argparse.Namespace) -> int:
         print("gatlib compare: no task could run (see the messages above)", file=sys.stderr)
         return 1
     kept = list(dict.fromkeys(r["task"] for r in rows))
+    per_task = dict.fromkeys((r["task"], r["budget"]) for r in rows)
     budgets = (f"{args.budget:,}" if args.budget else
-               ", ".join(f"{t} {b:,}" for t, b in dict.fromkeys(
-                   (r["task"], r["budget"]) for r in rows)))
+               f"{rows[0]['budget']:,}" if len({b for _, b in per_task}) == 1 else
+               ", ".join(f"{t} {b:,}" for t, b in per_task))
     threads = (f"{args.jobs} one-thread worker processes" if args.jobs > 1
                else f"{torch.get_num_threads()} threads")
     again = [f"--tasks {','.join(kept)}", f"--seeds {args.seeds}"]
