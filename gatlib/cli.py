@@ -106,7 +106,7 @@ _COMPARE_TASKS = "cluster,sequence,digits,mutag"
 
 
 def _default_jobs() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--epochs", type=int, default=None, help="override every task's epochs")
     cmp_.add_argument("--full", action="store_true",
                       help="the full sizes (more graphs and epochs; default: the small sizes, "
-                           "about ten minutes on two CPU cores for the default tasks)")
+                           "about a quarter of an hour on two CPU cores for the default "
+                           "tasks)")
     cmp_.add_argument("--results", default="results/compare",
                       help="per-run results, resumable (default results/compare)")
     cmp_.add_argument("--out", default="results/compare",
@@ -241,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     cmp_.add_argument("--jobs", type=int, default=_default_jobs(),
                       help="runs trained at once, each in a one-thread worker process (CPU "
-                           f"only; default {_default_jobs()}: up to two, one per core)")
+                           f"only; default {_default_jobs()}: one per core, up to four)")
     cmp_.add_argument("--quiet", action="store_true", help="no progress bars")
     cmp_.set_defaults(func=_compare)
 

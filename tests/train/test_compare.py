@@ -204,12 +204,12 @@ def test_parallel_jobs_give_the_same_runs(tmp_path):
 
 def test_cli_defaults_are_the_small_set():
     """`gatlib compare` with no option is the README's small set: the default tasks, small
-    sizes, two seeds, one learning rate, up to two worker processes."""
+    sizes, two seeds, one learning rate, a worker process per core (up to four)."""
     from gatlib.cli import _COMPARE_TASKS, build_parser
     args = build_parser().parse_args(["compare"])
     assert _COMPARE_TASKS == ",".join(cmp.DEFAULT_TASKS)
     assert (args.tasks, args.full, args.seeds, args.lrs) == (None, False, "0-1", "0.003")
-    assert 1 <= args.jobs <= 2
+    assert 1 <= args.jobs <= 4
 
 
 def test_masked_node_task_is_evaluated_with_one_forward(monkeypatch):
