@@ -232,8 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--epochs", type=int, default=None, help="override every task's epochs")
     cmp_.add_argument("--full", action="store_true",
                       help="the full sizes (more graphs and epochs; default: the small sizes, "
-                           "about a quarter of an hour on two CPU cores for the default "
-                           "tasks)")
+                           "about 14 minutes on two CPU cores for the default tasks)")
     cmp_.add_argument("--results", default="results/compare",
                       help="per-run results, resumable (default results/compare)")
     cmp_.add_argument("--out", default="results/compare",
