@@ -335,15 +335,14 @@ def _evaluate(model, splits: Sequence[_Split], task: Task, device
     for split in splits:
         preds, ys, loss, n = [], [], 0.0, 0
         for b, mask in split:
+            y = b.y.view(-1).to(device)
             if mask is None:
                 out = _forward(model, b, device)
             else:
                 if id(b) not in shared:
                     shared[id(b)] = _forward(model, b, device)
-                out = shared[id(b)][mask.to(device)]
-            y = b.y.view(-1).to(device)
-            if mask is not None:
-                y = y[mask.to(device)]
+                m = mask.to(device)
+                out, y = shared[id(b)][m], y[m]
             loss += _loss(task, out, y, reduction="sum").item()
             n += y.numel()
             preds.append(out.argmax(-1).cpu())
