@@ -18,6 +18,10 @@ DEFAULTS: Dict[str, Any] = {
     "protocol": "planetoid",      # planetoid | splits | cv10
     "metric": "accuracy",         # accuracy | roc_auc
     "normalize_features": False,  # row-normalise node features (the GAT paper's preprocessing)
+    # Node tasks: hand the model sparse CSR features (true | false | auto: when at most 10% of
+    # the entries are non-zero and there are no positional encodings). The same model in
+    # distribution; dropout and the first projection then cost O(nnz), not O(N F).
+    "sparse_features": "auto",
     "model": {
         "layer": "gat", "hidden_channels": 8, "heads": 8, "num_layers": 2, "dropout": 0.6,
         "attn_dropout": 0.6, "residual": False, "norm": None, "act": "elu", "pool": "mean",

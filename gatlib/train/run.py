@@ -100,6 +100,25 @@ def _node_data(cfg: Dict[str, Any], seed: int):
     return data, masks, pe
 
 
+# Density at or below which sparse_features="auto" stores node features as CSR.
+SPARSE_DENSITY = 0.1
+
+
+def _use_sparse_features(cfg: Dict[str, Any], x: torch.Tensor, pe) -> bool:
+    """Whether a node run hands the model CSR features (config key ``sparse_features``)."""
+    setting = cfg.get("sparse_features", "auto")
+    if setting not in (True, False, "auto"):
+        raise ValueError(f"sparse_features must be true, false or auto, got {setting!r}")
+    if setting is True and pe is not None:
+        raise ValueError("sparse_features=true cannot be combined with positional encodings "
+                         "(pe.type); set sparse_features=auto or false")
+    if setting == "auto":
+        if pe is not None or x.numel() == 0:
+            return False
+        return bool((x != 0).sum().item() <= SPARSE_DENSITY * x.numel())
+    return bool(setting)
+
+
 def _build_node_model(cfg, in_channels: int, num_classes: int):
     from ..nn import NodeClassifier
     m = cfg["model"]
@@ -123,6 +142,9 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
                            weight_decay=cfg["optim"]["weight_decay"])
     x, ei, y = data.x.to(device), data.edge_index.to(device), data.y.to(device)
     pe = pe.to(device) if pe is not None else None
+    sparse = _use_sparse_features(cfg, x, pe)
+    if sparse:
+        x = x.to_sparse_csr()
     state = _State()
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     if ckpt_path.exists():
@@ -186,7 +208,8 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
     return {f"test_{metric}": state.best["test"], f"val_{metric}": state.best["val"],
             "best_epoch": state.best["epoch"], "epochs_run": state.epoch,
             "time_per_epoch_s": state.train_time / max(state.epoch, 1),
-            "num_parameters": sum(p.numel() for p in model.parameters())}
+            "num_parameters": sum(p.numel() for p in model.parameters()),
+            "sparse_features": sparse}
 
 
 def _truncate_log(log_path: Path, epochs: int) -> None:

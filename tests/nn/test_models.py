@@ -324,3 +324,60 @@ def test_value_dropout_reaches_the_gat_layers_only():
     assert NodeClassifier(F_IN, 4, 3).convs[0].value_dropout == 0.0
     with pytest.raises(ValueError, match="value_dropout"):
         NodeClassifier(F_IN, 4, 3, layer="transformer", value_dropout=0.6)
+
+
+# ------------------------------------------------------------------ sparse node features
+
+def _bag_of_words(n: int = 30, f: int = 50, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, f, generator=g) < 0.08).float()
+    x[3] = 0.0                                        # a node with no features at all
+    return x / x.sum(1, keepdim=True).clamp(min=1)
+
+
+@pytest.mark.parametrize("layout", ["csr", "coo"])
+@pytest.mark.parametrize("layer,kwargs", [("gat", {"value_dropout": 0.3}), ("gatv2", {}),
+                                          ("transformer", {"residual": True}),
+                                          ("transformer", {"project_input": True}),
+                                          ("dense", {})])
+def test_sparse_features_give_the_dense_model(layout, layer, kwargs):
+    """Eval mode: CSR / COO features give the dense features' logits and weight gradients."""
+    x = _bag_of_words()
+    xs = x.to_sparse_csr() if layout == "csr" else x.to_sparse()
+    ei = torch.randint(0, 30, (2, 90), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    model = NodeClassifier(50, 4, 3, layer=layer, heads=2, **kwargs).double().eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    ref = model(x.double(), ei)
+    got = model(xs.double(), ei)
+    torch.testing.assert_close(got, ref)
+    g_ref = torch.autograd.grad(ref.pow(2).sum(), params)
+    g_got = torch.autograd.grad(got.pow(2).sum(), params)
+    for a, b in zip(g_got, g_ref):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("layout", ["csr", "coo"])
+def test_sparse_dropout_is_dense_dropout_on_the_stored_entries(layout):
+    from gatlib.nn.models import _dropout
+    x = torch.rand(400, 300) * (torch.rand(400, 300) < 0.05)
+    xs = x.to_sparse_csr() if layout == "csr" else x.to_sparse()
+    torch.manual_seed(0)
+    out = _dropout(xs, 0.6, True)
+    assert out.layout == xs.layout
+    dense = out.to_dense()
+    kept = dense != 0
+    assert not kept[x == 0].any()                                      # zeros stay zero
+    torch.testing.assert_close(dense[kept], x[kept] / 0.4)             # kept entries scaled
+    rate = kept.sum().item() / (x != 0).sum().item()
+    assert abs(rate - 0.4) < 0.03                                      # ~6,000 entries
+    assert _dropout(xs, 0.6, False) is xs and _dropout(xs, 0.0, True) is xs
+    with pytest.raises(ValueError, match="layout"):
+        _dropout(x.to_sparse_csc(), 0.5, True)
+
+
+def test_sparse_features_and_pe_are_refused():
+    x = _bag_of_words().to_sparse_csr()
+    model = NodeClassifier(50, 4, 3, heads=2, pe_dim=4, pe_channels=2)
+    with pytest.raises(ValueError, match="sparse node features"):
+        model(x, torch.zeros(2, 0, dtype=torch.long), pe=torch.randn(30, 4))

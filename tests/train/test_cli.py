@@ -197,3 +197,46 @@ def test_bad_stop_on_is_named(toy, tmp_path):
     with pytest.raises(ValueError, match="train.stop_on"):
         cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(tmp_path / "r"),
                   "--quiet", "train.stop_on=loss"])
+
+
+@pytest.mark.parametrize("setting,expected", [("auto", True), ("true", True), ("false", False)])
+def test_sparse_features_setting(toy, tmp_path, monkeypatch, setting, expected):
+    """auto stores bag-of-words features (at most 10% non-zero) as CSR; the model sees it."""
+    def sparse_toy(name, **_):
+        data = _toy_node_dataset()[0]
+        data.x = (data.x > 2.2).float()                       # ~5% non-zero
+        return [data]
+    monkeypatch.setattr(gatlib.data, "load_dataset", sparse_toy, raising=False)
+    seen = []
+    original = run_mod._build_node_model
+
+    def build(*args, **kwargs):
+        model = original(*args, **kwargs)
+        model.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].layout))
+        return model
+    monkeypatch.setattr(run_mod, "_build_node_model", build)
+    res = tmp_path / setting
+    assert cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(res),
+                     "--quiet", "train.epochs=3", f"sparse_features={setting}"]) == 0
+    m = json.loads((res / "toy-gat" / "0" / "metrics.json").read_text())
+    assert m["sparse_features"] is expected
+    layout = torch.sparse_csr if expected else torch.strided
+    assert seen and all(s == layout for s in seen)
+
+
+def test_sparse_features_auto_keeps_dense_features_dense(toy, tmp_path):
+    res = tmp_path / "r"
+    assert cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(res),
+                     "--quiet", "train.epochs=2"]) == 0
+    assert json.loads((res / "toy-gat" / "0" / "metrics.json").read_text())[
+        "sparse_features"] is False
+
+
+def test_bad_sparse_features_is_named(toy, tmp_path):
+    with pytest.raises(ValueError, match="sparse_features"):
+        cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(tmp_path / "r"),
+                  "--quiet", "sparse_features=maybe"])
+    with pytest.raises(ValueError, match="sparse_features=true cannot"):
+        cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(tmp_path / "s"),
+                  "--quiet", "sparse_features=true", "pe.type=lap", "pe.dim=2",
+                  "pe.channels=2"])
