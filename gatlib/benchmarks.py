@@ -20,7 +20,8 @@ from .ops import dense_attention, gat_attention, reference, sparse_attention, us
 __all__ = ["GAT_IMPLS", "random_graph", "gat_inputs", "gat_forward", "gat_step",
            "available_impls", "device_name", "scaling_graph", "attention_inputs",
            "sparse_attention_step", "dense_attention_step", "fit_loglog", "extrapolate",
-           "crossovers", "crossover"]
+           "crossovers", "crossover", "PLANETOID_IMPLS", "planetoid_model",
+           "planetoid_epoch_step"]
 
 # What each candidate is: gatlib's fast path, its pure-PyTorch reference, PyG's own path for the
 # same maths (as GATConv computes it: its softmax utility, then gather and scatter), and
@@ -265,3 +266,64 @@ def crossover(x: Sequence[float], a: Sequence[float], b: Sequence[float]) -> Opt
     holds to the end of the range. None when they never cross."""
     found = crossovers(x, a, b)
     return found[-1] if found else None
+
+
+# ------------------------------------------------- a training epoch on Cora / CiteSeer (features)
+
+# gatlib's NodeClassifier with dense or sparse CSR features, and PyG's two-layer GAT (dense
+# features, the peer) built with the same sizes.
+PLANETOID_IMPLS = ("gatlib-dense", "gatlib-csr", "pyg")
+
+
+def planetoid_model(impl: str, dataset: str, layer: str = "gat", seed: int = 0):
+    """``(model, x, data)`` for one epoch of the GAT paper's model on a Planetoid graph:
+    row-normalised features, 2 layers, 8 heads x 8, dropout 0.6; ``x`` dense or CSR."""
+    from torch_geometric.transforms import NormalizeFeatures
+
+    from .data import load_dataset
+    from .nn import NodeClassifier
+    if impl not in PLANETOID_IMPLS:
+        raise ValueError(f"impl must be one of {PLANETOID_IMPLS}, got {impl!r}")
+    data = NormalizeFeatures()(load_dataset(dataset)[0])
+    classes = int(data.y.max()) + 1
+    torch.manual_seed(seed)
+    if impl == "pyg":
+        # The same model from PyG's layers (its GAT class drops no input features, so it is
+        # not the paper's model): dropout -> conv -> ELU -> dropout -> conv.
+        from torch_geometric.nn import GATConv, GATv2Conv, TransformerConv
+        conv = {"gat": GATConv, "gatv2": GATv2Conv, "transformer": TransformerConv}[layer]
+
+        class _TwoLayers(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv1 = conv(data.num_features, 8, heads=8, dropout=0.6)
+                self.conv2 = conv(64, classes, heads=1, concat=False, dropout=0.6)
+
+            def forward(self, x, edge_index):
+                x = F.elu(self.conv1(F.dropout(x, 0.6, self.training), edge_index))
+                return self.conv2(F.dropout(x, 0.6, self.training), edge_index)
+        model = _TwoLayers()
+        return model, data.x, data
+    model = NodeClassifier(data.num_features, 8, classes, layer=layer)
+    x = data.x.to_sparse_csr() if impl == "gatlib-csr" else data.x
+    return model, x, data
+
+
+def planetoid_epoch_step(impl: str, dataset: str, layer: str = "gat",
+                         seed: int = 0) -> Callable[[], None]:
+    """One epoch as ``gatlib train`` runs it: a training step (forward, backward, Adam) on the
+    training nodes, then an evaluation forward pass over all nodes."""
+    model, x, data = planetoid_model(impl, dataset, layer, seed)
+    opt = torch.optim.Adam(model.parameters(), lr=0.005, weight_decay=5e-4)
+    ei, y, mask = data.edge_index, data.y, data.train_mask
+
+    def step():
+        model.train()
+        opt.zero_grad()
+        F.cross_entropy(model(x, ei)[mask], y[mask]).backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            model(x, ei)
+    step.model = model                  # for tests: the model the step trains
+    return step

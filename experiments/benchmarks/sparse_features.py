@@ -1,0 +1,94 @@
+"""One training epoch of the GAT paper's model on Cora and CiteSeer: gatlib with dense
+features, gatlib with sparse CSR features (what ``gatlib train`` uses there), and PyG's layers
+with dense features as the peer, each in a fresh process (median of ``--repeats`` epochs after
+a warm-up; peak = growth of the resident set during one epoch).
+
+Before timing, gatlib's logits (eval mode) with CSR features must equal those with dense
+features to 1e-5, else the script exits non-zero.
+
+Writes ``<out>.{md,json}`` (default ``experiments/results/sparse_features_<device>``).
+
+Run:  python experiments/benchmarks/sparse_features.py [--datasets Cora,CiteSeer]
+      [--layers gat,gatv2,transformer] [--repeats 10]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from gatlib.benchmarks import PLANETOID_IMPLS, device_name, planetoid_model
+from gatlib.utils import atomic_write_json, atomic_write_text
+from gatlib.utils.measure import measure
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def check(dataset: str, layer: str) -> float:
+    dense, x, data = planetoid_model("gatlib-dense", dataset, layer)
+    csr, xs, _ = planetoid_model("gatlib-csr", dataset, layer)
+    dense.eval(), csr.eval()
+    with torch.no_grad():
+        err = (dense(x, data.edge_index) - csr(xs, data.edge_index)).abs().max().item()
+    if not err < 1e-5:
+        sys.exit(f"{dataset} {layer}: CSR features change the logits (max error {err:.2e}); "
+                 f"not timing")
+    return err
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", default="Cora,CiteSeer")
+    p.add_argument("--layers", default="gat,gatv2,transformer")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    out = Path(args.out) if args.out else ROOT / "experiments/results/sparse_features_cpu"
+    rows = []
+    print(f"one training epoch + evaluation, cpu ({device_name('cpu')}), torch "
+          f"{torch.__version__}, threads {torch.get_num_threads()}")
+    for dataset in args.datasets.split(","):
+        for layer in args.layers.split(","):
+            err = check(dataset, layer)
+            res = {impl: measure("gatlib.benchmarks:planetoid_epoch_step",
+                                 dict(impl=impl, dataset=dataset, layer=layer),
+                                 repeats=args.repeats) for impl in PLANETOID_IMPLS}
+            bad = [f"{i}: {r['message'].splitlines()[0]}" for i, r in res.items()
+                   if r["status"] != "ok"]
+            if bad:
+                sys.exit(f"{dataset} {layer}: " + "; ".join(bad))
+            t = {i: r["time_s"] * 1e3 for i, r in res.items()}
+            m = {i: r["peak_bytes"] for i, r in res.items()}
+            row = {"dataset": dataset, "layer": layer, "max_error": err, "ms": t, "peak": m}
+            rows.append(row)
+            print(f"  {dataset:>8} {layer:>11}: dense {t['gatlib-dense']:.0f} ms, csr "
+                  f"{t['gatlib-csr']:.0f} ms, pyg {t['pyg']:.0f} ms "
+                  f"(csr speed-up {t['gatlib-dense'] / t['gatlib-csr']:.1f}x over dense, "
+                  f"{t['pyg'] / t['gatlib-csr']:.1f}x over pyg)")
+
+    def mib(b):
+        return "n/a" if b is None else f"{b / 2**20:,.0f}"
+    lines = [f"One training epoch + evaluation pass of the GAT paper's model (2 layers, 8 heads "
+             f"x 8), CPU ({device_name('cpu')}), torch {torch.__version__}, "
+             f"{torch.get_num_threads()} threads; median of {args.repeats} epochs. "
+             f"`python experiments/benchmarks/sparse_features.py`", "",
+             "| dataset | layer | gatlib dense (ms) | gatlib CSR (ms) | PyG (ms) | CSR vs dense "
+             "| CSR vs PyG | peak MiB dense / CSR / PyG |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        t, m = r["ms"], r["peak"]
+        lines.append(f"| {r['dataset']} | {r['layer']} | {t['gatlib-dense']:,.0f} | "
+                     f"{t['gatlib-csr']:,.0f} | {t['pyg']:,.0f} | "
+                     f"{t['gatlib-dense'] / t['gatlib-csr']:.1f}x | "
+                     f"{t['pyg'] / t['gatlib-csr']:.1f}x | {mib(m['gatlib-dense'])} / "
+                     f"{mib(m['gatlib-csr'])} / {mib(m['pyg'])} |")
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    atomic_write_json(out.with_suffix(".json"), {"rows": rows, "repeats": args.repeats,
+                                                 "torch": torch.__version__})
+    print(f"wrote {out.with_suffix('.md')}")
+    return {"rows": rows}
+
+
+if __name__ == "__main__":
+    main()
