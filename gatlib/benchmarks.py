@@ -270,8 +270,8 @@ def crossover(x: Sequence[float], a: Sequence[float], b: Sequence[float]) -> Opt
 
 # ------------------------------------------------- a training epoch on Cora / CiteSeer (features)
 
-# gatlib's NodeClassifier with dense or sparse CSR features, and PyG's two-layer GAT (dense
-# features, the peer) built with the same sizes.
+# gatlib's NodeClassifier with dense or sparse CSR features, and the same two-layer model built
+# from PyG's layers (dense features, the peer).
 PLANETOID_IMPLS = ("gatlib-dense", "gatlib-csr", "pyg")
 
 

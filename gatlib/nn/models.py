@@ -50,17 +50,14 @@ def _dropout(h: Tensor, p: float, training: bool) -> Tensor:
     if not training or p == 0.0:
         return h
     if h.layout == torch.sparse_csr:
-        vals = h.values()
-        keep = torch.empty_like(vals).bernoulli_(1.0 - p).div_(1.0 - p)
         # The pattern is the input's own, already valid: skip the invariant check.
-        return torch.sparse_csr_tensor(h.crow_indices(), h.col_indices(), vals * keep,
-                                       size=h.shape, check_invariants=False)
+        return torch.sparse_csr_tensor(h.crow_indices(), h.col_indices(),
+                                       F.dropout(h.values(), p, True), size=h.shape,
+                                       check_invariants=False)
     if h.layout == torch.sparse_coo:
         h = h.coalesce()
-        vals = h.values()
-        keep = torch.empty_like(vals).bernoulli_(1.0 - p).div_(1.0 - p)
-        return torch.sparse_coo_tensor(h.indices(), vals * keep, size=h.shape,
-                                       is_coalesced=True, check_invariants=False)
+        return torch.sparse_coo_tensor(h.indices(), F.dropout(h.values(), p, True),
+                                       size=h.shape, is_coalesced=True, check_invariants=False)
     raise ValueError(f"x must be a dense, sparse CSR or sparse COO tensor, got layout "
                      f"{h.layout}; convert it with x.to_dense() or x.to_sparse_csr()")
 
