@@ -237,16 +237,34 @@ def _stratified_folds(y: torch.Tensor, k: int, seed: int) -> List[torch.Tensor]:
     return [torch.tensor(sorted(f), dtype=torch.long) for f in folds]
 
 
+MAX_DEGREE_FEATURE = 64
+
+
+def _in_degree(data) -> torch.Tensor:
+    return torch.bincount(data.edge_index[1], minlength=data.num_nodes)
+
+
+class _OneHotDegree:
+    """Node features for graphs that have none (IMDB-BINARY): the one-hot in-degree, with every
+    degree of ``cap`` or more in the last slot. PyG's ``OneHotDegree`` has no such cap and fails
+    on a degree above its ``max_degree``; IMDB-BINARY has degrees up to 135."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+
+    def __call__(self, data):
+        data.x = F.one_hot(_in_degree(data).clamp(max=self.cap), self.cap + 1).float()
+        return data
+
+
 def _graph_dataset(cfg):
     from ..data import load_dataset
     from ..pe import AddLaplacianPE, AddRandomWalkPE
     ds = load_dataset(cfg["dataset"])
     transforms = []
     if ds[0].x is None:
-        from torch_geometric.transforms import OneHotDegree
-        max_deg = int(max(int(torch.bincount(d.edge_index[1], minlength=d.num_nodes).max())
-                          if d.num_edges else 0 for d in ds))
-        transforms.append(OneHotDegree(min(max_deg, 64), cat=False))
+        max_deg = int(max(int(_in_degree(d).max()) if d.num_nodes else 0 for d in ds))
+        transforms.append(_OneHotDegree(min(max_deg, MAX_DEGREE_FEATURE)))
     if cfg["pe"]["type"] == "lap":
         transforms.append(AddLaplacianPE(cfg["pe"]["dim"], attr_name="pe"))
     elif cfg["pe"]["type"] == "rw":

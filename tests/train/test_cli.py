@@ -240,3 +240,22 @@ def test_bad_sparse_features_is_named(toy, tmp_path):
         cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(tmp_path / "s"),
                   "--quiet", "sparse_features=true", "pe.type=lap", "pe.dim=2",
                   "pe.channels=2"])
+
+
+def test_graphs_without_features_get_capped_one_hot_degrees(monkeypatch):
+    """IMDB-BINARY has no node features and degrees above the cap: every degree of the cap or
+    more shares the last slot instead of failing."""
+    class _NoFeatures(list):
+        num_classes = 2
+    star = Data(edge_index=torch.stack([torch.arange(1, 80), torch.zeros(79, dtype=torch.long)]),
+                num_nodes=80, y=torch.tensor([0]))
+    pair = Data(edge_index=torch.tensor([[0, 1], [1, 0]]), num_nodes=3, y=torch.tensor([1]))
+    monkeypatch.setattr(gatlib.data, "load_dataset", lambda name, **_: _NoFeatures([star, pair]),
+                        raising=False)
+    cfg = {"dataset": "x", "pe": {"type": None}}
+    data, num_classes = run_mod._graph_dataset(cfg)
+    cap = run_mod.MAX_DEGREE_FEATURE
+    assert num_classes == 2 and data[0].x.shape == (80, cap + 1)
+    assert data[0].x[0].argmax() == cap and data[0].x[1:, 0].all()
+    assert data[1].x.argmax(1).tolist() == [1, 1, 0]
+    assert torch.equal(data[0].x.sum(1), torch.ones(80))
