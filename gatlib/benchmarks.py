@@ -16,12 +16,15 @@ from torch import Tensor
 
 from .graph import complete_graph, to_csr
 from .ops import dense_attention, gat_attention, reference, sparse_attention, use_backend
+from .utils.measure import measure
 
 __all__ = ["GAT_IMPLS", "random_graph", "gat_inputs", "gat_forward", "gat_step",
            "available_impls", "device_name", "scaling_graph", "attention_inputs",
            "sparse_attention_step", "dense_attention_step", "fit_loglog", "extrapolate",
            "crossovers", "crossover", "PLANETOID_IMPLS", "planetoid_model",
-           "planetoid_epoch_step"]
+           "planetoid_epoch_step", "DENSE_BATCH_IMPLS", "graph_batch_sizes",
+           "padded_dense_attention", "dense_batch_step", "time_candidates",
+           "write_results"]
 
 # What each candidate is: gatlib's fast path, its pure-PyTorch reference, PyG's own path for the
 # same maths (as GATConv computes it: its softmax utility, then gather and scatter), and
@@ -327,3 +330,75 @@ def planetoid_epoch_step(impl: str, dataset: str, layer: str = "gat",
             model(x, ei)
     step.model = model                  # for tests: the model the step trains
     return step
+
+
+# ------------------------------------------- dense attention over a batch of graphs of mixed sizes
+
+# gatlib's dense_attention (each size group padded to its own largest graph) against padding
+# every graph to the largest of the batch, as PyG's GPSConv does (to_dense_batch, then attention
+# with a key-padding mask), with the same SDPA kernel underneath.
+DENSE_BATCH_IMPLS = ("gatlib", "padded")
+
+
+def graph_batch_sizes(dataset: str, batch_size: int, seed: int = 0) -> List[int]:
+    """Node counts of ``batch_size`` graphs of a TU dataset drawn at random (as one shuffled
+    training batch would be)."""
+    from .data import load_dataset
+    ds = load_dataset(dataset)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds), generator=g)[:batch_size]
+    return [int(ds[int(i)].num_nodes) for i in idx]
+
+
+def padded_dense_attention(q: Tensor, k: Tensor, v: Tensor, batch: Tensor) -> Tensor:
+    """Every graph padded to the largest of the batch (``torch_geometric.utils.to_dense_batch``),
+    one SDPA call with a key-padding mask, and the real rows taken back."""
+    from torch_geometric.utils import to_dense_batch
+    N, H = q.size(0), q.size(1)
+    dense = [to_dense_batch(x.reshape(N, -1), batch) for x in (q, k, v)]
+    keep = dense[0][1]                                                     # [B, L]
+    B, L = keep.shape
+    qp, kp, vp = (x.view(B, L, H, -1).transpose(1, 2) for x, _ in dense)   # [B, H, L, *]
+    out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=keep.view(B, 1, 1, L))
+    return out.transpose(1, 2)[keep]                                       # [N, H, C]
+
+
+def dense_batch_step(impl: str, sizes: Sequence[int], heads: int = 4, dim: int = 16,
+                     seed: int = 0, device: str = "cpu") -> Callable[[], None]:
+    """Forward plus backward of dense attention over one batch of graphs of the given sizes."""
+    if impl not in DENSE_BATCH_IMPLS:
+        raise ValueError(f"impl must be one of {DENSE_BATCH_IMPLS}, got {impl!r}")
+    counts = torch.tensor(list(sizes), dtype=torch.long)
+    batch = torch.repeat_interleave(torch.arange(counts.numel()), counts).to(device)
+    attend = dense_attention if impl == "gatlib" else padded_dense_attention
+    return _attention_step(lambda q, k, v: attend(q, k, v, batch),
+                           *attention_inputs(int(counts.sum()), heads, dim, seed, device))
+
+
+# ------------------------------------------------------------------------- script helpers
+
+def time_candidates(target: str, impls: Sequence[str], kwargs: dict, repeats: int,
+                    device: str = "cpu", where: str = "") -> Tuple[Dict[str, float],
+                                                                   Dict[str, Optional[int]]]:
+    """Measure ``target(impl=impl, **kwargs)`` for each candidate, each in a fresh process.
+
+    Returns ``(ms, peak_bytes)`` keyed by candidate; exits with the failures named (``where``
+    first) when any candidate did not run, so that no half-filled table is written."""
+    res = {impl: measure(target, dict(kwargs, impl=impl), repeats=repeats, device=device)
+           for impl in impls}
+    bad = [f"{i}: {r['message'].splitlines()[0]}" for i, r in res.items() if r["status"] != "ok"]
+    if bad:
+        raise SystemExit(f"{where}: " + "; ".join(bad))
+    return ({i: r["time_s"] * 1e3 for i, r in res.items()},
+            {i: r["peak_bytes"] for i, r in res.items()})
+
+
+def write_results(stem, lines: Sequence[str], record: dict) -> None:
+    """``<stem>.md`` from the table lines and ``<stem>.json`` from the record, each atomically."""
+    from pathlib import Path
+
+    from .utils import atomic_write_json, atomic_write_text
+    stem = Path(stem)
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n")
+    atomic_write_json(stem.with_suffix(".json"), record)
+    print(f"wrote {stem.with_suffix('.md')}")

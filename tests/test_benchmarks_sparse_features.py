@@ -61,7 +61,7 @@ def test_script_end_to_end(tiny_planetoid, tmp_path, monkeypatch):
         planetoid_epoch_step(**kwargs)()            # the step must run
         return {"status": "ok", "time_s": {"gatlib-dense": 0.3, "gatlib-csr": 0.1,
                                            "pyg": 0.2}[kwargs["impl"]], "peak_bytes": 2**20}
-    monkeypatch.setattr(mod, "measure", fake_measure)
+    monkeypatch.setattr(benchmarks, "measure", fake_measure)
     out = tmp_path / "sf"
     mod.main(["--datasets", "tiny", "--layers", "gat", "--repeats", "1", "--out", str(out)])
     assert calls == list(PLANETOID_IMPLS)

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
-from gatlib.benchmarks import PLANETOID_IMPLS, device_name, planetoid_model
-from gatlib.utils import atomic_write_json, atomic_write_text
-from gatlib.utils.measure import measure
+from gatlib.benchmarks import (PLANETOID_IMPLS, device_name, planetoid_model, time_candidates,
+                               write_results)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,15 +51,9 @@ def main(argv=None) -> dict:
     for dataset in args.datasets.split(","):
         for layer in args.layers.split(","):
             err = check(dataset, layer)
-            res = {impl: measure("gatlib.benchmarks:planetoid_epoch_step",
-                                 dict(impl=impl, dataset=dataset, layer=layer),
-                                 repeats=args.repeats) for impl in PLANETOID_IMPLS}
-            bad = [f"{i}: {r['message'].splitlines()[0]}" for i, r in res.items()
-                   if r["status"] != "ok"]
-            if bad:
-                sys.exit(f"{dataset} {layer}: " + "; ".join(bad))
-            t = {i: r["time_s"] * 1e3 for i, r in res.items()}
-            m = {i: r["peak_bytes"] for i, r in res.items()}
+            t, m = time_candidates("gatlib.benchmarks:planetoid_epoch_step", PLANETOID_IMPLS,
+                                   dict(dataset=dataset, layer=layer), args.repeats,
+                                   where=f"{dataset} {layer}")
             row = {"dataset": dataset, "layer": layer, "max_error": err, "ms": t, "peak": m}
             rows.append(row)
             print(f"  {dataset:>8} {layer:>11}: dense {t['gatlib-dense']:.0f} ms, csr "
@@ -83,10 +76,8 @@ def main(argv=None) -> dict:
                      f"{t['gatlib-dense'] / t['gatlib-csr']:.1f}x | "
                      f"{t['pyg'] / t['gatlib-csr']:.1f}x | {mib(m['gatlib-dense'])} / "
                      f"{mib(m['gatlib-csr'])} / {mib(m['pyg'])} |")
-    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
-    atomic_write_json(out.with_suffix(".json"), {"rows": rows, "repeats": args.repeats,
-                                                 "torch": torch.__version__})
-    print(f"wrote {out.with_suffix('.md')}")
+    write_results(out, lines, {"rows": rows, "repeats": args.repeats,
+                               "torch": torch.__version__})
     return {"rows": rows}
 
 

@@ -105,7 +105,7 @@ def _size_buckets(counts: Tensor) -> List[Tensor]:
         return []
     key = torch.ceil(2 * torch.log2(counts[graphs].double())).long()       # [B']
     order = torch.sort(key, stable=True)
-    keys, sizes = torch.unique_consecutive(order.values, return_counts=True)
+    _, sizes = torch.unique_consecutive(order.values, return_counts=True)
     return list(torch.split(graphs[order.indices], sizes.tolist()))
 
 
