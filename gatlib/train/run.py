@@ -340,6 +340,7 @@ def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> D
     bar.close()
     accs = [f["test"] for f in done]
     return {"test_accuracy": float(np.mean(accs)), "test_accuracy_folds": accs,
+            "best_epoch_folds": [int(f["epoch"]) for f in done],
             "val_accuracy": float(np.mean([f["val"] for f in done])),
             "time_per_epoch_s": train_time / max(epochs_total, 1)}
 

@@ -120,6 +120,7 @@ def test_graph_classification_ten_folds(toy, tmp_path):
     cli.main(["train", "--config", str(path), "--results", str(res), "--quiet"])
     m = json.loads((res / "toy-graphs" / "0" / "metrics.json").read_text())
     assert len(m["test_accuracy_folds"]) == 10
+    assert len(m["best_epoch_folds"]) == 10 and all(0 <= e < 2 for e in m["best_epoch_folds"])
     assert abs(m["test_accuracy"] - sum(m["test_accuracy_folds"]) / 10) < 1e-9
 
 
