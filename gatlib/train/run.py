@@ -212,12 +212,13 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
             "sparse_features": sparse}
 
 
-def _truncate_log(log_path: Path, epochs: int) -> None:
-    """Keep the log lines of the epochs a checkpoint covers (the rest are re-run)."""
+def _truncate_log(log_path: Path, upto: int, key: str = "epoch") -> None:
+    """Keep the log lines whose ``key`` (the epoch, or a graph run's fold) is below ``upto``:
+    those a checkpoint or a finished fold covers (the rest are re-run)."""
     if not log_path.exists():
         return
     lines = [ln for ln in log_path.read_text().splitlines()
-             if ln.strip() and json.loads(ln)["epoch"] < epochs]
+             if ln.strip() and json.loads(ln)[key] < upto]
     atomic_write_text(log_path, "".join(ln + "\n" for ln in lines))
 
 
@@ -284,8 +285,9 @@ def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> D
     data_list, num_classes = _graph_dataset(cfg)
     y = torch.tensor([int(d.y) for d in data_list])
     folds = _stratified_folds(y, 10, seed)
-    done_path = out / "folds.json"
+    done_path, log_path = out / "folds.json", out / "log.jsonl"
     done = json.loads(done_path.read_text()) if done_path.exists() else []
+    _truncate_log(log_path, len(done), key="fold")         # an unfinished fold is re-run
     m, tr = cfg["model"], cfg["train"]
     pe_dim = cfg["pe"]["dim"] if cfg["pe"]["type"] else 0
     bar = tqdm(range(len(done), 10), desc=f"{cfg['name']} seed {seed}", disable=not progress,
@@ -316,16 +318,24 @@ def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> D
         for epoch in range(tr["epochs"]):
             t0 = time.perf_counter()
             model.train()
+            loss_sum, seen = 0.0, 0
             for batch in loaders[0]:
                 batch = batch.to(device)
                 opt.zero_grad()
                 out_ = model(batch.x.float(), batch.edge_index, batch.batch,
                              pe=getattr(batch, "pe", None) if pe_dim else None)
-                F.cross_entropy(out_, batch.y).backward()
+                loss = F.cross_entropy(out_, batch.y)
+                loss.backward()
                 opt.step()
+                loss_sum += loss.item() * batch.y.numel()
+                seen += batch.y.numel()
             train_time += time.perf_counter() - t0
             epochs_total += 1
             val_acc, val_loss = _evaluate(model, loaders[1], device, pe_dim)
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"fold": k, "epoch": epoch,
+                                    "train_loss": loss_sum / max(seen, 1), "val": val_acc,
+                                    "val_loss": val_loss}) + "\n")
             if val_acc > best["val"] or (val_acc == best["val"] and val_loss < best["val_loss"]):
                 test_acc, _ = _evaluate(model, loaders[2], device, pe_dim)
                 best = {"val": val_acc, "val_loss": val_loss, "test": test_acc, "epoch": epoch}

@@ -42,13 +42,22 @@ def _plot_curves(results: Path, name: str, metric: str) -> Optional[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    folds = False
     for log in logs:
         rows = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
-        ep = [r["epoch"] for r in rows]
-        ax1.plot(ep, [r["train_loss"] for r in rows], lw=0.7, alpha=0.6)
-        ax2.plot(ep, [r["val"] for r in rows], lw=0.7, alpha=0.6)
+        # Graph runs log every fold of the cross-validation: one line per fold and seed.
+        curves: Dict[Any, List[Dict[str, Any]]] = {}
+        for r in rows:
+            curves.setdefault(r.get("fold"), []).append(r)
+        folds = folds or None not in curves
+        for part in curves.values():
+            ep = [r["epoch"] for r in part]
+            lw, alpha = (0.5, 0.35) if folds else (0.7, 0.6)
+            ax1.plot(ep, [r["train_loss"] for r in part], lw=lw, alpha=alpha)
+            ax2.plot(ep, [r["val"] for r in part], lw=lw, alpha=alpha)
+    per = "one line per fold and seed" if folds else "one line per seed"
     ax1.set(xlabel="epoch", ylabel="training loss", title=f"{name}: loss")
-    ax2.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"{name}: one line per seed")
+    ax2.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"{name}: {per}")
     fig.tight_layout()
     path = Path(results) / name / "curves.png"
     tmp = path.with_name(".curves.tmp.png")

@@ -111,17 +111,59 @@ def test_interrupted_run_resumes_to_the_same_result(toy, tmp_path, monkeypatch):
     assert json.loads((seed_dir / "metrics.json").read_text()) == got
 
 
-def test_graph_classification_ten_folds(toy, tmp_path):
+def _graph_config(tmp_path, layer: str, epochs: int, patience: int):
     path = tmp_path / "toy-graphs.yaml"
     path.write_text("dataset: toygraphs\ntask: graph\nprotocol: cv10\n"
-                    "model: {layer: transformer, hidden_channels: 8, heads: 2, norm: batch}\n"
-                    "train: {epochs: 2, patience: 5, batch_size: 16}\n")
+                    f"model: {{layer: {layer}, hidden_channels: 8, heads: 2, norm: batch}}\n"
+                    f"train: {{epochs: {epochs}, patience: {patience}, batch_size: 16}}\n")
+    return path
+
+
+def test_graph_classification_ten_folds(toy, tmp_path):
+    path = _graph_config(tmp_path, "transformer", epochs=2, patience=5)
     res = tmp_path / "res"
     cli.main(["train", "--config", str(path), "--results", str(res), "--quiet"])
     m = json.loads((res / "toy-graphs" / "0" / "metrics.json").read_text())
     assert len(m["test_accuracy_folds"]) == 10
     assert len(m["best_epoch_folds"]) == 10 and all(0 <= e < 2 for e in m["best_epoch_folds"])
     assert abs(m["test_accuracy"] - sum(m["test_accuracy_folds"]) / 10) < 1e-9
+
+
+def test_graph_run_logs_every_fold_and_resumes_mid_fold(toy, tmp_path, monkeypatch):
+    path = _graph_config(tmp_path, "gat", epochs=3, patience=100)
+    full = tmp_path / "full"
+    cli.main(["train", "--config", str(path), "--results", str(full), "--quiet"])
+    want = json.loads((full / "toy-graphs" / "0" / "metrics.json").read_text())
+    rows = [json.loads(ln) for ln in
+            (full / "toy-graphs" / "0" / "log.jsonl").read_text().splitlines()]
+    assert [(r["fold"], r["epoch"]) for r in rows] == [(k, e) for k in range(10)
+                                                       for e in range(3)]
+    assert all(r["train_loss"] > 0 and 0 <= r["val"] <= 1 for r in rows)
+    assert (full / "toy-graphs" / "curves.png").stat().st_size > 0
+
+    calls = {"n": 0}
+    real = run_mod._evaluate
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 4 * 7 + 2:          # dies in fold 4's second epoch
+            raise KeyboardInterrupt
+        return real(*args)
+    monkeypatch.setattr(run_mod, "_evaluate", flaky)
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["train", "--config", str(path), "--results", str(part), "--quiet"])
+    seed_dir = part / "toy-graphs" / "0"
+    finished = len(json.loads((seed_dir / "folds.json").read_text()))
+    logged = len((seed_dir / "log.jsonl").read_text().splitlines())
+    assert finished < 10 and logged > 3 * finished      # it died inside a fold
+    monkeypatch.setattr(run_mod, "_evaluate", real)
+    cli.main(["train", "--config", str(path), "--results", str(part), "--quiet"])
+    got = json.loads((seed_dir / "metrics.json").read_text())
+    assert got["test_accuracy_folds"] == want["test_accuracy_folds"]
+    keys = [(json.loads(ln)["fold"], json.loads(ln)["epoch"])
+            for ln in (seed_dir / "log.jsonl").read_text().splitlines()]
+    assert keys == [(k, e) for k in range(10) for e in range(3)]     # no fold logged twice
 
 
 def test_folds_are_stratified_and_disjoint():
