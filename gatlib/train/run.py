@@ -177,8 +177,7 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
                "train": _metric(metric, logits[train_m], y[train_m]),
                "val": _metric(metric, logits[val_m], y[val_m]),
                "test": _metric(metric, logits[test_m], y[test_m])}
-        with open(log_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        _append_log(log_path, row)
         # Early stopping as in the GAT paper's code: patience restarts when the validation
         # metric or the validation loss is at least as good as its best so far; the model
         # kept is the last one at least as good on both. With stop_on="val" (the authors'
@@ -210,6 +209,12 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
             "time_per_epoch_s": state.train_time / max(state.epoch, 1),
             "num_parameters": sum(p.numel() for p in model.parameters()),
             "sparse_features": sparse}
+
+
+def _append_log(log_path: Path, row: Dict[str, Any]) -> None:
+    """One line of the per-epoch log (JSON Lines)."""
+    with open(log_path, "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def _truncate_log(log_path: Path, upto: int, key: str = "epoch") -> None:
@@ -332,10 +337,9 @@ def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> D
             train_time += time.perf_counter() - t0
             epochs_total += 1
             val_acc, val_loss = _evaluate(model, loaders[1], device, pe_dim)
-            with open(log_path, "a") as f:
-                f.write(json.dumps({"fold": k, "epoch": epoch,
-                                    "train_loss": loss_sum / max(seen, 1), "val": val_acc,
-                                    "val_loss": val_loss}) + "\n")
+            _append_log(log_path, {"fold": k, "epoch": epoch,
+                                   "train_loss": loss_sum / max(seen, 1), "val": val_acc,
+                                   "val_loss": val_loss})
             if val_acc > best["val"] or (val_acc == best["val"] and val_loss < best["val_loss"]):
                 test_acc, _ = _evaluate(model, loaders[2], device, pe_dim)
                 best = {"val": val_acc, "val_loss": val_loss, "test": test_acc, "epoch": epoch}

@@ -79,21 +79,27 @@ def test_train_end_to_end_and_summary(toy, tmp_path, capsys):
     assert "toy-gat" in capsys.readouterr().out
 
 
+def _interrupt_on_call(monkeypatch, name: str, n: int):
+    """Make ``run_mod.<name>`` raise KeyboardInterrupt on its n-th call; return the original."""
+    calls = {"n": 0}
+    real = getattr(run_mod, name)
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args)
+    monkeypatch.setattr(run_mod, name, flaky)
+    return real
+
+
 def test_interrupted_run_resumes_to_the_same_result(toy, tmp_path, monkeypatch):
     cfg = _config(tmp_path)
     full = tmp_path / "full"
     cli.main(["train", "--config", str(cfg), "--results", str(full), "--quiet"])
     want = json.loads((full / "toy-gat" / "0" / "metrics.json").read_text())
 
-    calls = {"n": 0}
-    real = run_mod._metric
-
-    def flaky(*args):
-        calls["n"] += 1
-        if calls["n"] == 3 * 13:             # three metrics per epoch: dies in epoch 12
-            raise KeyboardInterrupt
-        return real(*args)
-    monkeypatch.setattr(run_mod, "_metric", flaky)
+    real = _interrupt_on_call(monkeypatch, "_metric", 3 * 13)  # 3 metrics an epoch: epoch 12
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         cli.main(["train", "--config", str(cfg), "--results", str(part), "--quiet"])
@@ -141,15 +147,7 @@ def test_graph_run_logs_every_fold_and_resumes_mid_fold(toy, tmp_path, monkeypat
     assert all(r["train_loss"] > 0 and 0 <= r["val"] <= 1 for r in rows)
     assert (full / "toy-graphs" / "curves.png").stat().st_size > 0
 
-    calls = {"n": 0}
-    real = run_mod._evaluate
-
-    def flaky(*args):
-        calls["n"] += 1
-        if calls["n"] == 4 * 7 + 2:          # dies in fold 4's second epoch
-            raise KeyboardInterrupt
-        return real(*args)
-    monkeypatch.setattr(run_mod, "_evaluate", flaky)
+    real = _interrupt_on_call(monkeypatch, "_evaluate", 4 * 7 + 2)  # dies in fold 4, epoch 2
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         cli.main(["train", "--config", str(path), "--results", str(part), "--quiet"])
