@@ -377,7 +377,7 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
         t0 = time.perf_counter()
         if mem is not None:
             mem.__enter__()
-        total = 0.0
+        total = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch
         for b, mask in train:
             opt.zero_grad()
             out = _forward(model, b, device)
@@ -387,7 +387,8 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
             loss = _loss(task, out, y)
             loss.backward()
             opt.step()
-            total += loss.item()
+            total += loss.detach().double()
+        total = total.item()  # also waits for the last step before the clock stops
         if mem is not None:
             mem.__exit__(None, None, None)
             peak = mem.bytes

@@ -323,7 +323,9 @@ def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> D
         for epoch in range(tr["epochs"]):
             t0 = time.perf_counter()
             model.train()
-            loss_sum, seen = 0.0, 0
+            # Sum the loss on the device and read it once per epoch: a .item() per batch
+            # would make the host wait for the GPU at every step.
+            loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
             for batch in loaders[0]:
                 batch = batch.to(device)
                 opt.zero_grad()
@@ -332,13 +334,14 @@ def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> D
                 loss = F.cross_entropy(out_, batch.y)
                 loss.backward()
                 opt.step()
-                loss_sum += loss.item() * batch.y.numel()
+                loss_sum += loss.detach().double() * batch.y.numel()
                 seen += batch.y.numel()
+            train_loss = loss_sum.item() / max(seen, 1)  # also waits for the last step
             train_time += time.perf_counter() - t0
             epochs_total += 1
             val_acc, val_loss = _evaluate(model, loaders[1], device, pe_dim)
             _append_log(log_path, {"fold": k, "epoch": epoch,
-                                   "train_loss": loss_sum / max(seen, 1), "val": val_acc,
+                                   "train_loss": train_loss, "val": val_acc,
                                    "val_loss": val_loss})
             if val_acc > best["val"] or (val_acc == best["val"] and val_loss < best["val_loss"]):
                 test_acc, _ = _evaluate(model, loaders[2], device, pe_dim)
@@ -362,15 +365,17 @@ def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> D
 @torch.no_grad()
 def _evaluate(model, loader, device, pe_dim):
     model.eval()
-    correct, total, loss = 0, 0, 0.0
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    loss = torch.zeros((), dtype=torch.float64, device=device)
+    total = 0
     for batch in loader:
         batch = batch.to(device)
         out = model(batch.x.float(), batch.edge_index, batch.batch,
                     pe=getattr(batch, "pe", None) if pe_dim else None)
-        loss += F.cross_entropy(out, batch.y, reduction="sum").item()
-        correct += int((out.argmax(-1) == batch.y).sum())
+        loss += F.cross_entropy(out, batch.y, reduction="sum").double()
+        correct += (out.argmax(-1) == batch.y).sum()
         total += batch.y.numel()
-    return correct / max(total, 1), loss / max(total, 1)
+    return correct.item() / max(total, 1), loss.item() / max(total, 1)
 
 
 # --------------------------------------------------------------------------------- driver
