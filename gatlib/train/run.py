@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import yaml
 from tqdm.auto import tqdm
 
-from ..utils import atomic_write_json, atomic_write_text
+from ..utils import atomic_write_json, atomic_write_text, read_jsonl
 
 __all__ = ["run_seed", "run_config", "seed_everything"]
 
@@ -153,7 +153,7 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
         opt.load_state_dict(ck["optim"])
         state.__dict__.update(ck["state"])
         torch.set_rng_state(ck["rng"])
-        _truncate_log(log_path, state.epoch)
+    _truncate_log(log_path, state.epoch)   # epochs after the checkpoint (or all) are re-run
     metric, patience = cfg["metric"], cfg["train"]["patience"]
     stop_on = cfg["train"].get("stop_on", "val_or_loss")
     if stop_on not in ("val_or_loss", "val"):
@@ -222,9 +222,8 @@ def _truncate_log(log_path: Path, upto: int, key: str = "epoch") -> None:
     those a checkpoint or a finished fold covers (the rest are re-run)."""
     if not log_path.exists():
         return
-    lines = [ln for ln in log_path.read_text().splitlines()
-             if ln.strip() and json.loads(ln)[key] < upto]
-    atomic_write_text(log_path, "".join(ln + "\n" for ln in lines))
+    rows = [r for r in read_jsonl(log_path) if r[key] < upto]
+    atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 # ----------------------------------------------------------------------------- graph tasks

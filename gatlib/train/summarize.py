@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import yaml
 
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, read_jsonl
 
 __all__ = ["collect", "summarize"]
 
@@ -44,7 +44,7 @@ def _plot_curves(results: Path, name: str, metric: str) -> Optional[Path]:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
     folds = False
     for log in logs:
-        rows = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
+        rows = read_jsonl(log)
         # Graph runs log every fold of the cross-validation: one line per fold and seed.
         curves: Dict[Any, List[Dict[str, Any]]] = {}
         for r in rows:

@@ -105,12 +105,27 @@ def test_interrupted_run_resumes_to_the_same_result(toy, tmp_path, monkeypatch):
         cli.main(["train", "--config", str(cfg), "--results", str(part), "--quiet"])
     seed_dir = part / "toy-gat" / "0"
     assert (seed_dir / "checkpoint.pt").exists() and not (seed_dir / "metrics.json").exists()
+    with open(seed_dir / "log.jsonl", "a") as f:
+        f.write('{"epoch": 12, "train_lo')                   # as if killed while appending
     monkeypatch.setattr(run_mod, "_metric", real)
     cli.main(["train", "--config", str(cfg), "--results", str(part), "--quiet"])
     got = json.loads((seed_dir / "metrics.json").read_text())
     for key in ("test_accuracy", "val_accuracy", "best_epoch", "epochs_run"):
         assert got[key] == want[key], key
     epochs = [json.loads(ln)["epoch"] for ln in (seed_dir / "log.jsonl").read_text().splitlines()]
+    assert epochs == list(range(30))
+    # Killed in its first epoch (no checkpoint yet): the rerun starts the log afresh.
+    first = tmp_path / "first"
+    _interrupt_on_call(monkeypatch, "_metric", 2)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["train", "--config", str(cfg), "--results", str(first), "--quiet"])
+    first_dir = first / "toy-gat" / "0"
+    assert not (first_dir / "checkpoint.pt").exists()
+    (first_dir / "log.jsonl").write_text('{"epoch": 0, "train_loss": 1.0}\n{"epo')
+    monkeypatch.setattr(run_mod, "_metric", real)
+    cli.main(["train", "--config", str(cfg), "--results", str(first), "--quiet"])
+    epochs = [json.loads(ln)["epoch"]
+              for ln in (first_dir / "log.jsonl").read_text().splitlines()]
     assert epochs == list(range(30))
     # A finished run is not run again.
     cli.main(["train", "--config", str(cfg), "--results", str(part), "--quiet"])
@@ -155,6 +170,8 @@ def test_graph_run_logs_every_fold_and_resumes_mid_fold(toy, tmp_path, monkeypat
     finished = len(json.loads((seed_dir / "folds.json").read_text()))
     logged = len((seed_dir / "log.jsonl").read_text().splitlines())
     assert finished < 10 and logged > 3 * finished      # it died inside a fold
+    with open(seed_dir / "log.jsonl", "a") as f:
+        f.write('{"fold": 4, "epoch": 2, "tra')             # as if killed while appending
     monkeypatch.setattr(run_mod, "_evaluate", real)
     cli.main(["train", "--config", str(path), "--results", str(part), "--quiet"])
     got = json.loads((seed_dir / "metrics.json").read_text())

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from gatlib.utils import atomic_write_json, atomic_write_text
+from gatlib.utils import atomic_write_json, atomic_write_text, read_jsonl
 
 
 def test_atomic_write_creates_parents_and_plain_mode(tmp_path):
@@ -26,3 +26,15 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         atomic_write_text(path, Boom())
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+
+
+def test_read_jsonl_drops_a_torn_last_line_only(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"epoch": 0}\n\n{"epoch": 1}\n{"epo')        # killed while appending
+    assert read_jsonl(path) == [{"epoch": 0}, {"epoch": 1}]
+    path.write_text('{"epoch": 0}\n{"epo\n{"epoch": 2}\n')          # damaged in the middle
+    with pytest.raises(ValueError, match=r"log\.jsonl, line 2: not valid JSON.*delete"):
+        read_jsonl(path)
+    path.write_text('{"epoch": 0}\n{"epoch": 1\n')                   # a complete bad line
+    with pytest.raises(ValueError, match="line 2"):
+        read_jsonl(path)
