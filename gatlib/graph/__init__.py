@@ -1,6 +1,8 @@
-"""Graph structure: validation, the cached CSR view, builders, attention patterns, networkx interop."""
+"""Graph structure: validation, the CSR view (gatlib's explicit graph structure), every adjacency
+form PyG accepts, builders, attention patterns, networkx interop."""
 from .validate import check_edge_index, check_num_nodes, check_same_device, check_tensor
-from .csr import GraphCSR, to_csr, clear_csr_cache
+from .csr import GraphCSR, to_csr
+from .adjacency import Adjacency, as_adjacency
 from .builders import path_graph, grid_graph, complete_graph
 from .patterns import (global_tokens, random_edges, expander_edges, virtual_nodes, union,
                        bigbird, pattern_density)
@@ -9,7 +11,7 @@ from .convert import to_networkx, from_networkx
 
 __all__ = [
     "check_edge_index", "check_num_nodes", "check_same_device", "check_tensor",
-    "GraphCSR", "to_csr", "clear_csr_cache",
+    "GraphCSR", "to_csr", "Adjacency", "as_adjacency",
     "path_graph", "grid_graph", "complete_graph",
     "global_tokens", "random_edges", "expander_edges", "virtual_nodes", "union", "bigbird",
     "pattern_density",

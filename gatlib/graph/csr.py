@@ -1,28 +1,49 @@
 """The CSR view of a graph: edges sorted by target (and, for backward passes, by source), with
-the permutations back to the caller's edge order. Built once per graph and cached."""
+the permutations back to the caller's edge order.
+
+A :class:`GraphCSR` is the one explicit graph structure of gatlib. Whatever is derived from it
+(the caller-order ``edge_index``, the graph with one self-loop per node that the attention layers
+use, the kernel work plans of a backend) is built the first time it is asked for and kept on the
+object, so a training loop that holds the ``GraphCSR`` builds each of them once. Nothing is cached
+anywhere else: a plain ``edge_index`` tensor passed to an op or a layer is converted on every call
+(a stable sort, O(E log E), cheap next to the attention itself), so editing it in place by any
+route always gives the new graph's answer.
+
+Every ``GraphCSR`` is validated when it is built: from an ``edge_index`` (range of every index),
+or field by field when constructed directly (ranges, monotone offsets, permutations,
+consistency of the two orders), so an out-of-range index can never reach a kernel.
+"""
 from __future__ import annotations
 
-import threading
-import weakref
-from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Callable, Dict, Hashable, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .validate import check_edge_index
+from .validate import check_edge_index, check_index_range, check_num_nodes, require
 
-__all__ = ["GraphCSR", "to_csr", "clear_csr_cache", "cache_get", "cache_put"]
+__all__ = ["GraphCSR", "to_csr"]
+
+# Passed by the builders of this module, whose fields are correct by construction (they come
+# from a validated edge_index): it skips the field-by-field checks of GraphCSR.__init__.
+_TRUSTED = object()
+
+_FIELDS = ("rowptr", "col", "row", "perm", "rowptr_t", "col_t", "perm_t")
 
 
-@dataclass(frozen=True)
 class GraphCSR:
     """A graph sorted by target (CSR over targets) and by source (CSR over sources).
 
     Edge ``e`` of the caller's ``edge_index`` sits at position ``p`` of the target-sorted order
-    where ``perm[p] == e``. Within a target the caller's edge order is kept (stable sort).
+    where ``perm[p] == e``. Built from an ``edge_index``, the caller's edge order is kept within
+    each target (stable sort).
 
-    Attributes (shapes with ``E`` edges, ``S`` source nodes, ``T`` target nodes):
+    Build one with :func:`to_csr` (any adjacency: ``edge_index``, PyG's ``EdgeIndex``, a
+    ``torch.sparse`` adjacency, ``torch_sparse.SparseTensor``) or
+    :meth:`GraphCSR.from_edge_index`. The constructor takes the seven index tensors and checks
+    them all (O(E)); a bad field raises a ValueError naming it.
+
+    Fields (read-only; shapes with ``E`` edges, ``S`` source nodes, ``T`` target nodes):
         rowptr: ``[T + 1]`` offsets of each target's in-edges in the sorted order.
         col:    ``[E]`` source node of each sorted edge.
         row:    ``[E]`` target node of each sorted edge.
@@ -30,45 +51,127 @@ class GraphCSR:
         rowptr_t: ``[S + 1]`` offsets of each source's out-edges in the source-sorted order.
         col_t:  ``[E]`` target node of each source-sorted edge.
         perm_t: ``[E]`` position in the target-sorted order of each source-sorted edge.
-        num_src, num_dst: node counts (equal for ordinary graphs).
+        num_src, num_dst: node counts (equal for ordinary graphs), read from the offsets' sizes.
+
+    Derived structures, built once per object on first use: :meth:`edge_index`,
+    :meth:`with_self_loops`, and :meth:`derived` (the slot backends keep their work plans in).
     """
 
-    rowptr: Tensor
-    col: Tensor
-    row: Tensor
-    perm: Tensor
-    rowptr_t: Tensor
-    col_t: Tensor
-    perm_t: Tensor
-    num_src: int
-    num_dst: int
+    def __init__(self, rowptr: Tensor, col: Tensor, row: Tensor, perm: Tensor, rowptr_t: Tensor,
+                 col_t: Tensor, perm_t: Tensor, num_src: Optional[int] = None,
+                 num_dst: Optional[int] = None, *, _token=None):
+        fields = (rowptr, col, row, perm, rowptr_t, col_t, perm_t)
+        if _token is not _TRUSTED:
+            _check_fields(fields, num_src, num_dst)
+        (self._rowptr, self._col, self._row, self._perm, self._rowptr_t, self._col_t,
+         self._perm_t) = fields
+        self._kept: Optional[Tensor] = None
+        self._derived: Dict[Hashable, object] = {}
+
+    # ------------------------------------------------------------------ fields (read-only)
+    @property
+    def rowptr(self) -> Tensor:
+        return self._rowptr
 
     @property
-    def num_edges(self) -> int:
-        return self.col.numel()
+    def col(self) -> Tensor:
+        return self._col
 
     @property
-    def device(self) -> torch.device:
-        return self.col.device
+    def row(self) -> Tensor:
+        return self._row
+
+    @property
+    def perm(self) -> Tensor:
+        return self._perm
+
+    @property
+    def rowptr_t(self) -> Tensor:
+        return self._rowptr_t
+
+    @property
+    def col_t(self) -> Tensor:
+        return self._col_t
+
+    @property
+    def perm_t(self) -> Tensor:
+        return self._perm_t
+
+    @property
+    def num_src(self) -> int:
+        return self._rowptr_t.size(0) - 1
+
+    @property
+    def num_dst(self) -> int:
+        return self._rowptr.size(0) - 1
 
     @property
     def num_nodes(self) -> int:
         return self.num_dst
 
+    @property
+    def num_edges(self) -> int:
+        return self._col.size(0)
+
+    @property
+    def device(self) -> torch.device:
+        return self._col.device
+
+    @property
+    def kept_edges(self) -> Optional[Tensor]:
+        """For a graph made by :meth:`with_self_loops`: ``[E']`` ids (in the original graph's
+        edge order) of the edges it kept, which are its edges ``0 .. E'-1``; else None."""
+        return self._kept
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_edge_index(cls, edge_index: Tensor, num_src: Optional[int] = None,
+                        num_dst: Optional[int] = None) -> "GraphCSR":
+        """The validated CSR view of a plain ``edge_index [2, E]`` (row 0 source j, row 1
+        target i); ``num_src`` defaults to ``max index + 1``, ``num_dst`` to ``num_src``."""
+        num_src = check_edge_index(edge_index, num_src, num_dst_nodes=num_dst)
+        num_dst = num_src if num_dst is None else num_dst
+        return _build_csr(edge_index[0], edge_index[1], num_src, num_dst)
+
+    # ------------------------------------------------------------------ derived, memoised
+    def derived(self, key: Hashable, build: Callable[[], object]):
+        """The structure stored under ``key``, built by ``build()`` on the first call and kept on
+        this object. Backends keep their work plans here, keyed by the plan's parameters; the
+        layers keep the self-loop graph."""
+        hit = self._derived.get(key)
+        if hit is None:
+            hit = self._derived[key] = build()
+        return hit
+
     def edge_index(self) -> Tensor:
-        """The edges in the caller's original order, ``[2, E]``."""
+        """The edges in the caller's original order, ``[2, E]`` (built once; do not edit it)."""
+        return self.derived("edge_index", self._caller_edges)
+
+    def _caller_edges(self) -> Tensor:
         out = torch.empty(2, self.num_edges, dtype=torch.long, device=self.device)
-        out[0, self.perm] = self.col
-        out[1, self.perm] = self.row
-        return out
+        out[0, self._perm] = self._col
+        out[1, self._perm] = self._row
+        return out                                                         # [2, E]
+
+    def with_self_loops(self) -> "GraphCSR":
+        """The graph the attention layers attend over (built once, then kept): this graph's
+        edges without their self-loops, in their order, then one loop ``(i, i)`` per node ``i <
+        min(num_src, num_dst)`` (PyG's ``remove_self_loops`` + ``add_self_loops``). Its
+        :attr:`kept_edges` are the ids of the edges kept from this graph."""
+        # Built from the fields, not from the edge_index() handed to callers: a caller that
+        # edits that tensor cannot reach the structure the kernels read.
+        return self.derived("self_loops", lambda: _self_looped(self._caller_edges(),
+                                                              self.num_src, self.num_dst))
 
     def in_degree(self) -> Tensor:
-        return self.rowptr.diff()                                        # [T]
+        return self._rowptr.diff()                                         # [T]
 
     def to(self, device) -> "GraphCSR":
-        fields = {k: (v.to(device) if isinstance(v, Tensor) else v)
-                  for k, v in self.__dict__.items()}
-        return GraphCSR(**fields)
+        """This graph on ``device`` (derived structures are rebuilt there on demand)."""
+        fields = [getattr(self, "_" + f).to(device) for f in _FIELDS]
+        out = GraphCSR(*fields, _token=_TRUSTED)
+        out._kept = None if self._kept is None else self._kept.to(device)
+        return out
 
     def __repr__(self) -> str:
         n = (f"num_nodes={self.num_dst}" if self.num_src == self.num_dst
@@ -76,105 +179,110 @@ class GraphCSR:
         return f"GraphCSR({n}, num_edges={self.num_edges}, device={self.device})"
 
 
-def _offsets(index: Tensor, n: int) -> Tensor:
-    ptr = torch.zeros(n + 1, dtype=torch.long, device=index.device)
-    if index.numel() > 0:
-        torch.cumsum(torch.bincount(index, minlength=n), 0, out=ptr[1:])
-    return ptr
+def _offsets(sorted_index: Tensor, n: int) -> Tensor:
+    """``[n + 1]`` offsets of each value's run in a sorted index. searchsorted, not bincount:
+    a static output shape (torch.compile) and deterministic on every device."""
+    return torch.searchsorted(sorted_index, torch.arange(n + 1, dtype=sorted_index.dtype,
+                                                         device=sorted_index.device))
 
 
-def _build(edge_index: Tensor, num_src: int, num_dst: int) -> GraphCSR:
-    src, dst = edge_index[0].long(), edge_index[1].long()
-    perm = torch.argsort(dst, stable=True)                               # [E]
-    col, row = src[perm], dst[perm]                                      # [E], [E]
-    perm_t = torch.argsort(col, stable=True)                             # [E]
-    return GraphCSR(rowptr=_offsets(row, num_dst), col=col, row=row, perm=perm,
-                    rowptr_t=_offsets(col, num_src), col_t=row[perm_t], perm_t=perm_t,
-                    num_src=num_src, num_dst=num_dst)
+def _build_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int) -> GraphCSR:
+    """The ``GraphCSR`` of the edges ``(src[e], dst[e])``, whose ranges the caller has checked
+    (internal builder: no field checks)."""
+    src, dst = src.long(), dst.long()
+    perm = torch.argsort(dst, stable=True)                                 # [E]
+    col, row = src[perm], dst[perm]                                        # [E], [E]
+    perm_t = torch.argsort(col, stable=True)                               # [E]
+    return GraphCSR(_offsets(row, num_dst), col, row, perm, _offsets(col[perm_t], num_src),
+                    row[perm_t], perm_t, _token=_TRUSTED)
 
 
-# Structures derived from an edge_index are cached on the tensor's identity: a weak reference
-# and the tensor's version counter guard against reuse of a freed id and against in-place edits.
-# Each tensor holds a small dict of entries, one per tag ("csr", "self_loops", ...).
-_CACHE: dict = {}
-_CACHE_LOCK = threading.Lock()
+def _self_looped(edge_index: Tensor, num_src: int, num_dst: int) -> GraphCSR:
+    """The ``GraphCSR`` of a checked ``edge_index`` without its self-loops, then one loop per
+    node ``i < min(num_src, num_dst)``; its ``kept_edges`` are the ids of the kept edges."""
+    keep = (edge_index[0] != edge_index[1]).nonzero().view(-1)             # [E']
+    loops = torch.arange(min(num_src, num_dst), device=edge_index.device)  # [L]
+    src = torch.cat([edge_index[0, keep].long(), loops])                   # [E' + L]
+    dst = torch.cat([edge_index[1, keep].long(), loops])                   # [E' + L]
+    graph = _build_csr(src, dst, num_src, num_dst)
+    graph._kept = keep
+    # src and dst are this function's own tensors: they are the caller-order edges.
+    graph._derived["edge_index"] = torch.stack([src, dst])                 # [2, E' + L]
+    return graph
 
 
-def clear_csr_cache() -> None:
-    """Forget every cached structure (CSR views and the layers' self-loop structures)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
-
-
-def _stamp(tensor: Tensor, extra) -> tuple:
-    return (tensor._version, tensor.device, tensor.data_ptr(), tuple(tensor.stride()), extra)
-
-
-def cache_get(tensor: Tensor, tag: str, extra=None):
-    """The value cached on ``tensor`` under ``tag`` for ``extra`` (e.g. node counts), or None."""
-    with _CACHE_LOCK:
-        entry = _CACHE.get(id(tensor))
-    if entry is None or entry[0]() is not tensor:
-        return None
-    hit = entry[1].get(tag)
-    if hit is None or hit[0] != _stamp(tensor, extra):
-        return None
-    return hit[1]
-
-
-def cache_put(tensor: Tensor, tag: str, extra, value):
-    """Cache ``value`` on ``tensor`` under ``tag``; dropped when the tensor is freed."""
-    key = id(tensor)
-    with _CACHE_LOCK:
-        entry = _CACHE.get(key)
-        if entry is None or entry[0]() is not tensor:
-            entry = (weakref.ref(tensor, lambda _r, k=key: _CACHE.pop(k, None)), {})
-            _CACHE[key] = entry
-        entry[1][tag] = (_stamp(tensor, extra), value)
-    return value
-
-
-def to_csr(edge_index: Union[Tensor, GraphCSR], num_nodes: Optional[int] = None,
-           num_dst_nodes: Optional[int] = None, cache: bool = True,
-           validate: bool = True) -> GraphCSR:
-    """Return the CSR view of ``edge_index`` (built once, then served from a cache).
+def to_csr(edge_index, num_nodes: Optional[int] = None,
+           num_dst_nodes: Optional[int] = None) -> GraphCSR:
+    """The validated CSR view of any adjacency gatlib accepts.
 
     Args:
-        edge_index: ``[2, E]`` edges (row 0 source j, row 1 target i), or a ready ``GraphCSR``.
-        num_nodes: number of source nodes (default: ``max index + 1``).
-        num_dst_nodes: number of target nodes for bipartite graphs (default ``num_nodes``).
-        cache (bool, default True): reuse the view for the same tensor across calls.
-        validate (bool, default True): check dtype, shape and index range.
+        edge_index: ``[2, E]`` edges (row 0 source j, row 1 target i); a ``GraphCSR`` (returned
+            as is); PyG's ``EdgeIndex`` (its sorted and CSC caches are used when present); a
+            ``torch.sparse`` adjacency ``[T, S]`` (COO, CSR or CSC; row = target, as PyG's
+            ``adj.t()``); or a ``torch_sparse.SparseTensor`` in the same layout.
+        num_nodes: number of source nodes (default: the adjacency's own size, else
+            ``max index + 1``).
+        num_dst_nodes: number of target nodes for bipartite graphs (default: the adjacency's own
+            size, else ``num_nodes``).
+
+    A plain tensor is converted anew on every call; hold the returned ``GraphCSR`` (or a PyG
+    ``EdgeIndex``) to build the structure once.
     """
-    if isinstance(edge_index, GraphCSR):
-        _check_counts(edge_index, num_nodes, num_dst_nodes)
-        return edge_index
-    if cache and num_nodes is not None:
-        # A hit was validated for these node counts when it was built: skip the O(E) checks.
-        n_dst = num_nodes if num_dst_nodes is None else int(num_dst_nodes)
-        hit = cache_get(edge_index, "csr", (int(num_nodes), n_dst))
-        if hit is not None:
-            return hit
-    if validate:
-        num_nodes = check_edge_index(edge_index, num_nodes, num_dst_nodes=num_dst_nodes)
-    elif num_nodes is None:
-        num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
-    num_dst = num_nodes if num_dst_nodes is None else int(num_dst_nodes)
-    if not cache or not validate:
-        # Only validated views enter the cache, since a hit skips validation.
-        return _build(edge_index, num_nodes, num_dst)
-    hit = cache_get(edge_index, "csr", (num_nodes, num_dst))
-    if hit is not None:
-        return hit
-    return cache_put(edge_index, "csr", (num_nodes, num_dst),
-                     _build(edge_index, num_nodes, num_dst))
+    from .adjacency import as_adjacency
+    return as_adjacency(edge_index, num_nodes, num_dst_nodes,
+                     count_names=("num_nodes", "num_dst_nodes")).graph()
 
 
-def _check_counts(csr: GraphCSR, num_nodes: Optional[int], num_dst: Optional[int]) -> None:
-    if num_nodes is not None and int(num_nodes) != csr.num_src:
-        raise ValueError(f"num_nodes={num_nodes} does not match the GraphCSR passed as edge_index "
-                         f"({csr.num_src} source nodes)")
-    if num_dst is not None and int(num_dst) != csr.num_dst:
-        raise ValueError(f"num_dst_nodes={num_dst} does not match the GraphCSR passed as "
-                         f"edge_index ({csr.num_dst} target nodes)")
+# ------------------------------------------------------------------------------ field checks
 
+def _check_fields(fields: Tuple[Tensor, ...], num_src, num_dst) -> None:
+    """Every check that makes a hand-built GraphCSR safe for the kernels; O(E)."""
+    for name, t in zip(_FIELDS, fields):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"GraphCSR field {name} must be a torch.LongTensor, got "
+                            f"{type(t).__name__}")
+        if t.dtype != torch.long or t.dim() != 1 or t.layout != torch.strided:
+            raise TypeError(f"GraphCSR field {name} must be a 1-D torch.long tensor, got dtype "
+                            f"{t.dtype} and shape {tuple(t.shape)}; convert it with .long()")
+    rowptr, col, row, perm, rowptr_t, col_t, perm_t = fields
+    if len({t.device for t in fields}) > 1:
+        raise ValueError("GraphCSR fields must all be on one device, got "
+                         + ", ".join(f"{n} on {t.device}" for n, t in zip(_FIELDS, fields)))
+    if rowptr.numel() < 1 or rowptr_t.numel() < 1:
+        raise ValueError("GraphCSR fields rowptr and rowptr_t need at least one entry "
+                         "(num_nodes + 1)")
+    T, S, E = rowptr.numel() - 1, rowptr_t.numel() - 1, col.numel()
+    if num_src is not None and check_num_nodes(num_src, "num_src") != S:
+        raise ValueError(f"num_src={num_src} but rowptr_t has {S + 1} entries (num_src + 1)")
+    if num_dst is not None and check_num_nodes(num_dst, "num_dst") != T:
+        raise ValueError(f"num_dst={num_dst} but rowptr has {T + 1} entries (num_dst + 1)")
+    for name, t in zip(_FIELDS, fields):
+        if name not in ("rowptr", "rowptr_t") and t.numel() != E:
+            raise ValueError(f"GraphCSR field {name} must have one entry per edge (E = {E}, the "
+                             f"length of col), got {t.numel()}")
+    for name, ptr in (("rowptr", rowptr), ("rowptr_t", rowptr_t)):
+        require((ptr[0] == 0) & (ptr[-1] == E) & (ptr.diff() >= 0).all(),
+                lambda name=name: f"GraphCSR field {name} must rise monotonically from 0 to E = "
+                                  f"{E} (the number of edges)")
+    hint = "; build the graph with gatlib.graph.to_csr(edge_index, num_nodes)"
+    check_index_range(col, S, "GraphCSR field col (sources)", hint)
+    check_index_range(row, T, "GraphCSR field row (targets)", hint)
+    check_index_range(col_t, T, "GraphCSR field col_t (targets)", hint)
+    for name, p in (("perm", perm), ("perm_t", perm_t)):
+        check_index_range(p, E, f"GraphCSR field {name} (edge ids)", hint)
+        hits = torch.zeros(E, dtype=torch.long, device=p.device).index_add_(
+            0, p, torch.ones_like(p))                                      # [E]
+        require((hits == 1).all(), lambda name=name: f"GraphCSR field {name} must be a "
+                                                     f"permutation of 0 .. E-1")
+    if E == 0:
+        return
+    # The two orders must describe the same edges: rows agree with their offsets, and the
+    # source-sorted order is a sort of the target-sorted one.
+    require((_offsets(row, T) == rowptr).all() & (row.diff() >= 0).all(),
+            "GraphCSR field row must be sorted and agree with rowptr")
+    col_sorted = col[perm_t]                                               # [E]
+    require((col_sorted.diff() >= 0).all() & (_offsets(col_sorted, S) == rowptr_t).all(),
+            "GraphCSR fields perm_t and rowptr_t must sort the edges by source (col[perm_t])")
+    require((col_t == row[perm_t]).all(),
+            "GraphCSR field col_t must equal row[perm_t] (the target of each source-sorted "
+            "edge)")

@@ -101,9 +101,13 @@ def self_loop_attr(edge_index: Tensor, num_nodes: int, edge_attr: Tensor,
                             f"{edge_attr.dtype}; convert it with edge_attr.float()")
         dst = edge_index[1].long()                                       # [E]
         total = edge_attr.new_zeros(shape).index_add_(0, dst, edge_attr)  # [N, *]
-        count = torch.bincount(dst, minlength=num_nodes).clamp_(min=1)   # [N]
+        # index_add, not bincount: a static output shape under torch.compile.
+        # Counted in at least fp32 (bf16 holds integers exactly only up to 256).
+        cdt = torch.promote_types(edge_attr.dtype, torch.float32)
+        count = torch.zeros(num_nodes, dtype=cdt, device=edge_attr.device)
+        count = count.index_add_(0, dst, torch.ones_like(dst, dtype=cdt)).clamp_(min=1)  # [N]
         count = count.view((-1,) + (1,) * (edge_attr.dim() - 1))         # [N, 1, ...]
-        return total / count.to(edge_attr.dtype)                         # [N, *]
+        return (total / count).to(edge_attr.dtype)                       # [N, *]
     if isinstance(fill_value, Tensor):
         fill = fill_value.to(dtype=edge_attr.dtype, device=edge_attr.device)
         try:

@@ -2,6 +2,7 @@
 fails with an error that names the argument and the fix instead of deep inside a kernel."""
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -9,7 +10,10 @@ from torch import Tensor
 
 __all__ = [
     "check_positive_int",
+    "check_real",
     "check_edge_index",
+    "check_index_range",
+    "require",
     "check_num_nodes",
     "check_same_device",
     "check_tensor",
@@ -32,16 +36,82 @@ def check_num_nodes(num_nodes, name: str = "num_nodes") -> int:
             raise TypeError(f"{name} must be a non-negative int, got a tensor of shape "
                             f"{tuple(num_nodes.shape)} and dtype {num_nodes.dtype}")
         num_nodes = int(num_nodes.item())
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int):
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, torch.SymInt)):
         raise TypeError(f"{name} must be a non-negative int, got {type(num_nodes).__name__}")
     if num_nodes < 0:
         raise ValueError(f"{name} must be a non-negative int, got {num_nodes}")
     return num_nodes
 
 
+def check_real(value, name: str, positive: bool = False, finite: bool = True) -> float:
+    """Return ``value`` as a float, or raise naming ``name`` if it is not a real number, is NaN,
+    is infinite (when ``finite``), or is not ``> 0`` (when ``positive``). Plain comparisons
+    only, so torch.compile traces it (with a guard) instead of breaking the graph."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"{name} must be a number, got a tensor of shape "
+                            f"{tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, torch.SymInt,
+                                                         torch.SymFloat)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if value != value:
+        raise ValueError(f"{name} must be a number, got nan")
+    if finite and (value == math.inf or value == -math.inf):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def compiling() -> bool:
+    """True while torch.compile traces the caller (checks then avoid reading tensor values on the
+    host, which would break the graph)."""
+    return torch.compiler.is_compiling()
+
+
+def require(cond: Tensor, message) -> None:
+    """Raise ``ValueError(message)`` unless the boolean tensor ``cond`` holds; ``message`` is a
+    string or a zero-argument function that builds it (only called on failure).
+
+    Under ``torch.compile`` this becomes ``torch._assert_async`` (a graph op, no host sync and
+    no graph break), which raises a ``RuntimeError`` when it fails; its message is then the
+    string, or a generic one for a function (formatting a traced size would fix its value)."""
+    if compiling():
+        text = message if isinstance(message, str) else "gatlib input check failed"
+        torch._assert_async(cond, text)
+    elif not bool(cond):
+        raise ValueError(message if isinstance(message, str) else message())
+
+
+def check_index_range(index: Tensor, bound, name: str, hint: str = "") -> None:
+    """Raise a ValueError naming ``name`` unless every entry of ``index`` lies in ``[0, bound)``.
+
+    O(E) and cheap next to any attention over the edges; under ``torch.compile`` the check is a
+    graph op (see :func:`require`), whose message leaves out the bound (formatting a traced
+    size would fix its value)."""
+    if index.numel() == 0:
+        return
+    if compiling():
+        torch._assert_async(((index >= 0) & (index < bound)).all(),
+                            f"{name} holds a node index out of range{hint}")
+        return
+    lo, hi = int(index.min()), int(index.max())
+    if lo < 0:
+        raise ValueError(f"{name} contains a negative node index ({lo}); node indices must lie in "
+                         f"[0, {bound}){hint}")
+    if hi >= bound:
+        raise ValueError(f"{name} contains node index {hi} but there are only {bound} "
+                         f"nodes{hint}")
+
+
 def check_edge_index(edge_index: Tensor, num_nodes: Optional[int] = None,
                      name: str = "edge_index", num_dst_nodes: Optional[int] = None) -> int:
     """Check that ``edge_index`` is a ``LongTensor [2, E]`` with entries in range.
+
+    Under ``torch.compile`` the range check is a graph op (no graph break), so ``num_nodes``
+    must then be given.
 
     Args:
         edge_index: the graph, row 0 = source j, row 1 = target i.
@@ -55,21 +125,27 @@ def check_edge_index(edge_index: Tensor, num_nodes: Optional[int] = None,
     if not isinstance(edge_index, Tensor):
         raise TypeError(f"{name} must be a torch.LongTensor of shape [2, E], "
                         f"got {type(edge_index).__name__}")
+    if edge_index.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense LongTensor [2, E] here, got a sparse tensor "
+                        f"(layout {edge_index.layout}); the attention ops and layers take a sparse "
+                        f"adjacency directly, elsewhere convert it with "
+                        f"torch_geometric.utils.to_edge_index(adj.t())")
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"{name} must have an integer dtype (torch.long), got {edge_index.dtype}; "
                         f"convert it with {name}.long()")
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise ValueError(f"{name} must have shape [2, E] (row 0 = source, row 1 = target), got "
                          f"{tuple(edge_index.shape)}; if it is [E, 2], pass {name}.t()")
-    if edge_index.is_sparse or edge_index.layout != torch.strided:
-        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {edge_index.layout}")
     E = edge_index.size(1)
     if num_nodes is None:
         num_nodes = int(edge_index.max()) + 1 if E > 0 else 0
     num_nodes = check_num_nodes(num_nodes)
     n_dst = num_nodes if num_dst_nodes is None else check_num_nodes(num_dst_nodes,
                                                                     "num_dst_nodes")
-    if E > 0:
+    if E > 0 and compiling():
+        check_index_range(edge_index[0], num_nodes, f"{name}[0] (sources)")
+        check_index_range(edge_index[1], n_dst, f"{name}[1] (targets)")
+    elif E > 0:
         lo = int(edge_index.min())
         if lo < 0:
             raise ValueError(f"{name} contains a negative node index ({lo}); node indices must "

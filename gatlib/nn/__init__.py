@@ -4,6 +4,8 @@ from .dense import DenseGraphAttention
 from .encoders import LapPEEncoder, RWSEEncoder
 from .gps import GPSLayer
 from .models import GraphClassifier, NodeClassifier
+from .performer import PerformerAttention, RedrawProjection
 
 __all__ = ["GATConv", "GATv2Conv", "GraphTransformerConv", "DenseGraphAttention", "GPSLayer",
-           "LapPEEncoder", "RWSEEncoder", "NodeClassifier", "GraphClassifier"]
+           "PerformerAttention", "RedrawProjection", "LapPEEncoder", "RWSEEncoder",
+           "NodeClassifier", "GraphClassifier"]

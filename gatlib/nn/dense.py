@@ -81,6 +81,10 @@ class DenseGraphAttention(nn.Module):
             x ``[N, F]``, batch ``[N]``, attn_bias ``[N, N]`` or ``[H, N, N]`` -> ``[N, F]``.
         """
         check_tensor(x, "x", dim=2, shape=(None, self.channels))
+        w = self.lin_q.weight
+        if x.dtype != w.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"x has dtype {x.dtype} but the layer's weights are {w.dtype}; "
+                            f"convert one of them (x.to({w.dtype}) or layer.to({x.dtype}))")
         N, H, D = x.size(0), self.heads, self.head_dim
         q = self.lin_q(x).view(N, H, D)                                   # [N, H, D]
         k = self.lin_k(x).view(N, H, D)                                   # [N, H, D]

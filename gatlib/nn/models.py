@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
+from ..graph.adjacency import as_adjacency
 from .conv import GATConv, GATv2Conv, GraphTransformerConv
 from .dense import DenseGraphAttention
 from .encoders import LapPEEncoder, RWSEEncoder
@@ -177,7 +178,16 @@ class _AttentionStack(nn.Module):
             enc = self.pe_encoder(pe)                                      # [N, P]
         return torch.cat([x, enc.to(x.dtype)], dim=-1)                     # [N, F + P]
 
-    def _block(self, i: int, h: Tensor, edge_index: Tensor, batch: Optional[Tensor],
+    def _graph(self, x: Tensor, edge_index):
+        """The graph every layer of one forward pass shares: the caller's ``GraphCSR`` as is
+        (its self-loop graph is then built once and kept on it), any other adjacency converted
+        once here, so the layers do not each rebuild it. Dense layers read no graph: passed
+        through as given."""
+        if self.layer == "dense":
+            return edge_index
+        return as_adjacency(edge_index, x.size(0), x.size(0)).graph()
+
+    def _block(self, i: int, h: Tensor, edge_index, batch: Optional[Tensor],
                edge_attr: Optional[Tensor], last: bool) -> Tensor:
         """Layer ``i``: dropout -> attention -> residual -> norm -> act (no act when last)."""
         conv = self.convs[i]
@@ -327,7 +337,10 @@ class NodeClassifier(_AttentionStack):
                 features such as Cora's: the input dropout and the first projection then
                 touch only the non-zeros; the same model in distribution, several times
                 cheaper on the CPU). Not with positional encodings.
-            edge_index: ``[2, E]`` (row 0 source j, row 1 target i).
+            edge_index: ``[2, E]`` (row 0 source j, row 1 target i), or any adjacency the
+                layers take (a ``GraphCSR`` to build the structure once for many calls, PyG's
+                ``EdgeIndex``, a sparse adjacency); converted once per call and shared by all
+                layers.
             batch (LongTensor, optional): sorted graph id of each node, for ``'dense'`` and
                 ``'gps'`` (attention stays within each graph) and per-graph PE sign flips;
                 None means one graph.
@@ -338,12 +351,13 @@ class NodeClassifier(_AttentionStack):
             x ``[N, F]``, edge_index ``[2, E]``, batch ``[N]``, edge_attr ``[E, edge_dim]``,
             pe ``[N, K]`` -> ``[N, out_channels]``.
         """
+        graph = self._graph(x, edge_index)
         h = self._with_pe(x, pe, batch)                                    # [N, F + P]
         if self.lin_in is not None:
             h = self.lin_in(_dropout(h, self.dropout, self.training))      # [N, W]
         last_conv = len(self.convs) - 1 if self.lin_out is None else -1
         for i in range(len(self.convs)):
-            h = self._block(i, h, edge_index, batch, edge_attr, last=i == last_conv)
+            h = self._block(i, h, graph, batch, edge_attr, last=i == last_conv)
         if self.lin_out is not None:
             h = self.lin_out(F.dropout(h, self.dropout, self.training))    # [N, out]
         return h
@@ -443,7 +457,8 @@ class GraphClassifier(_AttentionStack):
 
         Args:
             x: node features.
-            edge_index: ``[2, E]`` (row 0 source j, row 1 target i).
+            edge_index: ``[2, E]`` (row 0 source j, row 1 target i), or any adjacency the
+                layers take; converted once per call and shared by all layers.
             batch (LongTensor, optional): sorted graph id of each node (PyG's ``batch``); None
                 means one graph.
             edge_attr (Tensor, optional): edge features (used when ``edge_dim`` is set).
@@ -453,9 +468,10 @@ class GraphClassifier(_AttentionStack):
             x ``[N, F]``, edge_index ``[2, E]``, batch ``[N]``, edge_attr ``[E, edge_dim]``,
             pe ``[N, K]`` -> ``[B, out_channels]``.
         """
+        graph = self._graph(x, edge_index)
         h = self.lin_in(self._with_pe(x, pe, batch))                      # [N, W]
         for i in range(len(self.convs)):
-            h = self._block(i, h, edge_index, batch, edge_attr, last=False)  # [N, W]
+            h = self._block(i, h, graph, batch, edge_attr, last=False)     # [N, W]
         g = _POOLS[self.pool](h, batch)                                    # [B, W]
         return self.head(g)                                                # [B, out]
 

@@ -1,19 +1,21 @@
 """Sparse attention over the edges of a graph: the public entry points.
 
 Both ops reduce to: a score per edge ``[E, H]``, a softmax over the in-edges of each target, and
-a weighted sum of the sources' values ``[T, H, C]``. They validate their arguments, build (or
-reuse) the CSR view of the graph, pick a backend in ``dispatch.py`` and run it.
+a weighted sum of the sources' values ``[T, H, C]``. They validate their arguments, take the
+graph in any form PyG accepts (:mod:`gatlib.graph.adjacency`), build its CSR view (or use the
+caller's ``GraphCSR``), pick a backend in ``dispatch.py`` and run it.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from ..graph.csr import GraphCSR, to_csr
-from ..graph.validate import check_same_device, check_tensor
+from ..graph.adjacency import as_adjacency
+from ..graph.csr import GraphCSR
+from ..graph.validate import check_real, check_same_device, check_tensor, compiling
 from . import reference
 from .cpu.ops import graph_tensors
 from .dispatch import backend_op, select
@@ -23,7 +25,7 @@ __all__ = ["sparse_attention", "gat_attention"]
 AttentionOut = Union[Tensor, Tuple[Tensor, Tensor]]
 
 
-def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index: Union[Tensor, GraphCSR],
+def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index,
                      num_nodes: Optional[int] = None, bias: Optional[Tensor] = None,
                      scale: Optional[float] = None, return_attention: bool = False,
                      dropout: float = 0.0, training: bool = True) -> AttentionOut:
@@ -40,15 +42,18 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index: Union[Tensor, 
         q: queries of the target nodes.
         k: keys of the source nodes.
         v: values of the source nodes.
-        edge_index: ``[2, E]`` (row 0 source j, row 1 target i), or a ``GraphCSR`` from
-            :func:`gatlib.graph.to_csr` (built once, reused).
+        edge_index: the graph: ``[2, E]`` (row 0 source j, row 1 target i), a ``GraphCSR``
+            from :func:`gatlib.graph.to_csr` (its CSR view and kernel plans are built once and
+            kept on it), PyG's ``EdgeIndex``, a ``torch.sparse`` adjacency ``[T, S]`` (rows =
+            targets; COO, CSR or CSC) or a ``torch_sparse.SparseTensor``. A plain tensor is
+            converted on every call.
         num_nodes (int, optional): number of target nodes; defaults to ``q.size(0)`` and must
             equal it when given. Sources are counted by ``k.size(0)``.
         bias (Tensor, optional): added to the score of each edge (edge features, positional
             bias, or ``-inf`` to mask an edge); ``[E, H]``, or ``[E]`` shared by all heads.
-        scale (float, optional): default ``1 / sqrt(D)``.
+        scale (float, optional): a finite number > 0; default ``1 / sqrt(D)``.
         return_attention (bool, default False): also return ``alpha`` in the caller's edge
-            order (the softmax weights, before dropout).
+            order (the stored order of a sparse adjacency; the softmax weights, before dropout).
         dropout (float, default 0.0): attention dropout probability.
         training (bool, default True): apply dropout only when True.
 
@@ -63,19 +68,20 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index: Union[Tensor, 
     _check_dtypes(q=q, k=k, v=v)
     if scale is None:
         scale = 1.0 / math.sqrt(D) if D > 0 else 1.0
+    scale = check_real(scale, "scale", positive=True)
     graph, bias, mask, p = _prepare(edge_index, k.size(0), T, num_nodes, H, q, bias, "bias",
                                     dropout, training, q=q, k=k, v=v)
     backend = select("sparse_attention", q.device, q.dtype, head_dim=max(D, v.size(2)))
     if backend == "reference":
-        out, alpha = reference.sparse_attention_ref(q, k, v, graph.edge_index(), bias,
-                                                    float(scale), mask, p)
+        out, alpha = reference.sparse_attention_ref(q, k, v, graph.edge_index(), bias, scale,
+                                                    mask, p)
     else:
         out, _, alpha = backend_op(backend, "sparse_attention")(
-            q, k, v, graph_tensors(graph), bias, mask, float(scale), p, return_attention)
+            q, k, v, _graph_args(backend, graph), bias, mask, scale, p, return_attention)
     return (out, alpha) if return_attention else out
 
 
-def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index: Union[Tensor, GraphCSR],
+def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index,
                   edge_score: Optional[Tensor] = None, negative_slope: float = 0.2,
                   return_attention: bool = False, dropout: float = 0.0,
                   training: bool = True) -> AttentionOut:
@@ -93,10 +99,11 @@ def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index: Union[Ten
         a_src: per-source score half.
         a_dst: per-target score half.
         v: values of the source nodes.
-        edge_index: ``[2, E]`` (row 0 source j, row 1 target i), or a ``GraphCSR``.
+        edge_index: the graph, in any form :func:`sparse_attention` takes.
         edge_score (Tensor, optional): per-edge score term ``[E, H]`` (or ``[E]``), e.g. the
-            projected edge features; ``-inf`` masks an edge.
-        negative_slope (float, default 0.2): slope of the LeakyReLU.
+            projected edge features; ``-inf`` masks an edge (for every ``negative_slope``: a
+            ``-inf`` pre-activation stays ``-inf``).
+        negative_slope (float, default 0.2): slope of the LeakyReLU (a finite number).
         return_attention (bool, default False): also return ``alpha [E, H]`` in the caller's
             edge order (before dropout).
         dropout (float, default 0.0): attention dropout probability.
@@ -110,16 +117,17 @@ def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index: Union[Ten
     check_tensor(a_dst, "a_dst", dim=2, shape=(None, H))
     check_tensor(v, "v", dim=3, shape=(S, H, None))
     _check_dtypes(a_src=a_src, a_dst=a_dst, v=v)
+    negative_slope = check_real(negative_slope, "negative_slope")
     graph, edge_score, mask, p = _prepare(edge_index, S, a_dst.size(0), None, H, v, edge_score,
                                           "edge_score", dropout, training, a_src=a_src,
                                           a_dst=a_dst, v=v)
     backend = select("gat_attention", v.device, v.dtype, head_dim=v.size(2))
     if backend == "reference":
         out, alpha = reference.gat_attention_ref(a_src, a_dst, v, graph.edge_index(),
-                                                 edge_score, float(negative_slope), mask, p)
+                                                 edge_score, negative_slope, mask, p)
     else:
         out, _, alpha = backend_op(backend, "gat_attention")(
-            a_src, a_dst, v, graph_tensors(graph), edge_score, mask, float(negative_slope), p,
+            a_src, a_dst, v, _graph_args(backend, graph), edge_score, mask, negative_slope, p,
             return_attention)
     return (out, alpha) if return_attention else out
 
@@ -141,12 +149,12 @@ def _prepare(edge_index, num_src: int, num_dst: int, num_nodes: Optional[int], H
                          f"is the number of target nodes and must equal q.size(0)")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-    if not isinstance(edge_index, (Tensor, GraphCSR)):
-        raise TypeError(f"edge_index must be a LongTensor [2, E] or a GraphCSR, got "
-                        f"{type(edge_index).__name__}")
+    # A tensor adjacency joins the device check before its indices are read.
     ei = edge_index if isinstance(edge_index, Tensor) else None
     device = check_same_device(**tensors, **{term_name: edge_term}, edge_index=ei)
-    graph = to_csr(edge_index, num_nodes=num_src, num_dst_nodes=num_dst)
+    # The sources are counted by k / a_src, the targets by q / a_dst.
+    names = ("k.size(0)", "q.size(0)") if "q" in tensors else ("a_src.size(0)", "a_dst.size(0)")
+    graph = as_adjacency(edge_index, num_src, num_dst, count_names=names).graph()
     if graph.device != device:
         raise ValueError(f"edge_index is on {graph.device} but the inputs are on {device}; move "
                          f"it with .to(device)")
@@ -166,3 +174,16 @@ def _prepare(edge_index, num_src: int, num_dst: int, num_nodes: Optional[int], H
         p = float(dropout)
         mask = torch.rand(E, H, device=device) >= p                         # [E, H] keep
     return graph, edge_term, mask, p
+
+
+def _graph_args(backend: str, graph: GraphCSR) -> List[Tensor]:
+    """The graph tensors a backend's registered op takes: the seven of the ``GraphCSR``, plus,
+    for Triton, its work plans, built once per graph and row split and kept on the graph (under
+    torch.compile the op builds them inside, since their sizes depend on the degrees)."""
+    tensors = graph_tensors(graph)
+    if backend != "triton" or compiling():
+        return tensors
+    from .triton import kernels
+    split = kernels.SPLIT
+    return graph.derived(("triton_plans", split),
+                         lambda: tensors + kernels.graph_plans(tensors, split))

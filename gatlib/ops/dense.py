@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..graph.validate import check_same_device, check_tensor
+from ..graph.validate import check_real, check_same_device, check_tensor
 
 __all__ = ["dense_attention"]
 
@@ -33,7 +33,7 @@ def dense_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = N
         v: values of all nodes.
         batch (LongTensor, optional): graph id of each node, sorted (PyG's ``batch``); None
             means one graph.
-        scale (float, optional): default ``1 / sqrt(D)``.
+        scale (float, optional): a finite number > 0; default ``1 / sqrt(D)``.
         dropout (float, default 0.0): attention dropout probability.
         training (bool, default True): apply dropout only when True.
         attn_bias (Tensor, optional): additive score attn_bias over node pairs ``(i, j)`` (row i = query,
@@ -63,8 +63,11 @@ def dense_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = N
     p = float(dropout) if training else 0.0
     if scale is None:
         scale = 1.0 / math.sqrt(D) if D > 0 else 1.0
+    scale = check_real(scale, "scale", positive=True)
     if N == 0:
-        return v.new_zeros(0, H, v.size(2))
+        # Empty, but inside autograd: built from q, k and v, so requires_grad flows and the
+        # backward pass gives each of them its (empty) gradient.
+        return v + (q.sum() + k.sum()) * 0                                 # [0, H, C]
     if batch is None and attn_bias is None:
         out = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1),
                                              v.transpose(0, 1), dropout_p=p, scale=scale)

@@ -80,7 +80,8 @@ def gat_attention_ref(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index: Tenso
     score = a_src[src] + a_dst[dst]                                        # [E, H]
     if edge_score is not None:
         score = score + edge_score
-    score = F.leaky_relu(score, negative_slope)
+    # A -inf pre-activation (a masked edge) stays -inf for every slope.
+    score = torch.where(torch.isneginf(score), score, F.leaky_relu(score, negative_slope))
     return attend_ref(score, v, edge_index, a_dst.size(0), dropout_mask, dropout)
 
 

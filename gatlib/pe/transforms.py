@@ -1,79 +1,113 @@
 """PyG transforms that store positional encodings on a graph, for ``dataset.transform`` /
-``pre_transform``. A ``Batch`` works too: its ``batch`` vector makes the encodings per graph."""
+``pre_transform``. They take PyG's arguments (``AddLaplacianEigenvectorPE``,
+``AddRandomWalkPE``) and give PyG's numbers by default; a ``Batch`` works too: its ``batch``
+vector makes the encodings per graph."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-from .laplacian import _check_positive_int, laplacian_pe
-from .random_walk import random_walk_pe
+from .laplacian import _check_eigsh_kwargs, _check_positive_int, laplacian_pe
+from .random_walk import _walk_length, random_walk_pe
 
-__all__ = ["AddLaplacianPE", "AddRandomWalkPE"]
+__all__ = ["AddLaplacianPE", "AddLaplacianEigenvectorPE", "AddRandomWalkPE"]
 
 
 class AddLaplacianPE(BaseTransform):
-    """Add Laplacian eigenvector encodings ``[N, k]`` to ``data[attr_name]``.
+    """Add Laplacian eigenvector encodings ``[N, k]`` to ``data[attr_name]`` (or to ``data.x``).
 
-    See :func:`gatlib.pe.laplacian_pe` for the definition (non-trivial eigenvectors, one per
-    column, zero padding, deterministic sign). The random sign flip used in training belongs to
-    the encoder (:class:`gatlib.nn.encoders.LapPEEncoder`), not to the stored data.
+    PyG's ``AddLaplacianEigenvectorPE`` with the same arguments: the eigenvectors of the ``k``
+    smallest eigenvalues of the symmetric-normalised Laplacian after the first (trivial) one;
+    see :func:`gatlib.pe.laplacian_pe` for the definition and for how the two differ: gatlib
+    fixes each column's sign (PyG flips it at random; the random flip used in training belongs
+    to the encoder, :class:`gatlib.nn.encoders.LapPEEncoder`), zero-pads graphs with ``n <= k``
+    nodes (where PyG fails), picks a deterministic basis of a repeated eigenvalue's eigenspace
+    and computes a ``Batch`` per graph. Outputs are float32.
 
     Args:
         k (int): number of eigenvectors, ``>= 1``.
-        attr_name (str, default 'lap_pe'): attribute that receives the encodings.
-        normalized (bool, default True): symmetric-normalised Laplacian instead of ``D - A``.
+        attr_name (str or None, default 'laplacian_eigenvector_pe'): attribute that receives
+            the encodings; None concatenates them to ``data.x`` (cast to its dtype) as PyG does.
+        is_undirected (bool, default False): PyG's hint that the graph is undirected. gatlib
+            always reads the graph as undirected (symmetrised), which is the same for an
+            undirected graph, so the flag changes nothing.
+        normalized (bool, default True, keyword): symmetric-normalised Laplacian instead of
+            ``D - A`` (gatlib's option).
+        per_component (bool, default False, keyword): skip every connected component's trivial
+            eigenvector (gatlib's variant) instead of only the graph's first one (PyG's).
+        **kwargs: options of the sparse eigensolver (``tol``, ``maxiter``, ``ncv``), as PyG's
+            kwargs for ``eigsh``.
 
     Shapes:
         - data.edge_index: ``[2, E]``, data.batch (optional): ``[N]``
-        - data[attr_name]: ``[N, K]``, float32
+        - data[attr_name]: ``[N, K]``, float32 (or data.x: ``[N, F + K]``)
     """
 
-    def __init__(self, k: int, attr_name: str = "lap_pe", normalized: bool = True) -> None:
+    def __init__(self, k: int, attr_name: Optional[str] = "laplacian_eigenvector_pe",
+                 is_undirected: bool = False, *, normalized: bool = True,
+                 per_component: bool = False, **kwargs: Any) -> None:
         self.k = _check_positive_int(k, "k")
         self.attr_name = _check_attr_name(attr_name)
+        self.is_undirected = bool(is_undirected)
         self.normalized = bool(normalized)
+        self.per_component = bool(per_component)
+        self.kwargs = _check_eigsh_kwargs(kwargs)
 
     def forward(self, data: Data) -> Data:
         edge_index, num_nodes, batch = _graph_of(data, type(self).__name__)
-        data[self.attr_name] = laplacian_pe(edge_index, num_nodes, self.k, batch=batch,
-                                            normalized=self.normalized)
-        return data
+        pe = laplacian_pe(edge_index, num_nodes, self.k, batch=batch,
+                          normalized=self.normalized, per_component=self.per_component,
+                          eigsh_kwargs=self.kwargs)                       # [N, K]
+        return _store(data, pe, self.attr_name)
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(k={self.k}, attr_name={self.attr_name!r}, "
-                f"normalized={self.normalized})")
+
+#: PyG's name of the same transform.
+AddLaplacianEigenvectorPE = AddLaplacianPE
 
 
 class AddRandomWalkPE(BaseTransform):
-    """Add random-walk structural encodings ``[N, steps]`` to ``data[attr_name]``.
+    """Add random-walk structural encodings ``[N, walk_length]`` to ``data[attr_name]``.
 
-    Column ``t - 1`` holds the probability that a random walk from the node is back after ``t``
-    steps; see :func:`gatlib.pe.random_walk_pe`.
+    PyG's ``AddRandomWalkPE`` with the same arguments and numbers: column ``t - 1`` holds the
+    probability that a random walk from the node is back after ``t`` steps, the walk following
+    the edges as given, self-loops included; see :func:`gatlib.pe.random_walk_pe`.
 
     Args:
-        steps (int): number of walk lengths, ``>= 1``.
-        attr_name (str, default 'rw_pe'): attribute that receives the encodings.
+        walk_length (int): number of walk lengths, ``>= 1`` (``steps=`` is accepted as the old
+            gatlib name).
+        attr_name (str or None, default 'random_walk_pe'): attribute that receives the
+            encodings; None concatenates them to ``data.x`` (cast to its dtype) as PyG does.
+        simple (bool, default False, keyword): walk on the undirected simple graph (symmetrised,
+            no self-loops or duplicates), gatlib's earlier reading.
+        steps (int, keyword): alias of ``walk_length``.
 
     Shapes:
         - data.edge_index: ``[2, E]``, data.batch (optional): ``[N]``
-        - data[attr_name]: ``[N, steps]``, float32
+        - data[attr_name]: ``[N, walk_length]``, float32 (or data.x: ``[N, F + walk_length]``)
     """
 
-    def __init__(self, steps: int, attr_name: str = "rw_pe") -> None:
-        self.steps = _check_positive_int(steps, "steps")
+    def __init__(self, walk_length: Optional[int] = None,
+                 attr_name: Optional[str] = "random_walk_pe", *, simple: bool = False,
+                 steps: Optional[int] = None) -> None:
+        self.walk_length = _walk_length(walk_length, steps)
         self.attr_name = _check_attr_name(attr_name)
+        self.simple = bool(simple)
+
+    @property
+    def steps(self) -> int:
+        """The old gatlib name of :attr:`walk_length`."""
+        return self.walk_length
 
     def forward(self, data: Data) -> Data:
         edge_index, num_nodes, batch = _graph_of(data, type(self).__name__)
-        data[self.attr_name] = random_walk_pe(edge_index, num_nodes, self.steps, batch=batch)
-        return data
+        pe = random_walk_pe(edge_index, num_nodes, self.walk_length, batch=batch,
+                            simple=self.simple)                          # [N, T]
+        return _store(data, pe, self.attr_name)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(steps={self.steps}, attr_name={self.attr_name!r})"
 
 
 def _graph_of(data, who: str):
@@ -92,7 +126,25 @@ def _graph_of(data, who: str):
     return edge_index, num_nodes, batch
 
 
-def _check_attr_name(attr_name) -> str:
+def _store(data: Data, value: Tensor, attr_name: Optional[str]) -> Data:
+    """``data[attr_name] = value``, or with ``attr_name=None`` append ``value`` to ``data.x``
+    (a 1-D ``x`` becomes a column; ``value`` takes ``x``'s device and dtype), as PyG does."""
+    if attr_name is not None:
+        data[attr_name] = value
+        return data
+    x = data.x
+    if x is None:
+        data.x = value
+    else:
+        x = x.view(-1, 1) if x.dim() == 1 else x                            # [N, F]
+        data.x = torch.cat([x, value.to(x.device, x.dtype)], dim=-1)        # [N, F + K]
+    return data
+
+
+def _check_attr_name(attr_name) -> Optional[str]:
+    if attr_name is None:
+        return None
     if not isinstance(attr_name, str) or not attr_name:
-        raise ValueError(f"attr_name must be a non-empty str, got {attr_name!r}")
+        raise ValueError(f"attr_name must be a non-empty str, or None to append the encodings "
+                         f"to data.x, got {attr_name!r}")
     return attr_name

@@ -210,7 +210,7 @@ def _add_lap_pe(task: Task, k: int) -> None:
     for graphs in task.splits.values():
         for d in graphs:
             if id(d) not in seen:
-                seen[id(d)] = laplacian_pe(d.edge_index, d.num_nodes, k)
+                seen[id(d)] = laplacian_pe(d.edge_index, d.num_nodes, k, per_component=True)
             d.pe = seen[id(d)]                                             # [N, K]
 
 

@@ -29,3 +29,13 @@ def test_quickstart_runs(capsys):
 
 def test_operator_example_runs():
     exec(compile(_block("## Using the operators"), "README operators", "exec"), {})
+
+
+def test_minibatch_example_runs(capsys):
+    """The ``size=`` mini-batch block runs, and its own assert (batch == full graph) holds."""
+    try:
+        ensure_raw("Planetoid/Cora")
+    except DatasetNotFound as exc:
+        pytest.skip(f"Cora is not available here: {exc}")
+    exec(compile(_block("### A mini-batch of a big graph"), "README mini-batch", "exec"), {})
+    assert "torch.Size([64, 64])" in capsys.readouterr().out

@@ -1,17 +1,14 @@
-"""Tests for gatlib.graph.csr: the CSR view against a brute-force construction, and its cache."""
+"""Tests for gatlib.graph.csr: the CSR view against a brute-force construction, the structures
+derived from it and kept on it, and the validation of every GraphCSR."""
 import gc
 
 import pytest
 import torch
 
-from gatlib.graph import GraphCSR, clear_csr_cache, path_graph, to_csr
+import gatlib.graph.csr as csr_module
+from gatlib.graph import GraphCSR, path_graph, to_csr
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_csr_cache()
-    yield
-    clear_csr_cache()
+FIELDS = ("rowptr", "col", "row", "perm", "rowptr_t", "col_t", "perm_t")
 
 
 def brute_csr(edge_index, num_src, num_dst):
@@ -136,49 +133,88 @@ def test_graph_csr_passthrough_and_helpers():
     assert moved.device == torch.device("cpu") and torch.equal(moved.perm_t, csr.perm_t)
 
 
-# ---------------------------------------------------------------- cache
+# ---------------------------------------------------------------- no hidden cache
 
-def test_cache_returns_same_object_for_same_tensor():
+def test_no_module_level_cache():
+    """Nothing is kept under a tensor's id, data pointer or version: the module has no cache."""
+    for name in ("_CACHE", "cache_get", "cache_put", "clear_csr_cache"):
+        assert not hasattr(csr_module, name)
+    import gatlib.graph
+    assert not hasattr(gatlib.graph, "clear_csr_cache")
+
+
+def test_plain_tensor_is_converted_on_every_call():
     edge_index = random_graph(1, 9)
-    csr = to_csr(edge_index, num_nodes=9)
-    assert to_csr(edge_index, num_nodes=9) is csr
-    assert to_csr(edge_index, 9) is csr
-    inferred = to_csr(edge_index)
-    assert to_csr(edge_index) is inferred
+    a, b = to_csr(edge_index, num_nodes=9), to_csr(edge_index, num_nodes=9)
+    assert a is not b
+    for name in FIELDS:
+        assert torch.equal(getattr(a, name), getattr(b, name))
+    assert to_csr(a) is a                                    # a GraphCSR passes through
 
 
-def test_cache_distinguishes_node_counts():
+def test_node_counts_are_per_call():
     edge_index = random_graph(2, 9)
     a = to_csr(edge_index, num_nodes=9)
     b = to_csr(edge_index, num_nodes=12)
-    assert b is not a and b.num_nodes == 12
+    assert b.num_nodes == 12 and a.num_nodes == 9
     assert_matches_brute(b, edge_index, 12, 12)
     c = to_csr(edge_index, num_nodes=9, num_dst_nodes=10)
     assert c.num_dst == 10 and c.rowptr.numel() == 11
     assert_matches_brute(c, edge_index, 9, 10)
 
 
-def test_cache_rebuilds_after_in_place_edit():
+def _edit_routes():
+    """Ways of writing into an edge_index, some of which do not bump its version counter."""
+    def plain(t):
+        t[0, 0] = 3
+
+    def numpy_view(t):
+        t.numpy()[0, 0] = 3
+
+    def data(t):
+        t.data[0, 0] = 3
+
+    def view_op(t):
+        t[1].zero_()
+    return {"plain": plain, "numpy": numpy_view, "data": data, "view": view_op}
+
+
+@pytest.mark.parametrize("route", ["plain", "numpy", "data", "view"])
+def test_in_place_edit_by_any_route_gives_the_new_graph(route):
     edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
-    old = to_csr(edge_index, num_nodes=4)
-    edge_index[0, 0] = 3                                     # in place: same id, new contents
-    new = to_csr(edge_index, num_nodes=4)
-    assert new is not old
-    assert_matches_brute(new, edge_index, 4, 4)
-    assert to_csr(edge_index, num_nodes=4) is new
-    edge_index[1].zero_()                                    # an in-place op on a view
+    assert_matches_brute(to_csr(edge_index, num_nodes=4), edge_index, 4, 4)
+    _edit_routes()[route](edge_index)
     assert_matches_brute(to_csr(edge_index, num_nodes=4), edge_index, 4, 4)
 
 
-def test_cache_in_place_edit_out_of_range_is_caught():
+def test_refilled_from_numpy_buffer_gives_the_new_graph():
+    import numpy as np
+    buf = np.array([[0, 1, 2, 3], [1, 2, 3, 0]], dtype=np.int64)
+    edge_index = torch.from_numpy(buf)
+    to_csr(edge_index, num_nodes=4)
+    buf[:] = np.array([[3, 3, 0, 0], [0, 1, 1, 2]])           # same memory, new graph
+    assert_matches_brute(to_csr(edge_index, num_nodes=4), edge_index, 4, 4)
+
+
+def test_held_graph_does_not_follow_edits_of_its_edge_index():
+    """A GraphCSR owns its indices: editing the tensor it was built from changes nothing."""
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    graph = to_csr(edge_index, num_nodes=4)
+    before = {name: getattr(graph, name).clone() for name in FIELDS}
+    edge_index.numpy()[0, 0] = 10**6
+    for name in FIELDS:
+        assert torch.equal(getattr(graph, name), before[name]), name
+
+
+def test_in_place_edit_out_of_range_is_caught():
     edge_index = torch.tensor([[0, 1], [1, 0]])
     to_csr(edge_index, num_nodes=2)
-    edge_index[0, 0] = 7
+    edge_index.numpy()[0, 0] = 7
     with pytest.raises(ValueError, match="num_nodes"):
         to_csr(edge_index, num_nodes=2)
 
 
-def test_cache_fresh_tensor_with_equal_values():
+def test_fresh_tensor_with_equal_values():
     edge_index = random_graph(3, 9)
     first = to_csr(edge_index, num_nodes=9)
     twin = edge_index.clone()
@@ -187,7 +223,7 @@ def test_cache_fresh_tensor_with_equal_values():
     assert_matches_brute(first, edge_index, 9, 9)
 
 
-def test_cache_survives_id_reuse():
+def test_id_reuse_never_gives_a_stale_view():
     # Freed tensors' ids get reused; a new tensor with another graph must never get a stale view.
     for seed in range(30):
         edge_index = random_graph(seed, 7)
@@ -196,21 +232,153 @@ def test_cache_survives_id_reuse():
         gc.collect()
 
 
-def test_cache_opt_out():
+def test_no_unvalidated_construction():
     edge_index = random_graph(4, 6)
-    a = to_csr(edge_index, num_nodes=6, cache=False)
-    b = to_csr(edge_index, num_nodes=6, cache=False)
-    assert a is not b
-    assert_matches_brute(a, edge_index, 6, 6)
-    c = to_csr(edge_index, num_nodes=6, validate=False)
-    assert_matches_brute(c, edge_index, 6, 6)
-    assert to_csr(edge_index, num_nodes=6) is not c          # unvalidated views are not cached
+    with pytest.raises(TypeError):
+        to_csr(edge_index, num_nodes=6, validate=False)
+    with pytest.raises(TypeError):
+        to_csr(edge_index, num_nodes=6, cache=False)
 
 
-def test_clear_csr_cache():
-    edge_index = random_graph(5, 6)
-    csr = to_csr(edge_index, num_nodes=6)
-    clear_csr_cache()
-    again = to_csr(edge_index, num_nodes=6)
-    assert again is not csr
-    assert_matches_brute(again, edge_index, 6, 6)
+# ---------------------------------------------------------------- derived structures
+
+def test_edge_index_is_built_once():
+    graph = to_csr(random_graph(5, 8), num_nodes=8)
+    assert graph.edge_index() is graph.edge_index()
+
+
+def test_derived_slot_builds_once_per_key():
+    graph = to_csr(random_graph(6, 8), num_nodes=8)
+    calls = []
+
+    def build(tag):
+        calls.append(tag)
+        return [tag]
+    a = graph.derived(("plan", 4), lambda: build(4))
+    assert graph.derived(("plan", 4), lambda: build(4)) is a
+    b = graph.derived(("plan", 8), lambda: build(8))
+    assert b == [8] and calls == [4, 8]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("sizes", [(7, 7), (7, 4), (3, 6)])
+def test_with_self_loops_is_pyg_remove_then_add(seed, sizes):
+    S, T = sizes
+    edge_index = random_graph(seed, S, T)
+    if S == T and edge_index.numel():
+        edge_index = torch.cat([edge_index, torch.tensor([[1], [1]])], dim=1)
+    graph = to_csr(edge_index, num_nodes=S, num_dst_nodes=T)
+    loops = graph.with_self_loops()
+    assert graph.with_self_loops() is loops                  # built once, kept on the graph
+    from torch_geometric.utils import add_self_loops, remove_self_loops
+    want, _ = remove_self_loops(edge_index)
+    want, _ = add_self_loops(want, num_nodes=(S, T))         # PyG: loops for min(S, T) nodes
+    assert torch.equal(loops.edge_index(), want)
+    assert_matches_brute(loops, want, S, T)
+    keep = (edge_index[0] != edge_index[1]).nonzero().view(-1)
+    assert torch.equal(loops.kept_edges, keep)
+    assert graph.kept_edges is None
+
+
+def test_with_self_loops_ignores_edits_of_the_handed_out_edge_index():
+    graph = to_csr(torch.tensor([[0, 1, 2], [1, 2, 0]]), num_nodes=3)
+    handed = graph.edge_index()
+    handed[0, 0] = 10**6                                     # a caller scribbles on it
+    loops = graph.with_self_loops()
+    assert int(loops.col.max()) < 3
+    assert_matches_brute(loops, torch.tensor([[0, 1, 2, 0, 1, 2], [1, 2, 0, 0, 1, 2]]), 3, 3)
+
+
+def test_to_device_keeps_fields_and_kept_edges():
+    loops = to_csr(random_graph(7, 6), num_nodes=6).with_self_loops()
+    moved = loops.to("cpu")
+    for name in FIELDS:
+        assert torch.equal(getattr(moved, name), getattr(loops, name))
+    assert torch.equal(moved.kept_edges, loops.kept_edges)
+
+
+def test_fields_are_read_only():
+    graph = to_csr(random_graph(8, 6), num_nodes=6)
+    with pytest.raises(AttributeError):
+        graph.col = torch.zeros(graph.num_edges, dtype=torch.long)
+
+
+def test_from_edge_index():
+    edge_index = random_graph(9, 7)
+    graph = GraphCSR.from_edge_index(edge_index, 7)
+    assert_matches_brute(graph, edge_index, 7, 7)
+    with pytest.raises(ValueError, match="num_nodes"):
+        GraphCSR.from_edge_index(edge_index, 2)
+
+
+# ---------------------------------------------------------------- validation of hand-built graphs
+
+def _fields(edge_index, S, T=None):
+    graph = to_csr(edge_index, num_nodes=S, num_dst_nodes=T)
+    return {name: getattr(graph, name).clone() for name in FIELDS}
+
+
+def test_hand_built_graph_is_checked_and_accepted_when_valid():
+    edge_index = random_graph(10, 9)
+    fields = _fields(edge_index, 9)
+    graph = GraphCSR(**fields, num_src=9, num_dst=9)
+    assert_matches_brute(graph, edge_index, 9, 9)
+
+
+def _corrupt(name, fn):
+    fields = _fields(torch.tensor([[0, 1, 2, 3, 3], [1, 2, 3, 0, 1]]), 4)
+    fn(fields[name])
+    return fields
+
+
+@pytest.mark.parametrize("name,edit,match", [
+    ("col", lambda t: t.__setitem__(0, 10**6), r"col \(sources\) contains node index 1000000"),
+    ("col", lambda t: t.__setitem__(0, -1), "col .*negative"),
+    ("row", lambda t: t.__setitem__(0, 9), "row"),
+    ("col_t", lambda t: t.__setitem__(0, 9), "col_t"),
+    ("perm", lambda t: t.__setitem__(0, 10**6), "perm"),
+    ("perm", lambda t: t.__setitem__(0, int(t[1])), "perm must be a permutation"),
+    ("perm_t", lambda t: t.__setitem__(0, 99), "perm_t"),
+    ("rowptr", lambda t: t.__setitem__(-1, 99), "rowptr must rise"),
+    ("rowptr", lambda t: t.__setitem__(1, 4), "rowptr"),
+    ("rowptr_t", lambda t: t.__setitem__(0, 1), "rowptr_t must rise"),
+])
+def test_hand_built_graph_with_a_bad_field_raises(name, edit, match):
+    with pytest.raises(ValueError, match=match):
+        GraphCSR(**_corrupt(name, edit))
+
+
+def test_hand_built_graph_inconsistent_orders_raise():
+    fields = _fields(torch.tensor([[0, 1, 2, 3, 3], [1, 2, 3, 0, 1]]), 4)
+    fields["col_t"] = fields["col_t"].flip(0)
+    with pytest.raises(ValueError, match="col_t"):
+        GraphCSR(**fields)
+    fields = _fields(torch.tensor([[0, 1, 2, 3, 3], [1, 2, 3, 0, 1]]), 4)
+    fields["perm_t"] = torch.arange(5)
+    with pytest.raises(ValueError, match="perm_t"):
+        GraphCSR(**fields)
+
+
+def test_hand_built_graph_types_lengths_and_counts():
+    fields = _fields(torch.tensor([[0, 1], [1, 0]]), 2)
+    with pytest.raises(TypeError, match="col must be a 1-D torch.long"):
+        GraphCSR(**dict(fields, col=fields["col"].int()))
+    with pytest.raises(ValueError, match="row must have one entry per edge"):
+        GraphCSR(**dict(fields, row=fields["row"][:1]))
+    with pytest.raises(ValueError, match="num_src=5"):
+        GraphCSR(**fields, num_src=5)
+    with pytest.raises(TypeError, match="perm"):
+        GraphCSR(**dict(fields, perm=[0, 1]))
+
+
+def test_source_index_far_out_of_range_never_reaches_a_kernel():
+    """The issue's case: a source index of 10**6 used to read out of bounds and crash."""
+    from gatlib.ops import gat_attention, sparse_attention
+    fields = _fields(torch.tensor([[0, 1, 2], [1, 2, 0]]), 3)
+    fields["col"][0] = 10**6
+    with pytest.raises(ValueError, match="col"):
+        graph = GraphCSR(**fields)
+        gat_attention(torch.randn(3, 1), torch.randn(3, 1), torch.randn(3, 1, 2), graph)
+    q = torch.randn(3, 1, 2)
+    with pytest.raises(ValueError, match="edge_index"):
+        sparse_attention(q, q, q, torch.tensor([[0, 10**6], [1, 2]]))

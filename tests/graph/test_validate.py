@@ -113,3 +113,43 @@ def test_check_same_device():
     assert check_same_device(a=a, b=b, c=None) == torch.device("cpu")
     with pytest.raises(ValueError, match=r"a on cpu, b on meta"):
         check_same_device(a=a, b=torch.zeros(1, device="meta"))
+
+
+# ---------------------------------------------------------------- numbers, sparse, compile
+
+def test_check_real():
+    from gatlib.graph.validate import check_real
+    assert check_real(2, "scale") == 2.0 and check_real(torch.tensor(0.5), "scale") == 0.5
+    with pytest.raises(ValueError, match="scale must be a number, got nan"):
+        check_real(float("nan"), "scale")
+    with pytest.raises(ValueError, match="scale must be finite"):
+        check_real(float("inf"), "scale")
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="scale must be > 0"):
+            check_real(bad, "scale", positive=True)
+    assert check_real(-0.5, "negative_slope") == -0.5
+    for bad in ("0.2", True, None, torch.ones(2)):
+        with pytest.raises(TypeError, match="negative_slope must be a number"):
+            check_real(bad, "negative_slope")
+
+
+def test_check_edge_index_sparse_gets_no_long_advice():
+    adj = torch.tensor([[0.0, 1.0], [1.0, 0.0]]).to_sparse_csr()
+    with pytest.raises(TypeError) as info:
+        check_edge_index(adj)
+    assert ".long()" not in str(info.value) and "sparse" in str(info.value)
+
+
+def test_check_edge_index_under_compile_checks_without_graph_break():
+    """Under torch.compile the range check is a graph op: fullgraph traces it, a good input
+    passes and a bad one still raises, naming the argument."""
+    def f(edge_index, x):
+        check_edge_index(edge_index, x.size(0))
+        return x[edge_index[0]].sum()
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    x = torch.randn(5, 3)
+    good = torch.tensor([[0, 4], [1, 2]])
+    torch.testing.assert_close(compiled(good, x), f(good, x))
+    with pytest.raises(RuntimeError, match=r"edge_index\[0\] \(sources\) holds a node index"):
+        compiled(torch.tensor([[0, 5], [1, 2]]), x)

@@ -112,15 +112,18 @@ def test_repr_reset_compile_and_autocast(cls):
     torch.testing.assert_close(low.float(), eager, rtol=0.05, atol=0.05)
 
 
-def test_structure_is_built_once_per_graph():
-    from gatlib.graph.csr import cache_get
+def test_structure_is_built_once_per_held_graph():
+    """Held GraphCSR: the self-loop graph is built on the first call and kept on it."""
+    from gatlib.graph import to_csr
     x, ei, _, _ = _data(False, None)
+    graph = to_csr(ei, 20)
     layer = GATConv(6, 4, heads=2)
-    layer(x, ei)
-    loops = cache_get(ei, "self_loops", (20, 20))
-    assert loops is not None
-    layer(x, ei)
-    assert cache_get(ei, "self_loops", (20, 20)) is loops
+    out = layer(x, graph)
+    loops = graph.with_self_loops()
+    assert graph.derived("self_loops", lambda: None) is loops
+    torch.testing.assert_close(layer(x, graph), out)
+    assert graph.with_self_loops() is loops
+    torch.testing.assert_close(layer(x, ei), out)
 
 
 def test_dropout_only_in_training():
@@ -137,8 +140,8 @@ def test_bad_input():
     x, ei, _, _ = _data(False, None)
     with pytest.raises(ValueError, match="edge_index"):
         layer(x, ei + 100)
-    with pytest.raises(ValueError, match="in_channels"):
-        layer((x, x), ei)
+    # A pair with one in_channels shares the map between sources and targets, as PyG's.
+    torch.testing.assert_close(layer((x, x), ei), layer(x, ei))
     with pytest.raises(ValueError, match="x must be"):
         layer(x[0], ei)
 
@@ -146,7 +149,7 @@ def test_bad_input():
 def test_value_dropout_drops_the_summed_features_only():
     """value_dropout (the GAT authors' dropout on W x_j): the scores come from the features
     before dropout, the weighted sum uses the dropped ones; nothing changes in eval mode."""
-    from gatlib.nn.conv import _prepare_graph
+    from gatlib.graph import to_csr
     from gatlib.ops import gat_attention
     torch.manual_seed(0)
     x = torch.randn(7, 5)
@@ -163,9 +166,303 @@ def test_value_dropout_drops_the_summed_features_only():
     h = layer.lin(x).view(-1, 2, 3)                                       # [N, H, C]
     a_src, a_dst = (h * layer.att_src).sum(-1), (h * layer.att_dst).sum(-1)
     values = torch.nn.functional.dropout(h, 0.5, True)
-    _, graph, _ = _prepare_graph(x, x, ei, None, True, "mean")
+    graph = to_csr(ei, 7).with_self_loops()
     want = gat_attention(a_src, a_dst, values, graph).reshape(7, 6) + layer.bias
     torch.testing.assert_close(out, want)
     assert not torch.allclose(out, plain.train()(x, ei))
     with pytest.raises(ValueError, match="value_dropout"):
         GATConv(5, 3, value_dropout=1.0)
+
+
+# ------------------------------------------------------------------ PyG's inputs and signature
+
+SMALL_EI = torch.tensor([[0, 1, 2, 3, 3], [0, 0, 1, 1, 2]])
+
+
+def _pyg_pair(kind, in_ch=8, **kw):
+    torch.manual_seed(0)
+    pyg_cls, cls = PAIRS[kind]
+    pyg_layer = pyg_cls(in_ch, 16, heads=2, **kw)
+    with torch.no_grad():
+        for p in pyg_layer.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return pyg_layer, cls.from_pyg(pyg_layer)
+
+
+def _sparse_forms(ei, S, T):
+    from torch_geometric.utils import (to_torch_coo_tensor, to_torch_csc_tensor,
+                                       to_torch_csr_tensor)
+    return {"coo": to_torch_coo_tensor(ei, size=(S, T)).t(),
+            "csr": to_torch_csc_tensor(ei, size=(S, T)).t(),
+            "csc": to_torch_csr_tensor(ei, size=(S, T)).t()}
+
+
+@pytest.mark.parametrize("kind", ["gat", "gatv2", "transformer"])
+def test_every_adjacency_and_pyg_signature(kind):
+    from torch_geometric import EdgeIndex
+    from gatlib.graph import to_csr
+    pyg_layer, ours = _pyg_pair(kind)
+    x = torch.randn(4, 8)
+    want = pyg_layer(x, SMALL_EI)
+    # forward(x, edge_index, edge_attr, size, return_attention_weights) positionally, as PyG.
+    torch.testing.assert_close(ours(x, SMALL_EI, None, (4, 4)), want, rtol=1e-5, atol=1e-6)
+    forms = dict(_sparse_forms(SMALL_EI, 4, 4), graph=to_csr(SMALL_EI, 4),
+                 edge_index_obj=EdgeIndex(SMALL_EI, sparse_size=(4, 4)).sort_by("col")[0])
+    for name, adj in forms.items():
+        torch.testing.assert_close(ours(x, adj), want, rtol=1e-5, atol=1e-6, msg=name)
+    # Attention weights in the input's form.
+    for name in ("coo", "csr", "csc"):
+        adj = forms[name]
+        out, (w_adj, alpha) = ours(x, adj, return_attention_weights=True)
+        n_loops = 0 if kind == "transformer" else 4 - 1      # (0, 0) was there already
+        assert w_adj.layout == adj.layout and w_adj.shape == (4, 4, 2)
+        assert w_adj._nnz() == SMALL_EI.size(1) + n_loops == alpha.size(0)
+        dense = w_adj.to_dense()                             # [T, S, H]
+        torch.testing.assert_close(dense.sum(1)[:2], torch.ones(2, 2))  # rows sum to 1
+        if name in ("coo", "csr") and kind != "transformer":  # PyG returns its weights too
+            _, (p_adj, _) = pyg_layer(x, adj, return_attention_weights=True)
+            torch.testing.assert_close(dense, p_adj.to_dense(), rtol=1e-5, atol=1e-6)
+    out, (ret, alpha) = ours(x, forms["edge_index_obj"], return_attention_weights=True)
+    assert isinstance(ret, EdgeIndex) and ret.size(1) == alpha.size(0)
+
+
+def test_sparse_values_serve_as_edge_features():
+    """As PyG: with no edge_attr, a sparse adjacency's [E, F] values are the edge features."""
+    pyg_layer, ours = _pyg_pair("transformer", edge_dim=3)
+    x, ea = torch.randn(4, 8), torch.randn(SMALL_EI.size(1), 3)
+    want = pyg_layer(x, SMALL_EI, ea)
+    adj = torch.sparse_coo_tensor(SMALL_EI.flip(0), ea, (4, 4, 3))   # [T, S, F], stored order
+    torch.testing.assert_close(ours(x, adj), want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours(x, adj, ea), want, rtol=1e-5, atol=1e-6)
+
+
+def test_bipartite_size_and_missing_target_features():
+    pyg_layer, ours = _pyg_pair("gat", in_ch=(8, 6))
+    x_src, x_dst = torch.randn(4, 8), torch.randn(2, 6)
+    ei = torch.tensor([[0, 1, 2, 3], [0, 0, 1, 1]])
+    want = pyg_layer((x_src, x_dst), ei)
+    torch.testing.assert_close(ours((x_src, x_dst), ei, size=(4, 2)), want, rtol=1e-5,
+                               atol=1e-6)
+    # x_dst = None: no target half of the score, no residual (PyG's maths).
+    want = pyg_layer((x_src, None), ei, size=(4, 2))
+    torch.testing.assert_close(ours((x_src, None), ei, size=(4, 2)), want, rtol=1e-5, atol=1e-6)
+    adj = _sparse_forms(ei, 4, 2)["csr"]                     # the adjacency knows T = 2
+    torch.testing.assert_close(ours((x_src, None), adj), want, rtol=1e-5, atol=1e-6)
+    for kind in ("gatv2", "transformer"):
+        layer = PAIRS[kind][1]((8, 6), 16)
+        with pytest.raises(ValueError, match="x_dst"):
+            layer((x_src, None), ei, size=(4, 2))
+
+
+@pytest.mark.parametrize("kind", ["gat", "gatv2", "transformer"])
+def test_neighbor_loader_mini_batch_with_size(kind):
+    """x holds S sampled nodes whose first T are the targets; size=(S, T) says so."""
+    pyg_layer, ours = _pyg_pair(kind)
+    S, T = 9, 3
+    x = torch.randn(S, 8)
+    ei = random_graph(S, 30, seed=1, num_dst=T)
+    want = pyg_layer((x, x[:T]), ei)
+    got = ours(x, ei, size=(S, T))
+    assert got.shape == (T, 32)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours((x, x[:T]), ei, size=(S, T)), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="size"):
+        ours(x, ei, size=(S + 1, T))
+    with pytest.raises(ValueError, match="size"):
+        ours(x, ei, size=(S, S + 1))
+
+
+@pytest.mark.parametrize("kind", ["gat", "gatv2", "transformer"])
+def test_lazy_in_channels(kind):
+    pyg_cls, cls = PAIRS[kind]
+    x, x_dst = torch.randn(5, 7), torch.randn(3, 4)
+    ei = random_graph(5, 12, seed=2, num_dst=3)
+    layer = cls(-1, 6, heads=2)
+    assert repr(layer) == f"{cls.__name__}(-1, 6, heads=2)"
+    layer.reset_parameters()                                 # before the width is known
+    out = layer(x, random_graph(5, 12, seed=2))
+    assert out.shape == (5, 12)
+    before = [p.detach().clone() for p in layer.parameters()]
+    layer.reset_parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, layer.parameters()))
+    pair = cls((-1, -1), 6, heads=2)
+    assert pair((x, x_dst), ei).shape == (3, 12)
+    # A lazily built PyG layer, once run, copies over.
+    torch.manual_seed(3)
+    pyg_layer = pyg_cls(-1, 6, heads=2)
+    want = pyg_layer(x, ei[:, ei[1] < 3])
+    got = cls.from_pyg(pyg_layer)(x, ei[:, ei[1] < 3])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [GATConv, GATv2Conv, GraphTransformerConv])
+@pytest.mark.parametrize("concat", [True, False])
+def test_empty_graph(cls, concat):
+    layer = cls(8, 4, heads=2, concat=concat)
+    x = torch.randn(0, 8, requires_grad=True)
+    out = layer(x, torch.empty(2, 0, dtype=torch.long))
+    assert out.shape == (0, 8 if concat else 4)
+    out.sum().backward()
+    assert x.grad.shape == (0, 8)
+    # Nodes without edges (but nodes): a finite output for each.
+    out = layer(torch.randn(3, 8), torch.empty(2, 0, dtype=torch.long))
+    assert out.shape == (3, 8 if concat else 4) and torch.isfinite(out).all()
+
+
+def test_sparse_tensor_input():
+    torch_sparse = pytest.importorskip("torch_sparse")
+    pyg_layer, ours = _pyg_pair("gat")
+    x = torch.randn(4, 8)
+    adj = torch_sparse.SparseTensor.from_edge_index(SMALL_EI, sparse_sizes=(4, 4)).t()
+    torch.testing.assert_close(ours(x, adj), pyg_layer(x, SMALL_EI), rtol=1e-5, atol=1e-6)
+    out, w = ours(x, adj, return_attention_weights=True)
+    assert isinstance(w, torch_sparse.SparseTensor) and w.sizes() == [4, 4, 2]
+
+
+# ------------------------------------------------------------------ explicit structure
+
+def _edit(route, ei):
+    import numpy as np
+    if route == "plain":
+        ei[0, 0] = 5
+    elif route == "numpy":
+        ei.numpy()[0, 0] = 5
+    elif route == "data":
+        ei.data[0, 0] = 5
+    elif route == "from_numpy":
+        np.copyto(ei.numpy(), ei.numpy())                    # refilled below, same buffer
+        ei.numpy()[0, 0] = 5
+
+
+@pytest.mark.parametrize("route", ["plain", "numpy", "data", "from_numpy"])
+def test_in_place_edit_of_edge_index_through_gatconv(route):
+    import numpy as np
+    torch.manual_seed(0)
+    layer = GATConv(6, 4, heads=2).eval()
+    x = torch.randn(8, 6)
+    base = np.array([[0, 1, 2, 3, 4, 6], [1, 2, 3, 4, 5, 1]])
+    ei = torch.from_numpy(base.copy()) if route == "from_numpy" else torch.tensor(base)
+    before = layer(x, ei)
+    _edit(route, ei)
+    after = layer(x, ei)
+    assert torch.equal(after, layer(x, ei.clone()))
+    assert not torch.allclose(after, before)
+
+
+def test_out_of_range_held_graph_never_reaches_the_layer():
+    from gatlib.graph import GraphCSR, to_csr
+    g = to_csr(torch.tensor([[0, 1, 2], [1, 2, 0]]), 3)
+    fields = [getattr(g, n).clone() for n in ("rowptr", "col", "row", "perm", "rowptr_t",
+                                              "col_t", "perm_t")]
+    fields[1][0] = 10**6
+    with pytest.raises(ValueError, match="col"):
+        GraphCSR(*fields)
+
+
+# ------------------------------------------------------------------ compile and autocast
+
+class _TwoLayerGAT(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = GATConv(6, 4, heads=2)
+        self.conv2 = GATConv(8, 3, heads=1, concat=False)
+
+    def forward(self, x, edge_index):
+        return self.conv2(torch.relu(self.conv1(x, edge_index)), edge_index)
+
+
+@pytest.mark.parametrize("model", ["gat2", "transformer", "gatv2"])
+@pytest.mark.parametrize("structure", ["edge_index", "graph"])
+def test_compile_fullgraph_dynamic_without_recompiles(model, structure):
+    """fullgraph: the validation traces (no graph break); dynamic: mini-batches of other sizes
+    reuse the graph (at most one recompile)."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+    from gatlib.graph import to_csr
+    torch.manual_seed(0)
+    module = {"gat2": _TwoLayerGAT, "transformer": lambda: GraphTransformerConv(6, 4, heads=2),
+              "gatv2": lambda: GATv2Conv(6, 4, heads=2)}[model]()
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(module, backend=counter, fullgraph=True, dynamic=True)
+    frames = []
+    for i, (n, e) in enumerate([(20, 60), (31, 90), (45, 200)]):
+        x = torch.randn(n, 6, requires_grad=True)
+        ei = random_graph(n, e, seed=i)
+        graph = ei if structure == "edge_index" else to_csr(ei, n)
+        got, want = compiled(x, graph), module(x, graph)
+        torch.testing.assert_close(got, want)
+        g1 = torch.autograd.grad(got.sum(), x)[0]
+        g2 = torch.autograd.grad(want.sum(), x)[0]
+        torch.testing.assert_close(g1, g2)
+        frames.append(counter.frame_count)
+    assert frames[2] - frames[0] <= 1, frames
+
+
+def test_compiled_layer_still_rejects_bad_indices():
+    layer = GATConv(6, 4)
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    x = torch.randn(5, 6)
+    compiled(x, torch.tensor([[0, 1], [1, 2]]))
+    with pytest.raises(RuntimeError, match="out of range"):
+        compiled(x, torch.tensor([[0, 7], [1, 2]]))
+
+
+@pytest.mark.parametrize("edge_dim", [None, 3])
+def test_autocast_gives_one_dtype_for_all_three_layers(edge_dim):
+    x, ei, _, _ = _data(False, None)
+    ea = torch.randn(ei.size(1), 3) if edge_dim else None
+    dtypes = set()
+    for cls, kw in ((GATConv, {}), (GATv2Conv, {}), (GraphTransformerConv, {}),
+                    (GraphTransformerConv, {"beta": True}), (GATConv, {"residual": True})):
+        layer = cls(6, 4, heads=2, edge_dim=edge_dim, **kw)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(x, ei, ea)
+        dtypes.add(out.dtype)
+        assert torch.isfinite(out).all()
+        assert layer(x, ei, ea).dtype == torch.float32      # outside autocast
+    assert dtypes == {torch.bfloat16}
+
+
+# ------------------------------------------------------------------ bad input, named
+
+@pytest.mark.parametrize("cls", [GATConv, GATv2Conv, GraphTransformerConv])
+def test_bad_input_names_the_argument(cls):
+    layer = cls(6, 4, heads=2)
+    x, ei, _, _ = _data(False, None)
+    with pytest.raises(ValueError, match=r"x has 5 features per node but the layer expects 6"):
+        layer(x[:, :5], ei)
+    with pytest.raises(TypeError, match=r"x has dtype torch.float64"):
+        layer(x.double(), ei)
+    with pytest.raises(TypeError, match="x must be a floating-point"):
+        layer(x.long(), ei)
+    bip = cls((6, 5), 4)
+    with pytest.raises(ValueError, match=r"x_dst has 6 features per node .* expects 5"):
+        bip((x, x), ei)
+    for kwargs, name in (({"heads": 0}, "heads"), ({"out_channels": 0}, "out_channels"),
+                         ({"in_channels": 0}, "in_channels"), ({"edge_dim": 0}, "edge_dim"),
+                         ({"dropout": 1.0}, "dropout")):
+        args = dict(dict(in_channels=6, out_channels=4), **kwargs)
+        with pytest.raises(ValueError, match=name):
+            cls(**args)
+    if cls is not GraphTransformerConv:
+        with pytest.raises(ValueError, match="negative_slope must be a number, got nan"):
+            cls(6, 4, negative_slope=float("nan"))
+    with pytest.raises(TypeError, match="edge_index must be"):
+        layer(x, ei.tolist())
+    with pytest.raises(ValueError, match="edge_index"):
+        layer(x, ei + 100)
+
+
+@pytest.mark.parametrize("order", [None, "row", "col"])
+def test_compile_fullgraph_with_pyg_edge_index(order):
+    """PyG's EdgeIndex traces too (its caches are left alone inside the compiled region)."""
+    from torch_geometric import EdgeIndex
+    torch.manual_seed(0)
+    layer = GATConv(6, 4, heads=2)
+    x, ei = torch.randn(10, 6), random_graph(10, 30, seed=5)
+    e = EdgeIndex(ei, sparse_size=(10, 10))
+    if order is not None:
+        e = e.sort_by(order)[0]
+    torch._dynamo.reset()
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x, e), layer(x, ei))

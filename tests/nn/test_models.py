@@ -381,3 +381,77 @@ def test_sparse_features_and_pe_are_refused():
     model = NodeClassifier(50, 4, 3, heads=2, pe_dim=4, pe_channels=2)
     with pytest.raises(ValueError, match="sparse node features"):
         model(x, torch.zeros(2, 0, dtype=torch.long), pe=torch.randn(30, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# One graph structure per forward pass, held across passes when the caller holds it
+
+
+def _count_builds(monkeypatch):
+    import gatlib.graph.adjacency as adjacency_module
+    import gatlib.graph.csr as csr_module
+    calls = []
+    real = csr_module._build_csr
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(csr_module, "_build_csr", counting)
+    monkeypatch.setattr(adjacency_module, "_build_csr", counting)
+    return calls
+
+
+@pytest.mark.parametrize("layer", ["gat", "gatv2", "transformer", "gps"])
+def test_models_build_the_structure_once_per_forward(layer, monkeypatch):
+    """A plain edge_index is converted once per forward and shared by every layer (with
+    self-loops: the CSR view, then the self-loop graph); a held GraphCSR keeps what it built
+    and the next forward builds nothing."""
+    from gatlib.graph import to_csr
+    data = _batch()
+    kwargs = {"gps": dict(hidden_channels=8, heads=2)}.get(layer, dict(hidden_channels=4,
+                                                                         heads=2))
+    model = GraphClassifier(F_IN, out_channels=3, num_layers=3, layer=layer, **kwargs).eval()
+    calls = _count_builds(monkeypatch)
+    want = model(data.x, data.edge_index, data.batch)
+    per_forward = 1 if layer == "transformer" else 2
+    assert len(calls) == per_forward
+    model(data.x, data.edge_index, data.batch)
+    assert len(calls) == 2 * per_forward                   # no cache keyed by the tensor
+    graph = to_csr(data.edge_index, data.num_nodes)
+    calls.clear()
+    torch.testing.assert_close(model(data.x, graph, data.batch), want)
+    assert len(calls) == per_forward - 1                   # the self-loop graph, once
+    model(data.x, graph, data.batch)
+    assert len(calls) == per_forward - 1                   # kept on the held graph
+
+
+def test_models_take_every_adjacency_form():
+    from torch_geometric import EdgeIndex
+    from torch_geometric.utils import to_torch_csc_tensor
+    from torch_geometric.utils import coalesce
+    data = _graph(pe=False)
+    data.edge_index = coalesce(data.edge_index)             # PyG's sparse builders merge repeats
+    model = NodeClassifier(F_IN, 4, 3, heads=2).eval()
+    want = model(data.x, data.edge_index)
+    N = data.num_nodes
+    for adj in (EdgeIndex(data.edge_index, sparse_size=(N, N)),
+                to_torch_csc_tensor(data.edge_index, size=(N, N)).t()):
+        torch.testing.assert_close(model(data.x, adj), want)
+
+
+@pytest.mark.parametrize("structure", ["edge_index", "graph"])
+def test_node_classifier_compiles_fullgraph_and_dynamic(structure):
+    from torch._dynamo.testing import CompileCounterWithBackend
+    from gatlib.graph import to_csr
+    torch.manual_seed(0)
+    model = NodeClassifier(F_IN, 4, 3, heads=2).eval()
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(model, backend=counter, fullgraph=True, dynamic=True)
+    frames = []
+    for seed, n in enumerate((12, 17, 25)):
+        data = _graph(n, 3 * n, seed=seed, pe=False)
+        graph = data.edge_index if structure == "edge_index" else to_csr(data.edge_index, n)
+        torch.testing.assert_close(compiled(data.x, graph), model(data.x, graph))
+        frames.append(counter.frame_count)
+    assert frames[2] - frames[0] <= 1, frames

@@ -205,8 +205,128 @@ def test_hand_computed_dot_product():
 def test_graph_csr_is_reused_and_accepted():
     inputs = _inputs("gat", 30, 30, 100)
     ei = inputs["edge_index"]
-    assert to_csr(ei, 30) is to_csr(ei, 30)
+    # The structure is reused by holding the GraphCSR (no cache keyed by the tensor).
     csr = to_csr(ei, 30)
+    assert to_csr(csr, 30) is csr
     a = gat_attention(**inputs)
     b = gat_attention(**dict(inputs, edge_index=csr))
     torch.testing.assert_close(a, b)
+
+
+# ------------------------------------------------------------------ masking for every slope
+
+@pytest.mark.parametrize("backend", BACKENDS + ["reference"])
+@pytest.mark.parametrize("slope", [0.0, -0.5, 0.2, 1.0])
+def test_minus_inf_masks_an_edge_for_every_negative_slope(backend, slope):
+    """A -inf edge score drops the edge, whatever the slope (0 * -inf and -0.5 * -inf made
+    nan and +inf): the answer is that of the graph without the masked edges."""
+    ei = random_graph(10, 40, seed=4)
+    E, H = ei.size(1), 2
+    g = torch.Generator().manual_seed(2)
+    masked = torch.rand(E, generator=g) < 0.3
+    term = torch.randn(E, H, generator=g, dtype=torch.float64)
+    term[masked] = -math.inf
+    a_src, a_dst = (torch.randn(10, H, generator=g, dtype=torch.float64).requires_grad_()
+                    for _ in range(2))
+    v = torch.randn(10, H, 3, generator=g, dtype=torch.float64).requires_grad_()
+    with use_backend(backend):
+        out, alpha = gat_attention(a_src, a_dst, v, ei, edge_score=term, negative_slope=slope,
+                                   return_attention=True)
+    keep = ~masked
+    want, want_alpha = reference.gat_attention_ref(a_src, a_dst, v, ei[:, keep], term[keep],
+                                                   slope)
+    torch.testing.assert_close(out, want, rtol=1e-10, atol=1e-10)
+    assert torch.equal(alpha[masked], torch.zeros_like(alpha[masked]))
+    torch.testing.assert_close(alpha[keep], want_alpha, rtol=1e-10, atol=1e-10)
+    got = torch.autograd.grad(out.sum(), (a_src, a_dst, v))
+    ref = torch.autograd.grad(want.sum(), (a_src, a_dst, v))
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+# ------------------------------------------------------------------ every adjacency form
+
+def _distinct_graph(S, T, E, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(S * T, generator=g)[:E]
+    return torch.stack([pick // T, pick % T])               # [2, E], unsorted, no duplicates
+
+
+def _forms(ei, S, T):
+    from torch_geometric import EdgeIndex
+    from torch_geometric.utils import (to_torch_coo_tensor, to_torch_csc_tensor,
+                                       to_torch_csr_tensor)
+    return {
+        "graph": to_csr(ei, S, T),
+        "EdgeIndex": EdgeIndex(ei, sparse_size=(S, T)),
+        "EdgeIndex_by_row": EdgeIndex(ei, sparse_size=(S, T)).sort_by("row")[0],
+        "EdgeIndex_by_col": EdgeIndex(ei, sparse_size=(S, T)).sort_by("col")[0],
+        "coo": to_torch_coo_tensor(ei, size=(S, T)).t(),
+        "csr": to_torch_csc_tensor(ei, size=(S, T)).t(),
+        "csc": to_torch_csr_tensor(ei, size=(S, T)).t(),
+    }
+
+
+def _order_of(form_edges, ei):
+    """Position in ``ei`` of each edge of ``form_edges`` (both hold the same distinct edges)."""
+    T = int(max(ei[1].max(), form_edges[1].max())) + 1
+    key, form_key = ei[0] * T + ei[1], form_edges[0] * T + form_edges[1]
+    return torch.argsort(key)[torch.searchsorted(key.sort().values, form_key)]
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+@pytest.mark.parametrize("S,T", [(9, 9), (11, 6)])
+def test_every_adjacency_form_gives_the_edge_index_answer(backend, op, S, T):
+    from gatlib.graph import as_adjacency
+    ei = _distinct_graph(S, T, 30)
+    inputs = _inputs(op, S, T, 0)
+    E = ei.size(1)
+    term_name = "bias" if op == "sparse" else "edge_score"
+    term = torch.randn(E, 3, dtype=torch.float64)
+    want, want_alpha = _run(op, backend, dict(inputs, edge_index=ei, **{term_name: term}))
+    for name, form in _forms(ei, S, T).items():
+        order = _order_of(as_adjacency(form).edge_index(), ei)   # the form's own edge order
+        got, alpha = _run(op, backend, dict(inputs, edge_index=form,
+                                            **{term_name: term[order]}))
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, msg=name)
+        torch.testing.assert_close(alpha, want_alpha[order], rtol=1e-12, atol=1e-12, msg=name)
+
+
+# ------------------------------------------------------------------ in-place edits
+
+def _edit(route, edge_index):
+    """Write a new source into edge 0 by ``route``; some routes leave the version unchanged."""
+    if route == "plain":
+        edge_index[0, 0] = 5
+    elif route == "numpy":
+        edge_index.numpy()[0, 0] = 5
+    elif route == "data":
+        edge_index.data[0, 0] = 5
+    elif route == "view":
+        edge_index[0].narrow(0, 0, 1).fill_(5)
+    return edge_index
+
+
+@pytest.mark.parametrize("route", ["plain", "numpy", "data", "view", "from_numpy"])
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+def test_editing_edge_index_in_place_gives_the_new_graphs_answer(route, op):
+    import numpy as np
+    inputs = _inputs(op, 8, 8, 0, with_term=False)
+    base = torch.tensor([[0, 1, 2, 3, 4, 6], [1, 2, 3, 4, 5, 1]])
+    if route == "from_numpy":
+        buf = base.numpy().copy()
+        edge_index = torch.from_numpy(buf)
+    else:
+        edge_index = base.clone()
+    before, _ = _run(op, "cpu", dict(inputs, edge_index=edge_index))
+    if route == "from_numpy":
+        buf[:] = np.array([[5, 1, 2, 3, 4, 6], [1, 2, 3, 4, 5, 1]])  # refill the same buffer
+    else:
+        _edit(route, edge_index)
+    fresh = edge_index.clone()
+    assert int(fresh[0, 0]) == 5
+    after, _ = _run(op, "cpu", dict(inputs, edge_index=edge_index))
+    want, _ = _run(op, "cpu", dict(inputs, edge_index=fresh))
+    assert torch.equal(after, want)
+    assert not torch.allclose(after, before)

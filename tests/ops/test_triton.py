@@ -91,7 +91,33 @@ def test_row_plan_covers_every_edge_once():
     # Whole rows (empty ones included) write directly; split rows through the workspace.
     assert plan.chunk_slot[plan.chunk_row == 0].tolist() == [-1]
     assert plan.chunk_slot[plan.chunk_row == 5].tolist() == [4, 5, 6, 7]
-    assert kernels.row_plan(rowptr, split=5) is plan           # cached per graph and split
+    assert plan.slot_row.tolist() == [2, 2, 2, 2, 5, 5, 5, 5]  # row of each workspace slot
+    assert plan.num_slots == 8 and plan.num_chunks == plan.chunk_row.numel()
+
+
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+def test_work_lists_are_kept_on_the_held_graph(op, split):
+    """The plans live on the caller's GraphCSR, one per row split, built once; a plain
+    edge_index gets fresh ones every call, and the answer is the same either way."""
+    split(7)
+    ei = hub_graph(seed=2)
+    csr = to_csr(ei, 12)
+    inputs = make_inputs(op, ei, 12)
+    out_plain, alpha_plain = run(op, "triton", inputs)
+    assert ("triton_plans", 7) not in csr._derived
+    out, alpha = run(op, "triton", dict(inputs, edge_index=csr))
+    plans = csr._derived[("triton_plans", 7)]
+    assert len(plans) == kernels.PLANNED_GRAPH_TENSORS
+    run(op, "triton", dict(inputs, edge_index=csr))
+    assert csr._derived[("triton_plans", 7)] is plans           # built once, then reused
+    torch.testing.assert_close(out, out_plain, rtol=0, atol=0)
+    torch.testing.assert_close(alpha, alpha_plain, rtol=0, atol=0)
+    want = kernels.graph_plans(graph_tensors(csr), 7)
+    for got, expect in zip(plans[7:], want):
+        assert torch.equal(got, expect)
+    split(9)                                                    # another split: another plan
+    run(op, "triton", dict(inputs, edge_index=csr))
+    assert ("triton_plans", 9) in csr._derived
 
 
 @pytest.mark.parametrize("op", ["sparse", "gat"])
@@ -276,6 +302,19 @@ def test_opcheck_attention(with_term, dropout, return_attention):
     torch.library.opcheck(torch.ops.gatlib.triton_sparse_attention.default,
                           (_r(8, 2, 4), _r(8, 2, 4), _r(8, 2, 3), g, term, mask, 0.5, dropout,
                            return_attention))
+
+
+def test_opcheck_with_the_graphs_work_lists():
+    """The ops take the graph followed by its work lists (how a held GraphCSR passes them)."""
+    g = _graph()
+    g = g + kernels.graph_plans(g)
+    assert len(g) == kernels.PLANNED_GRAPH_TENSORS
+    E = g[1].numel()
+    torch.library.opcheck(torch.ops.gatlib.triton_gat_attention.default,
+                          (_r(8, 2), _r(8, 2), _r(8, 2, 3), g, _r(E, 2), None, 0.2, 0.0, True))
+    torch.library.opcheck(torch.ops.gatlib.triton_sparse_attention.default,
+                          (_r(8, 2, 4), _r(8, 2, 4), _r(8, 2, 3), g, None, None, 0.5, 0.0,
+                           False))
 
 
 def test_opcheck_backward_ops_and_softmax():

@@ -103,11 +103,12 @@ def test_small_graph_is_zero_padded():
 
 
 @pytest.mark.parametrize("normalized", [True, False])
-def test_disconnected_graph(normalized):
+def test_disconnected_graph_per_component(normalized):
     # Components: path 0-1-2-3, triangle 4-5-6, isolated node 7; c = 3, 8 - 3 = 5 pairs.
     ei = torch.cat([path_graph(4), complete_graph(3, self_loops=False) + 4], 1)
     n, K = 8, 7
-    pe, ev = laplacian_pe(ei, n, K, normalized=normalized, return_eigenvalues=True)
+    pe, ev = laplacian_pe(ei, n, K, normalized=normalized, return_eigenvalues=True,
+                          per_component=True)
     assert torch.isfinite(pe).all() and torch.isfinite(ev).all()
     assert (pe[:, 5:] == 0).all() and (ev[:, 5:] == 0).all()
     assert (pe[7] == 0).all()                            # isolated node

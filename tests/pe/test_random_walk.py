@@ -8,7 +8,7 @@ from gatlib.pe import random_walk_pe
 
 def cycle(n):
     src = torch.arange(n)
-    return torch.stack([src, (src + 1) % n])             # one direction; symmetrised inside
+    return torch.stack([src, (src + 1) % n])             # one direction; simple=True symmetrises
 
 
 def dense_rwse(edge_index, n, steps):
@@ -22,7 +22,7 @@ def dense_rwse(edge_index, n, steps):
 
 
 def test_cycle_of_four():
-    pe = random_walk_pe(cycle(4), 4, 6)
+    pe = random_walk_pe(cycle(4), 4, 6, simple=True)
     assert pe.shape == (4, 6) and pe.dtype == torch.float32
     want = torch.tensor([0.0, 0.5, 0.0, 0.5, 0.0, 0.5]).repeat(4, 1)
     torch.testing.assert_close(pe, want, atol=1e-7, rtol=0)
@@ -35,9 +35,9 @@ def test_triangle():
 
 
 def test_path_and_isolated_node_and_self_loop():
-    # Path 0-1-2 with a self-loop on 1 (dropped), node 3 isolated.
+    # Path 0-1-2 with a self-loop on 1 (dropped by simple=True), node 3 isolated.
     ei = torch.cat([path_graph(3), torch.tensor([[1], [1]])], 1)
-    pe = random_walk_pe(ei, 4, 3)
+    pe = random_walk_pe(ei, 4, 3, simple=True)
     want = torch.tensor([[0.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.0]])
     torch.testing.assert_close(pe, want, atol=1e-7, rtol=0)
     assert torch.equal(random_walk_pe(torch.empty(2, 0, dtype=torch.long), 2, 3),
@@ -45,10 +45,10 @@ def test_path_and_isolated_node_and_self_loop():
 
 
 @pytest.mark.parametrize("dense_max_nodes", [2000, 0])
-def test_random_graph_matches_matrix_power(graph_factory, dense_max_nodes):
+def test_random_graph_simple_matches_matrix_power(graph_factory, dense_max_nodes):
     n, steps = 30, 7
     ei = graph_factory(n, 80, seed=2)                    # isolated node, loops, duplicates
-    pe = random_walk_pe(ei, n, steps, dense_max_nodes=dense_max_nodes)
+    pe = random_walk_pe(ei, n, steps, dense_max_nodes=dense_max_nodes, simple=True)
     np.testing.assert_allclose(pe.numpy(), dense_rwse(ei, n, steps), atol=1e-6)
     assert (pe[n - 1] == 0).all()                        # the factory's isolated node
 

@@ -91,6 +91,15 @@ def _attend_bwd(score: Tensor, lse: Tensor, v: Tensor, grad_out: Tensor,
 
 # ----------------------------------------------------------------------------- GAT attention
 
+def _leaky_relu_(score: Tensor, slope: float) -> Tensor:
+    """LeakyReLU in place, a ``-inf`` pre-activation (a masked edge) kept ``-inf`` for every
+    slope (``slope * -inf`` is nan for slope 0 and ``+inf`` for a negative slope)."""
+    if slope > 0:
+        return torch.nn.functional.leaky_relu_(score, slope)
+    masked = torch.isneginf(score)                                         # [H, E]
+    return torch.nn.functional.leaky_relu_(score, slope).masked_fill_(masked, float("-inf"))
+
+
 def _gat_score(a_src: Tensor, a_dst: Tensor, graph: List[Tensor],
                edge_score: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """The pre-activation ``a_src[j] + a_dst[i] (+ edge_score)`` -> ``[H, E]``, and a scratch
@@ -111,7 +120,7 @@ def gat_attention_op(a_src: Tensor, a_dst: Tensor, v: Tensor, graph: List[Tensor
     dtype = v.dtype
     a_src, a_dst, v, edge_score = _up(a_src), _up(a_dst), _up(v), _up(edge_score)
     score, _ = _gat_score(a_src, a_dst, graph, edge_score)                 # [H, E]
-    score = torch.nn.functional.leaky_relu_(score, negative_slope)
+    score = _leaky_relu_(score, negative_slope)
     keep = _keep_scale(dropout_mask, dropout, graph[3], score.dtype)
     out, lse, alpha = _attend_fwd(score, v, graph, a_dst.size(0), keep)
     alpha = _to_caller(alpha, graph[3]) if return_attention else alpha.new_empty(0, alpha.size(0))
@@ -140,7 +149,7 @@ def gat_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor], a_
     score, buf = _gat_score(a_src, a_dst, graph, edge_score)               # [H, E]
     # leaky_relu'(x) = 1 for x > 0, negative_slope otherwise (as torch's own backward).
     positive = score > 0                                                   # [H, E]
-    torch.nn.functional.leaky_relu_(score, negative_slope)
+    _leaky_relu_(score, negative_slope)
     keep = _keep_scale(dropout_mask, dropout, graph[3], score.dtype)
     g_pre, grad_v = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep, buf)
     g_pre = torch.where(positive, g_pre, torch.mul(g_pre, negative_slope, out=buf),

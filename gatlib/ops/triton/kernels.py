@@ -11,8 +11,10 @@ than ``SPLIT`` edges (a hub with 100,000 in-edges next to many with one) is cut 
 chunks processed by separate programs, each writing a partial result into a small workspace
 (one row per chunk of a split node, never per edge); a merge kernel then combines the partials
 of each split node in a fixed order: a log-sum-exp merge of ``(max, sum, weighted sum)`` for
-softmax statistics, a plain sum for gradients. The work list is built once per graph and
-``SPLIT`` and cached (see :func:`row_plan`).
+softmax statistics, a plain sum for gradients. The work lists of a graph (see :func:`row_plan`,
+:func:`graph_plans`) are built once per graph and ``SPLIT`` and kept on the caller's
+``GraphCSR`` (``GraphCSR.derived``), which passes them to the ops after its seven index tensors;
+given only those seven, the ops build the work lists themselves.
 
 **Forward.** Per chunk, the loop over its edges in blocks of ``BLOCK_E`` computes the scores on
 the fly (``leaky_relu(a_src[j] + a_dst[i] + term)`` or ``scale q_i . k_j + term``), keeps a
@@ -34,9 +36,10 @@ scores, never NaN) and ``lse_i = m + log l`` (``-inf`` when empty). Nothing of s
    ``grad_v_j = sum_i w_ij dout_i``, ``grad_a_src_j = sum_i g_pre_ij``,
    ``grad_k_j = scale sum_i g_s_ij q_i``, the weights ``w`` recomputed from ``lse``.
 
-**Memory per edge:** the CSR indices (built once per graph), the cached caller edge id of each
-source-sorted edge (``[E]`` int64), and in the backward one ``[E, H]`` buffer in the accumulation
-dtype (which is returned as the gradient of the per-edge term when there is one).
+**Memory per edge:** the CSR indices (built once per graph), the caller edge id of each
+source-sorted edge (``[E]`` int64, kept with the work lists), and in the backward one ``[E, H]``
+buffer in the accumulation dtype (which is returned as the gradient of the per-edge term when
+there is one).
 
 **Determinism:** no kernel uses atomics; every sum runs in a fixed order inside one program, and
 merges of split nodes run in chunk order. Results are therefore bitwise reproducible run to run
@@ -58,9 +61,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ...graph.csr import cache_get, cache_put
-
-__all__ = ["SPLIT", "RowPlan", "row_plan", "attention_fwd", "attention_bwd",
+__all__ = ["SPLIT", "RowPlan", "row_plan", "graph_plans", "attention_fwd", "attention_bwd",
            "segment_softmax_fwd", "segment_softmax_bwd", "interpreted"]
 
 # Longest run of edges one program handles; longer rows are split across programs and merged.
@@ -81,7 +82,9 @@ def _score(t_val, s_val, term, scale, slope, KIND: tl.constexpr):
         # GAT: the halves are [N, H] tensors seen as [N, H, 1]; the sum over the unit axis
         # only drops it.
         pre = tl.sum(t_val + s_val, axis=2) + term
-        s = tl.where(pre > 0, pre, pre * slope)
+        # A -inf pre-activation (a masked edge) stays -inf for every slope (slope * -inf is
+        # nan for a zero slope and +inf for a negative one).
+        s = tl.where(pre > 0, pre, tl.where(pre == float("-inf"), pre, pre * slope))
     else:
         pre = tl.sum(t_val * s_val, axis=2) * scale + term
         s = pre
@@ -711,6 +714,8 @@ class RowPlan:
         chunk_slot: ``[NC]`` workspace row of a chunk of a split row, ``-1`` for a whole row.
         split_row: ``[R]`` rows with more than ``split`` edges.
         split_ptr: ``[R + 1]`` offsets of each split row's chunks in the workspace.
+        slot_row: ``[NS]`` row of each workspace slot (its length sizes the workspaces, with no
+            read of a device value).
     """
 
     chunk_row: Tensor
@@ -719,8 +724,15 @@ class RowPlan:
     chunk_slot: Tensor
     split_row: Tensor
     split_ptr: Tensor
-    num_chunks: int
-    num_slots: int
+    slot_row: Tensor
+
+    @property
+    def num_chunks(self) -> int:
+        return self.chunk_row.numel()
+
+    @property
+    def num_slots(self) -> int:
+        return self.slot_row.numel()
 
     @property
     def num_split(self) -> int:
@@ -729,17 +741,25 @@ class RowPlan:
     def chunks(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         return self.chunk_row, self.chunk_start, self.chunk_end, self.chunk_slot
 
+    def tensors(self) -> List[Tensor]:
+        """The plan as a list of tensors (how it travels through a registered op)."""
+        return [self.chunk_row, self.chunk_start, self.chunk_end, self.chunk_slot,
+                self.split_row, self.split_ptr, self.slot_row]
+
+
+PLAN_TENSORS = 7            # tensors of one RowPlan
+GRAPH_TENSORS = 7           # tensors of a GraphCSR (graph_tensors)
+PLANNED_GRAPH_TENSORS = GRAPH_TENSORS + 2 * PLAN_TENSORS + 1
+
 
 def row_plan(rowptr: Tensor, split: Optional[int] = None) -> RowPlan:
     """The work list of ``rowptr [R + 1]``: every row is one chunk, except rows with more than
     ``split`` edges (default :data:`SPLIT`), cut into chunks of at most ``split`` edges. An empty
-    row is one empty chunk (its program writes the zero output). Cached on ``rowptr``."""
+    row is one empty chunk (its program writes the zero output). Built anew on every call: a
+    graph's plans are kept on its ``GraphCSR`` (see :func:`graph_plans`)."""
     split = int(SPLIT if split is None else split)
     if split < 1:
         raise ValueError(f"split must be a positive number of edges, got {split}")
-    hit = cache_get(rowptr, "triton_plan", split)
-    if hit is not None:
-        return hit
     dev = rowptr.device
     R = rowptr.numel() - 1
     deg = rowptr[1:] - rowptr[:-1]                                         # [R]
@@ -756,29 +776,40 @@ def row_plan(rowptr: Tensor, split: Optional[int] = None) -> RowPlan:
     split_row = torch.nonzero(n > 1).flatten()                             # [R']
     split_ptr = torch.zeros(split_row.numel() + 1, dtype=torch.long, device=dev)
     torch.cumsum(n[split_row], 0, out=split_ptr[1:])
-    plan = RowPlan(row, start, end, slot, split_row, split_ptr, NC, int(split_ptr[-1]))
-    return cache_put(rowptr, "triton_plan", split, plan)
+    slot_row = row[is_part]                                                # [NS]
+    return RowPlan(row, start, end, slot, split_row, split_ptr, slot_row)
 
 
-def _source_edge_ids(perm: Tensor, perm_t: Tensor) -> Tensor:
-    """Caller's edge id of each source-sorted edge, ``perm[perm_t]`` (cached on ``perm_t``)."""
-    key = (perm.data_ptr(), perm._version)
-    hit = cache_get(perm_t, "triton_eid_t", key)
-    if hit is not None:
-        return hit
-    return cache_put(perm_t, "triton_eid_t", key, perm[perm_t])
+def graph_plans(graph: List[Tensor], split: Optional[int] = None) -> List[Tensor]:
+    """The work lists of a graph (its tensors from ``graph_tensors``), as the tensors the ops
+    take after the graph's seven: the plan over targets, the plan over sources, and the caller
+    edge id of each source-sorted edge ``perm[perm_t]``."""
+    perm, perm_t = graph[3], graph[6]
+    return (row_plan(graph[0], split).tensors() + row_plan(graph[4], split).tensors()
+            + [perm[perm_t]])
+
+
+def _plans(graph: List[Tensor], split: Optional[int], source_side: bool = False):
+    """``(target plan, source plan or None, eid_t or None)`` from a planned graph list, or built
+    here from the seven graph tensors."""
+    if len(graph) == PLANNED_GRAPH_TENSORS:
+        g = GRAPH_TENSORS
+        plan = RowPlan(*graph[g:g + PLAN_TENSORS])
+        plan_t = RowPlan(*graph[g + PLAN_TENSORS:g + 2 * PLAN_TENSORS])
+        return plan, plan_t, graph[-1]
+    plan = row_plan(graph[0], split)
+    if not source_side:
+        return plan, None, None
+    return plan, row_plan(graph[4], split), graph[3][graph[6]]
 
 
 def _segments(index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
-    """``(rowptr [N + 1], perm [E])`` of an unsorted segment index (cached on ``index``)."""
-    hit = cache_get(index, "triton_segments", num_nodes)
-    if hit is not None:
-        return hit
+    """``(rowptr [N + 1], perm [E])`` of an unsorted segment index (built on every call)."""
     perm = torch.argsort(index, stable=True)                               # [E]
     # searchsorted, not bincount: deterministic on every device.
     rowptr = torch.searchsorted(index[perm], torch.arange(num_nodes + 1, device=index.device,
                                                           dtype=index.dtype))  # [N + 1]
-    return cache_put(index, "triton_segments", num_nodes, (rowptr, perm))
+    return rowptr, perm
 
 
 # ----------------------------------------------------------------------------- launching
@@ -874,9 +905,10 @@ def _sum_merge(ws: Tensor, plan: RowPlan, out: Tensor) -> None:
 
 
 def _check_graph(graph: List[Tensor], T: int, S: int, H: int, term: Optional[Tensor]) -> None:
-    if len(graph) != 7:
-        raise ValueError(f"graph must be the 7 tensors of a GraphCSR (graph_tensors), got "
-                         f"{len(graph)}")
+    if len(graph) not in (GRAPH_TENSORS, PLANNED_GRAPH_TENSORS):
+        raise ValueError(f"graph must be the {GRAPH_TENSORS} tensors of a GraphCSR "
+                         f"(graph_tensors), optionally followed by its work lists "
+                         f"(graph_plans), got {len(graph)} tensors")
     if graph[0].numel() != T + 1 or graph[4].numel() != S + 1:
         raise ValueError(f"graph has {graph[0].numel() - 1} targets and {graph[4].numel() - 1} "
                          f"sources, the inputs {T} and {S}")
@@ -896,7 +928,8 @@ def attention_fwd(kind: int, tgt: Tensor, src: Tensor, v: Tensor, graph: List[Te
         kind: :data:`GAT` (``tgt = a_dst [T, H, 1]``, ``src = a_src [S, H, 1]``) or :data:`DOT`
             (``tgt = q [T, H, D]``, ``src = k [S, H, D]``).
         v: ``[S, H, C]`` values.
-        graph: the tensors of a ``GraphCSR`` (``graph_tensors``).
+        graph: the tensors of a ``GraphCSR`` (``graph_tensors``), optionally followed by its
+            work lists (:func:`graph_plans`, built with the same ``split``).
         term: ``[E, H]`` per-edge score term in the caller's order, or None.
         keep_mask: ``[E, H]`` bool dropout keep mask in the caller's order, or None.
         scale, slope, dropout: dot-product scale, LeakyReLU slope, dropout probability.
@@ -910,7 +943,7 @@ def attention_fwd(kind: int, tgt: Tensor, src: Tensor, v: Tensor, graph: List[Te
     T, H, D = tgt.shape
     S, C = src.size(0), v.size(2)
     _check_graph(graph, T, S, H, term)
-    rowptr, col, perm = graph[0], graph[1], graph[3]
+    col, perm = graph[1], graph[3]
     E, dev = col.numel(), v.device
     acc = acc_dtype(tgt.dtype)
     out = torch.empty(T, H, C, dtype=v.dtype, device=dev)
@@ -921,7 +954,7 @@ def attention_fwd(kind: int, tgt: Tensor, src: Tensor, v: Tensor, graph: List[Te
     tgt, src, v = tgt.contiguous(), src.contiguous(), v.contiguous()
     term = term.contiguous() if term is not None else None
     keep = _keep_u8(keep_mask)
-    plan = row_plan(rowptr, split)
+    plan, _, _ = _plans(graph, split)
     params = _params(scale, slope, dropout, acc, dev)
     be, bh = _blocks(H, D, C)
     bd, bc = _pow2(D), _pow2(C)
@@ -967,8 +1000,7 @@ def attention_bwd(kind: int, grad_out: Tensor, grad_alpha: Optional[Tensor], tgt
     T, H, D = tgt.shape
     S, C = src.size(0), v.size(2)
     _check_graph(graph, T, S, H, term)
-    rowptr, col, perm, rowptr_t, col_t, perm_t = (graph[0], graph[1], graph[3], graph[4],
-                                                   graph[5], graph[6])
+    col, perm, col_t = graph[1], graph[3], graph[5]
     E, dev = col.numel(), v.device
     acc = acc_dtype(tgt.dtype)
     if H == 0 or E == 0:
@@ -993,7 +1025,7 @@ def attention_bwd(kind: int, grad_out: Tensor, grad_alpha: Optional[Tensor], tgt
     flags = dict(KIND=kind, HAS_TERM=term is not None)
 
     # 1. Over targets: t = alpha * dL/dalpha per edge, Dsum per target.
-    plan = row_plan(rowptr, split)
+    plan, plan_t, eid_t = _plans(graph, split, source_side=True)
     NS = plan.num_slots
     dsum = torch.empty(T, H, dtype=acc, device=dev)
     ws = _ws(NS, H, dtype=acc, device=dev)
@@ -1016,9 +1048,7 @@ def attention_bwd(kind: int, grad_out: Tensor, grad_alpha: Optional[Tensor], tgt
     _sum_merge(ws, plan, grad_tgt)
     # 3. Over sources: gradients of the source half and of the values.
     if S > 0:
-        plan_t = row_plan(rowptr_t, split)
         NS_t = plan_t.num_slots
-        eid_t = _source_edge_ids(perm, perm_t)
         ws_s = _ws(NS_t, H, D, dtype=acc, device=dev)
         ws_v = _ws(NS_t, H, C, dtype=acc, device=dev)
         _attention_bwd_src_kernel[(plan_t.num_chunks, hg)](

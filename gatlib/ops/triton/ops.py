@@ -2,7 +2,9 @@
 
 They take the same arguments and return the same outputs as the CPU backend's ops
 (``gatlib/ops/cpu/ops.py``), so :mod:`gatlib.ops.attention` calls either: ``graph`` is the
-tensor list of a ``GraphCSR`` (``[rowptr, col, row, perm, rowptr_t, col_t, perm_t]``),
+tensor list of a ``GraphCSR`` (``[rowptr, col, row, perm, rowptr_t, col_t, perm_t]``; the
+Triton ops also take it followed by the graph's work lists, ``kernels.graph_plans``, which
+:mod:`gatlib.ops.attention` keeps on the caller's ``GraphCSR``),
 ``dropout_mask [E, H]`` is a bool keep mask in the caller's edge order (the kept weights are
 scaled by ``1 / (1 - dropout)``), the outputs are ``(out [T, H, C], lse [H, T], alpha)`` with
 ``alpha [E, H]`` in the caller's order, or ``[0, H]`` when ``return_attention`` is False.
