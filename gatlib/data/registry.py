@@ -396,7 +396,16 @@ def _record_processed(folder: Path, pdir: Path, stamp: Dict[str, Any], raw_sum: 
 
 def _ready_raw(entry: DatasetEntry, local: Path) -> Path:
     """``<local>/<folder>`` with every raw file present (linked from a mirror when needed)."""
-    folder = _root.ensure_raw(entry.folder, local)           # links from a mirror if needed
+    try:
+        folder = _root.ensure_raw(entry.folder, local)       # links from a mirror if needed
+    except DatasetNotFound:
+        looked = [local / entry.folder / "raw"] + [m / entry.folder / "raw"
+                                                  for m in _root.mirror_roots()]
+        raise DatasetNotFound(
+            f"{entry.name}: raw files not found; looked in: "
+            + ", ".join(str(p) for p in looked)
+            + ("" if len(looked) > 1 else " (no mirror found)") + ". "
+            + _how_to_get(entry)) from None
     raw = folder / "raw"
     missing = _missing(entry, raw)
     if missing:

@@ -53,8 +53,10 @@ def save_checkpoint(obj: Any, path: Path) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if path.exists():
+        try:
             os.replace(path, _prev(path))      # killed here: only .prev exists, and it is good
+        except FileNotFoundError:              # the first checkpoint
+            pass
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
