@@ -197,10 +197,10 @@ def _summarize(args: argparse.Namespace) -> int:
 
 
 def _data_places() -> str:
-    from . import data
-    root = data.dataset_root()
+    from .data import root as data_root
+    root = data_root.dataset_root()
     how = "$GATLIB_DATA" if os.environ.get("GATLIB_DATA") else "datasets/ in the checkout"
-    mirrors = data.mirror_roots()
+    mirrors = data_root.mirror_roots()
     return (f"local root: {root} ({how}); mirrors: "
             + (", ".join(str(m) for m in mirrors) if mirrors else
                "none found ($GATLIB_MIRROR unset, no ../shared/datasets beside the checkout)"))
