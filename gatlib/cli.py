@@ -218,8 +218,11 @@ def _data(args: argparse.Namespace) -> int:
             st = data.dataset_status(entry.name)
             if st.state == "linked":
                 path = f"{entry.raw_dir()} -> {st.path}"
+                path += " (sha256 checked)" if st.verified else ""
             elif st.state == "mirror":
                 path = f"{st.path} (linked on first use)"
+            elif st.state == "local":
+                path = f"{st.path}" + (" (sha256 checked)" if st.verified else "")
             elif st.state == "incomplete":
                 path = f"{st.path} ({st.detail})"
             else:

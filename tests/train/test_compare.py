@@ -322,3 +322,24 @@ def test_one_comparison_per_results_folder(tmp_path, monkeypatch):
     with FolderLock(tmp_path / "r"):
         with pytest.raises(FolderLocked, match="in use by process"):
             cmp.compare(["pattern"], results=tmp_path / "r", progress=False)
+
+
+def test_ctrl_c_in_compare_exits_130_and_keeps_finished_runs(tmp_path, small_task,
+                                                             monkeypatch, capsys):
+    monkeypatch.setitem(cmp.TASKS, "tiny", lambda quick: small_task)
+    real, calls = cmp.train_variant, []
+
+    def second_is_interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(cmp, "train_variant", second_is_interrupted)
+    args = ["compare", "--tasks", "tiny", "--variants", "sparse", "--seeds", "0-1", "--lrs",
+            "0.003", "--epochs", "1", "--budget", "3000", "--quiet", "--jobs", "1",
+            "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; re-run the same command to resume" in err and "Traceback" not in err
+    assert len(list((tmp_path / "r").rglob("seed=*.json"))) == 1     # the finished run kept
+    assert main(args) == 0 and len(calls) == 3                      # only the rest is run
