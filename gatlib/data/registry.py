@@ -465,6 +465,28 @@ def load_dataset(name: str, root: Optional[PathLike] = None, transform: Optional
     entry = get(name)
     local = _local_root(root)
     folder = _ready_raw(entry, local)
+    # One process at a time checks and builds a dataset's folder: another one waits, then
+    # finds the processed cache built and recorded (never half-built, never removed by it).
+    with _building(folder):
+        return _load(entry, local, folder, transform, pre_transform, kwargs)
+
+
+@contextmanager
+def _building(folder: Path) -> Iterator[None]:
+    from ..utils import FolderLock
+    try:
+        lock = FolderLock(folder, what="dataset", blocking=True).acquire()
+    except OSError:                       # a read-only root: nothing will be written there
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _load(entry: DatasetEntry, local: Path, folder: Path, transform, pre_transform,
+          kwargs: Dict[str, Any]):
     stamp = _read_stamp(folder)
     raw_sum = dataset_checksum(entry.name)
     changed = _verify_raw(entry, folder, stamp)

@@ -27,11 +27,13 @@ class FolderLock:
     Args:
         folder: the folder to lock (created if absent).
         what (default ``"folder"``): what the folder is, for the message.
+        blocking (default False): wait for the holder to finish instead of failing.
     """
 
-    def __init__(self, folder: Union[str, Path], what: str = "folder"):
+    def __init__(self, folder: Union[str, Path], what: str = "folder", blocking: bool = False):
         self.folder = Path(folder)
         self.what = what
+        self.blocking = blocking
         self.path = self.folder / ".lock"
         self._fd: Optional[int] = None
 
@@ -40,7 +42,7 @@ class FolderLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB))
         except OSError as exc:
             holder = _read_pid(fd)
             os.close(fd)

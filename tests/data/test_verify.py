@@ -227,3 +227,24 @@ def test_missing_dataset_is_a_short_user_error(tmp_path, offline, capsys):
     with pytest.raises(DatasetNotFound, match="MUTAG: raw files not found; looked in: .*no "
                                               "mirror found.*gatlib data fetch MUTAG"):
         check_dataset("MUTAG", tmp_path)
+
+
+@needs_mirror
+def test_a_load_waits_while_another_builds_the_dataset(tmp_path, offline, capsys):
+    """Loading a dataset holds a lock on its folder: a second loader waits for the first to
+    build and record the processed cache, instead of finding it half-built (and removing it
+    as unrecorded)."""
+    import threading
+
+    from gatlib.utils import FolderLock
+    _copy("MUTAG", tmp_path)
+    folder = tmp_path / "TUDataset" / "MUTAG"
+    out = []
+    with FolderLock(folder):                        # as if another process were building it
+        t = threading.Thread(target=lambda: out.append(load_dataset("MUTAG", root=tmp_path)))
+        t.start()
+        t.join(1.0)
+        assert t.is_alive() and out == []           # waiting, not reading
+    t.join(60)
+    assert len(out) == 1 and len(out[0]) == 188
+    assert "rebuilding" not in capsys.readouterr().err
