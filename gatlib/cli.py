@@ -13,8 +13,9 @@ traceback instead. Ctrl-C exits with status 130 and says how to resume.
 ``train`` runs a config for each seed (resumable; results under ``--results``), ``summarize``
 turns finished runs into ``mean ± std`` tables and learning curves, ``data`` lists and fetches
 datasets, ``compare`` trains sparse, dense and hybrid attention side by side under one
-parameter and tuning budget and writes the comparison table and plots, and ``demo`` checks the attention operators on a built-in graph against the
-reference and compares their time and peak memory.
+parameter and tuning budget and writes the comparison table and plots, and ``demo`` checks the
+attention operators on a built-in graph against the reference and compares their time and peak
+memory (it prints only; about 3 GB of memory at its default size).
 """
 from __future__ import annotations
 
@@ -248,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the traceback of an error instead of a one-line message")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="check the operators against the reference and "
-                                       "compare their time and memory on a built-in graph")
+                                       "compare their time and memory on a built-in graph "
+                                       "(about 3 GB of memory at the default size)")
     demo.add_argument("--nodes", type=int, default=50_000, help="nodes (default 50,000)")
     demo.add_argument("--edges", type=int, default=1_000_000, help="edges (default 1,000,000)")
     demo.add_argument("--heads", type=int, default=8, help="attention heads (default 8)")

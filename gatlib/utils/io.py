@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Union
 
 from .errors import UserError
 
-__all__ = ["DamagedFile", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "fsync_dir",
-           "read_jsonl"]
+__all__ = ["DamagedFile", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+           "fsync_dir", "read_jsonl"]
 
 
 class DamagedFile(UserError, ValueError):
