@@ -1,6 +1,7 @@
 """The dataset registry (DESIGN.md section 6): what each dataset is, where PyG keeps its raw
 files, and their sha256, so that datasets are linked or copied from a mirror and checked, never
-downloaded.
+downloaded, and checked again whenever they are loaded (:func:`check_dataset`: each file is
+hashed once per version; a stamp beside ``raw/`` and ``processed/`` remembers it).
 
 The entries are the datasets of the mirror described in ``../shared/datasets/MANIFEST.md``; the
 file tables (bytes and sha256) were parsed from that manifest once and are stored at the end of
