@@ -28,16 +28,17 @@ run: $(STAMP)
 # The Triton kernels run on the CPU under Triton's interpreter (a GPU runs them natively).
 # Three groups, each named before it starts and followed by its five slowest tests, so that a
 # long wait shows what it is waiting for; every group runs, and make fails if one failed.
-# About 4-5 minutes on two idle cores (training end to end is the slowest group).
+# The whole suite took 6.0 minutes on this project's two cores while other jobs shared them
+# (less when idle); the first group, Triton kernels under the interpreter, is most of it.
 PYTEST := TRITON_INTERPRET=1 $(BIN)/python -m pytest --durations=5
 CORE   := tests/graph tests/ops tests/pe tests/nn
 test: $(STAMP)
 	@failed=""; \
-	echo "== make test 1/3: graphs, operators (Triton under its interpreter), encodings, layers =="; \
+	echo "== make test 1/3 (the longest): graphs, operators (Triton kernels under the interpreter), encodings, layers =="; \
 	$(PYTEST) $(CORE) || failed="$$failed 1"; \
 	echo "== make test 2/3: data, utilities, README examples, benchmark scripts =="; \
 	$(PYTEST) tests $(addprefix --ignore=,$(CORE)) --ignore=tests/train || failed="$$failed 2"; \
-	echo "== make test 3/3 (slowest): training runs end to end, the dense-vs-sparse comparison =="; \
+	echo "== make test 3/3: training runs end to end, the dense-vs-sparse comparison =="; \
 	$(PYTEST) tests/train || failed="$$failed 3"; \
 	if [ -n "$$failed" ]; then echo "make test: group(s)$$failed failed"; exit 1; fi; \
 	echo "make test: all three groups passed"

@@ -69,9 +69,9 @@ def test_tasks_have_pe_and_consistent_shapes(pattern_task):
     assert sum(sizes) == 300 and sizes[0] == 240
 
 
-def test_train_variant_reads_test_at_best_val(pattern_task):
-    width, _ = cmp.width_for_budget(pattern_task, "sparse", 5_000)
-    out = cmp.train_variant(pattern_task, "sparse+lap", width, 3e-3, seed=0)
+def test_train_variant_reads_test_at_best_val(small_task):
+    width, _ = cmp.width_for_budget(small_task, "sparse", 5_000)
+    out = cmp.train_variant(small_task, "sparse+lap", width, 3e-3, seed=0)
     assert len(out["curve"]) == 2
     best = max(out["curve"], key=lambda r: r["val"])
     assert out["val"] == best["val"]
@@ -80,12 +80,12 @@ def test_train_variant_reads_test_at_best_val(pattern_task):
     assert out["time_per_epoch_s"] > 0
     assert out["peak_memory_bytes"] is None or out["peak_memory_bytes"] >= 0
     # Same seed, same result.
-    again = cmp.train_variant(pattern_task, "sparse+lap", width, 3e-3, seed=0)
+    again = cmp.train_variant(small_task, "sparse+lap", width, 3e-3, seed=0)
     assert again["curve"] == out["curve"]
 
 
 def test_sequence_patterns_replace_the_edges():
-    task = cmp.build_task("sequence", quick=True)
+    task = cmp.TASKS["sequence"](True)          # the edges only: no encodings needed
     from gatlib.graph import path_graph
     L = task.splits["train"][0].num_nodes
     split = cmp._Split(task, "train", "sparse[global]", 0, shuffle=False)
@@ -148,7 +148,8 @@ def test_cli_compare_rejects_unknown_task(capsys):
     assert "unknown task(s) nope" in capsys.readouterr().err
 
 
-def test_cli_compare_end_to_end(tmp_path, capsys):
+def test_cli_compare_end_to_end(tmp_path, small_task, monkeypatch, capsys):
+    monkeypatch.setitem(cmp.TASKS, "pattern", lambda quick: small_task)
     code = main(["compare", "--tasks", "pattern", "--variants", "sparse,dense+lap",
                  "--seeds", "0", "--lrs", "0.003", "--epochs", "1", "--budget", "3000",
                  "--quiet", "--jobs", "1", "--results", str(tmp_path / "r"),
