@@ -6,11 +6,16 @@
     gatlib data list | fetch [--mirror DIR] [--copy] [NAME ...]
     gatlib demo [--nodes N] [--edges E] [--heads H] [--channels C]
 
+An error in what the user gave (a config, an override, missing or damaged data, a run folder
+another process holds) prints one or two lines and exits with status 2; ``--debug`` shows the
+traceback instead. Ctrl-C exits with status 130 and says how to resume.
+
 ``train`` runs a config for each seed (resumable; results under ``--results``), ``summarize``
 turns finished runs into ``mean ± std`` tables and learning curves, ``data`` lists and fetches
 datasets, ``compare`` trains sparse, dense and hybrid attention side by side under one
-parameter and tuning budget and writes the comparison table and plots, and ``demo`` checks the attention operators on a built-in graph against the
-reference and compares their time and peak memory.
+parameter and tuning budget and writes the comparison table and plots, and ``demo`` checks the
+attention operators on a built-in graph against the reference and compares their time and peak
+memory (it prints only; about 3 GB of memory at its default size).
 """
 from __future__ import annotations
 
@@ -87,11 +92,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .train import load_config, parse_seeds, run_config, summarize
-    cfg = load_config(args.config, args.overrides)
-    if args.device:
-        cfg["device"] = args.device
+    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    cfg = load_config(args.config, overrides)      # checked before any data is read
     seeds = parse_seeds(args.seeds)
-    rows = run_config(cfg, seeds, Path(args.results), progress=not args.quiet)
+    rows = run_config(cfg, seeds, Path(args.results), progress=not args.quiet,
+                      restart=args.restart)
     metric = cfg["metric"]
     vals = [r[f"test_{metric}"] for r in rows]
     print(f"{cfg['name']}: test {metric} over {len(vals)} seed(s): "
@@ -113,7 +118,7 @@ def _compare(args: argparse.Namespace) -> int:
     import platform
 
     from .train import parse_seeds
-    from .train.compare import DEFAULT_TASKS, TASKS, compare, write_report
+    from .train.compare import DEFAULT_TASKS, TASKS, compare, missing_task_data, write_report
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     if tasks is None:
         tasks = list(DEFAULT_TASKS)
@@ -131,15 +136,31 @@ def _compare(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     seeds = parse_seeds(args.seeds)
+    # Every task's data is checked before anything trains: a missing dataset is found now,
+    # not after the tasks before it have trained.
+    missing = missing_task_data(tasks)
+    if missing and not args.skip_missing:
+        names = ", ".join(f"{m['dataset']} (task {t})" for t, m in missing.items())
+        print(f"gatlib compare: dataset(s) not available: {names}; nothing was trained.\n"
+              f"Get them with `gatlib data fetch {' '.join(m['dataset'] for m in missing.values())}"
+              f" --mirror DIR` (see `gatlib data list`), or add --skip-missing to run the other "
+              f"tasks and name these in the table.", file=sys.stderr)
+        return 2
+    run_tasks = [t for t in tasks if t not in missing]
+    if not run_tasks:
+        print("gatlib compare: no task left to run: every task's dataset is missing",
+              file=sys.stderr)
+        return 2
+    if missing:
+        print("gatlib compare: skipping " + "; ".join(
+            f"{t} ({m['dataset']}: {m['state']})" for t, m in missing.items())
+            + " (--skip-missing)", file=sys.stderr)
     import time
     t0 = time.perf_counter()
-    rows = compare(tasks, variants, seeds, budget=args.budget, lrs=lrs,
+    rows = compare(run_tasks, variants, seeds, budget=args.budget, lrs=lrs,
                    results=Path(args.results), device=args.device, quick=not args.full,
                    progress=not args.quiet, epochs=args.epochs, jobs=args.jobs)
     wall = time.perf_counter() - t0
-    if not rows:
-        print("gatlib compare: no task could run (see the messages above)", file=sys.stderr)
-        return 1
     kept = list(dict.fromkeys(r["task"] for r in rows))
     per_task = dict.fromkeys((r["task"], r["budget"]) for r in rows)
     budgets = (f"{args.budget:,}" if args.budget else
@@ -153,6 +174,8 @@ def _compare(args: argparse.Namespace) -> int:
     again += [f"--budget {args.budget}"] if args.budget else []
     again += [f"--epochs {args.epochs}"] if args.epochs is not None else []
     again += ["--full"] if args.full else []
+    skipped = {t: f"dataset {m['dataset']} not available ({m['state']})"
+               for t, m in missing.items()}
     settings = (f"Settings: {len(seeds)} seed(s) ({args.seeds}); parameter budget "
                 f"{budgets} (width chosen per variant); learning rates tried on seed "
                 f"{seeds[0]}: {', '.join(f'{x:g}' for x in lrs)} (best on validation kept); "
@@ -161,7 +184,7 @@ def _compare(args: argparse.Namespace) -> int:
                 f"{threads}); torch {torch.__version__}, gatlib "
                 f"{__version__}; {wall / 60:.1f} min wall time (cached runs are not re-run). "
                 f"Reproduce: `gatlib compare {' '.join(again)}`.")
-    text = write_report(rows, Path(args.out), settings)
+    text = write_report(rows, Path(args.out), settings, skipped=skipped)
     print(text)
     print(f"wrote {Path(args.out) / 'compare.md'}, compare.json, compare_accuracy.png and "
           f"compare_cost.png")
@@ -174,12 +197,46 @@ def _summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_places() -> str:
+    from .data import root as data_root
+    root = data_root.dataset_root()
+    how = "$GATLIB_DATA" if os.environ.get("GATLIB_DATA") else "datasets/ in the checkout"
+    mirrors = data_root.mirror_roots()
+    return (f"local root: {root} ({how}); mirrors: "
+            + (", ".join(str(m) for m in mirrors) if mirrors else
+               "none found ($GATLIB_MIRROR unset, no ../shared/datasets beside the checkout)"))
+
+
 def _data(args: argparse.Namespace) -> int:
     from . import data
     if args.action == "list":
+        print(_data_places())
+        print(f"{'dataset':<12} {'task':<5} {'where':<8} path")
+        labels = {"local": "local", "linked": "linked", "mirror": "mirror",
+                  "incomplete": "partial", "missing": "missing"}
+        absent = []
         for entry in data.list_datasets():
-            print(f"{entry.name:<12} {entry.task:<5} {entry.description}")
+            st = data.dataset_status(entry.name)
+            if st.state == "linked":
+                path = f"{entry.raw_dir()} -> {st.path}"
+                path += " (sha256 checked)" if st.verified else ""
+            elif st.state == "mirror":
+                path = f"{st.path} (linked on first use)"
+            elif st.state == "local":
+                path = f"{st.path}" + (" (sha256 checked)" if st.verified else "")
+            elif st.state == "incomplete":
+                path = f"{st.path} ({st.detail})"
+            else:
+                path = str(st.path) if st.path else "-"
+            if st.state in ("missing", "incomplete"):
+                absent.append(entry.name)
+            print(f"{entry.name:<12} {entry.task:<5} {labels[st.state]:<8} {path}")
+        if absent:
+            print(f"{len(absent)} dataset(s) not available: get them with `gatlib data fetch "
+                  f"NAME --mirror DIR` (README: Getting the datasets)")
         return 0
+    print(_data_places() if args.mirror is None else
+          f"local root: {data.dataset_root()}; mirror: {args.mirror}", file=sys.stderr)
     report = data.fetch(args.names or None, mirror=args.mirror, copy=args.copy)
     print(report)
     return 0
@@ -188,9 +245,12 @@ def _data(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatlib", description="Attention on graphs.")
     parser.add_argument("--version", action="version", version=f"gatlib {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of a one-line message")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="check the operators against the reference and "
-                                       "compare their time and memory on a built-in graph")
+                                       "compare their time and memory on a built-in graph "
+                                       "(about 3 GB of memory at the default size)")
     demo.add_argument("--nodes", type=int, default=50_000, help="nodes (default 50,000)")
     demo.add_argument("--edges", type=int, default=1_000_000, help="edges (default 1,000,000)")
     demo.add_argument("--heads", type=int, default=8, help="attention heads (default 8)")
@@ -206,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--results", default="results", help="results folder (default results)")
     train.add_argument("--device", default=None, help="cpu or cuda (default: the config's)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--restart", action="store_true",
+                       help="delete what each seed's run folder holds and train it afresh "
+                            "(default: reuse a finished run of the same config, resume an "
+                            "unfinished one, refuse a folder holding another config)")
     train.set_defaults(func=_train)
 
     summ = sub.add_parser("summarize", help="mean ± std tables and learning curves of runs")
@@ -243,20 +307,48 @@ def build_parser() -> argparse.ArgumentParser:
                       help="runs trained at once, each in a one-thread worker process (CPU "
                            f"only; default {_default_jobs()}: one per core, up to four)")
     cmp_.add_argument("--quiet", action="store_true", help="no progress bars")
+    cmp_.add_argument("--skip-missing", action="store_true",
+                      help="run the tasks whose dataset is available and name the others in "
+                           "the table (default: refuse to start when one is missing)")
     cmp_.set_defaults(func=_compare)
 
-    dat = sub.add_parser("data", help="list or fetch datasets")
+    dat = sub.add_parser("data", help="list the datasets and where they are, or fetch them "
+                                      "from a mirror")
     dat.add_argument("action", choices=("list", "fetch"))
     dat.add_argument("names", nargs="*", help="datasets to fetch (default: all)")
     dat.add_argument("--mirror", default=None, help="a mirror folder in PyG's layout")
     dat.add_argument("--copy", action="store_true", help="copy instead of linking")
     dat.set_defaults(func=_data)
+    for p in sub.choices.values():
+        # --debug after the command too; SUPPRESS keeps `gatlib --debug train` working.
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of an error instead of a one-line message")
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command; returns its exit status (0 done, 1 a failed check, 2 a user error,
+    130 interrupted)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from .utils import UserError
+    try:
+        return args.func(args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        print(f"gatlib {args.command}: error: {lines[0]}", file=sys.stderr)
+        for line in lines[1:]:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        if args.debug:
+            raise
+        text = str(exc) or ("interrupted; re-run the same command to resume (finished runs "
+                            "are kept)" if args.command in ("train", "compare") else
+                            "interrupted")
+        print(f"\ngatlib {args.command}: {text}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ On a random graph (default: 100,000 nodes, 2,000,000 edges, 8 heads x 16 channel
 1. checks gatlib's output and gradients against PyG (or the reference) at full size,
 2. measures each candidate in a fresh process: median wall time of forward + backward over
    ``--repeats`` runs after a warm-up, and the peak memory of one step,
-3. prints a table with the ratios, and writes it to
-   ``experiments/results/bench_gat_<what>_<device>.{md,json}`` atomically.
+3. prints a table with the ratios, and writes it to ``results/bench_gat_<what>_<device>.{md,json}``
+   in the checkout (git-ignored) atomically, or to ``--out STEM`` (the committed figures:
+   ``--out experiments/results/bench_gat_<what>_<device>``).
 
 Run:  python experiments/benchmarks/bench_gat.py [--what layer] [--device cuda] [--nodes N] ...
 """
@@ -32,7 +33,8 @@ from gatlib.benchmarks import (LAYER_IMPLS, available_impls, gat_forward, gat_in
 from gatlib.graph import to_csr
 from gatlib.utils import atomic_write_json, atomic_write_text, measure
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+# Default output folder: results/ in the checkout, git-ignored, so a run leaves it clean.
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 def _run_once(args, impl):
@@ -90,7 +92,8 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default="cpu")
     p.add_argument("--impls", default=None,
                    help="comma-separated candidates (default: all installed)")
-    p.add_argument("--out", default=None, help="output stem (default experiments/results/...)")
+    p.add_argument("--out", default=None, help="output stem (default results/bench_gat_<what>_<device>, "
+                   "git-ignored; the committed figures are experiments/results/...)")
     args = p.parse_args(argv)
     if args.impls is None:
         args.impls = ",".join(available_impls() if args.what == "attention"

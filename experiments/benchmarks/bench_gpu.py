@@ -21,7 +21,8 @@ backward after a warm-up, and the peak of ``torch.cuda.max_memory_allocated``. O
 reported as OOM, not as a crash. gatlib builds its CSR view of a graph once (as a training loop
 does); PyG re-derives its structure on every call, which is part of what is compared.
 
-Writes ``bench_gpu_<device>.{md,json,png}`` into ``experiments/results/`` (atomically; the plot
+Writes ``bench_gpu_<device>.{md,json,png}`` into ``results/`` in the checkout (git-ignored;
+``--out-dir experiments/results`` for the committed figures) (atomically; the plot
 is log-log time and memory against edges).
 
 Run:  python experiments/benchmarks/bench_gpu.py --device cuda [--sizes 1e5,1e6,1e7] ...
@@ -45,7 +46,8 @@ import gatlib
 from gatlib.ops import reference, segment_softmax, select, use_backend
 from gatlib.utils import atomic_write_json, atomic_write_text, measure
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+# Default output folder: results/ in the checkout, git-ignored, so a run leaves it clean.
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 THIS_MODULE = "bench_gpu"          # the measure() workers import this file by name
 
 # Peak DRAM bandwidth (GB/s, vendor figures) by a substring of torch.cuda.get_device_name();
@@ -381,8 +383,9 @@ def main(argv=None) -> dict:
     p.add_argument("--peak-bandwidth", type=float, default=None,
                    help="device peak DRAM bandwidth in GB/s (default: a table by device name)")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per candidate")
-    p.add_argument("--out-dir", default=None, help="default experiments/results (dry run: a "
-                   "temporary folder)")
+    p.add_argument("--out-dir", default=None,
+                   help="default results/ in the checkout, git-ignored (dry run: a temporary "
+                        "folder)")
     p.add_argument("--dry-run", action="store_true",
                    help="tiny sizes on the CPU (cpu backend): a smoke test of the script")
     args = p.parse_args(argv)

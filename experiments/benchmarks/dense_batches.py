@@ -8,7 +8,8 @@ growth of the resident set, or of CUDA memory, during one step).
 Before timing, both candidates' outputs must agree to 1e-5 on the batch, else the script exits
 non-zero.
 
-Writes ``<out>.{md,json}`` (default ``experiments/results/dense_batches_<device>``).
+Writes ``<out>.{md,json}`` (default ``results/dense_batches_<device>`` in the checkout,
+git-ignored; ``--out experiments/results/dense_batches_<device>`` for the committed figures).
 
 Run:  python experiments/benchmarks/dense_batches.py [--datasets PROTEINS,NCI1,ENZYMES,IMDB-BINARY]
       [--batch-size 128] [--heads 4] [--dim 16] [--repeats 10] [--device cpu]
@@ -27,6 +28,7 @@ from gatlib.benchmarks import (DENSE_BATCH_IMPLS, attention_inputs, device_name,
 from gatlib.ops import dense_attention
 
 ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "results"           # git-ignored: a run leaves the checkout clean
 
 
 def check(sizes, heads: int, dim: int, device: str) -> float:
@@ -52,7 +54,7 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     dev = args.device.split(":")[0]
-    out = Path(args.out) if args.out else ROOT / f"experiments/results/dense_batches_{dev}"
+    out = Path(args.out) if args.out else RESULTS / f"dense_batches_{dev}"
     name = device_name(args.device)
     print(f"dense attention fwd+bwd over a batch of {args.batch_size} graphs, {args.device} "
           f"({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")

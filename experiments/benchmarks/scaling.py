@@ -26,7 +26,8 @@ Crossovers are interpolated in log-log space between the neighbouring sizes wher
 the two candidates flips (the last flip: beyond it the order holds to the end of the range).
 
 Writes ``<out>/scaling_<device>.{json,md}`` and ``scaling_<device>_{nodes,density}.png``
-(default ``experiments/results/scaling/``), atomically.
+(default ``results/scaling/`` in the checkout, git-ignored; ``--out
+experiments/results/scaling`` for the committed figures), atomically.
 
 Run:  python experiments/benchmarks/scaling.py [--device cuda] [--quick] [--max-seconds 20] ...
 """
@@ -52,7 +53,8 @@ from gatlib.graph import complete_graph, to_csr
 from gatlib.ops import dense_attention, select, sparse_attention
 from gatlib.utils import atomic_write_json, atomic_write_text, measure
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "scaling"
+# Default output folder: results/ in the checkout, git-ignored, so a run leaves it clean.
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "scaling"
 MIB = 2 ** 20
 CANDIDATES = ("sparse", "dense")
 # A quick grid: the whole run in about a minute (most of it starting worker processes).

@@ -6,7 +6,8 @@ a warm-up; peak = growth of the resident set during one epoch).
 Before timing, gatlib's logits (eval mode) with CSR features must equal those with dense
 features to 1e-5, else the script exits non-zero.
 
-Writes ``<out>.{md,json}`` (default ``experiments/results/sparse_features_<device>``).
+Writes ``<out>.{md,json}`` (default ``results/sparse_features_cpu`` in the checkout,
+git-ignored; ``--out experiments/results/sparse_features_cpu`` for the committed figures).
 
 Run:  python experiments/benchmarks/sparse_features.py [--datasets Cora,CiteSeer]
       [--layers gat,gatv2,transformer] [--repeats 10]
@@ -23,6 +24,7 @@ from gatlib.benchmarks import (PLANETOID_IMPLS, device_name, planetoid_model, ti
                                write_results)
 
 ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "results"           # git-ignored: a run leaves the checkout clean
 
 
 def check(dataset: str, layer: str) -> float:
@@ -44,7 +46,7 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    out = Path(args.out) if args.out else ROOT / "experiments/results/sparse_features_cpu"
+    out = Path(args.out) if args.out else RESULTS / "sparse_features_cpu"
     rows = []
     print(f"one training epoch + evaluation, cpu ({device_name('cpu')}), torch "
           f"{torch.__version__}, threads {torch.get_num_threads()}")

@@ -1,6 +1,7 @@
 """The dataset registry (DESIGN.md section 6): what each dataset is, where PyG keeps its raw
 files, and their sha256, so that datasets are linked or copied from a mirror and checked, never
-downloaded.
+downloaded, and checked again whenever they are loaded (:func:`check_dataset`: each file is
+hashed once per version; a stamp beside ``raw/`` and ``processed/`` remembers it).
 
 The entries are the datasets of the mirror described in ``../shared/datasets/MANIFEST.md``; the
 file tables (bytes and sha256) were parsed from that manifest once and are stored at the end of
@@ -27,8 +28,10 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -36,11 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ..utils.errors import UserError
 from . import root as _root
-from .root import DatasetNotFound
+from .root import DatasetDamaged, DatasetNotFound
 
-__all__ = ["DatasetEntry", "FetchRecord", "FetchReport", "list_datasets", "get", "load_dataset",
-           "fetch", "verify"]
+__all__ = ["DatasetEntry", "FetchRecord", "FetchReport", "DatasetStatus", "UnknownDataset",
+           "list_datasets", "get", "load_dataset", "check_dataset", "dataset_checksum",
+           "dataset_status", "fetch", "verify"]
+
+
+class UnknownDataset(UserError, ValueError):
+    """A name that is not in the registry."""
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -63,6 +72,8 @@ class DatasetEntry:
             node tasks ``nodes, edges, features, classes``; graph tasks ``graphs, avg_nodes,
             avg_edges, features, classes``.
         description: one line with the published statistics.
+        source: where the raw files come from (the public repository the mirror took them
+            from), for a user who must get them again.
     """
     name: str
     task: str
@@ -73,6 +84,7 @@ class DatasetEntry:
     raw_files: Mapping[str, Tuple[int, str]] = field(repr=False)
     stats: Mapping[str, float] = field(repr=False)
     description: str = ""
+    source: str = ""
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -93,10 +105,26 @@ class DatasetEntry:
         return _local_root(root) / self.folder / "raw"
 
 
+# Where the mirror's raw files come from (its MANIFEST.md lists repository, commit and path of
+# each file), by PyG class.
+_SOURCES = {
+    "Planetoid": "github.com/kimiyoung/planetoid (data/)",
+    "TUDataset": "the TU Dortmund graph collection (chrsmrrs.github.io/datasets), as mirrored "
+                 "in github.com/bknyaz/graph_nn",
+    "HeterophilousGraphDataset": "github.com/yandex-research/heterophilous-graphs (data/)",
+    "WikipediaNetwork": "github.com/graphdml-uiuc-jlu/geom-gcn (new_data/, splits/; the feature "
+                        "file rebuilt from yandex-research/heterophilous-graphs, see the "
+                        "mirror's MANIFEST.md)",
+    "Actor": "github.com/graphdml-uiuc-jlu/geom-gcn (new_data/film, splits/)",
+    "WebKB": "github.com/graphdml-uiuc-jlu/geom-gcn (new_data/, splits/)",
+}
+
+
 def _entry(name, task, pyg_class, kwargs, pyg_root, folder, stats, description):
     return DatasetEntry(name=name, task=task, pyg_class=pyg_class, kwargs=dict(kwargs),
                         pyg_root=pyg_root, folder=folder, raw_files=_RAW_FILES[folder],
-                        stats=dict(stats), description=description)
+                        stats=dict(stats), description=description,
+                        source=_SOURCES[pyg_class])
 
 
 def _node(name, pyg_class, kwargs, pyg_root, folder, nodes, edges, features, classes, extra):
@@ -167,7 +195,7 @@ def get(name: str) -> DatasetEntry:
         return _REGISTRY[name.lower()]
     except KeyError:
         known = ", ".join(e.name for e in _REGISTRY.values())
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {known}") from None
+        raise UnknownDataset(f"unknown dataset {name!r}; known datasets: {known}") from None
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -184,11 +212,29 @@ def _sha256(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _check_file(entry: DatasetEntry, path: Path, expected: str) -> None:
+def _fix(entry: DatasetEntry) -> str:
+    """How to get good files, for an error message."""
+    return (f"Get a good copy with `gatlib data fetch {entry.name} --mirror DIR --copy` (DIR: "
+            f"a mirror whose files are good), or from the source: {entry.source or 'unknown'}.")
+
+
+def _check_file(entry: DatasetEntry, path: Path, expected: str) -> str:
+    """The sha256 of ``path``; :class:`DatasetDamaged` naming the file when it is not
+    ``expected``."""
     actual = _sha256(path)
     if actual != expected:
-        raise ValueError(f"{entry.name}: sha256 mismatch for {path}: expected {expected}, "
-                         f"got {actual}")
+        where = (f" (a link into {Path(os.path.realpath(path)).parent})"
+                 if os.path.realpath(path) != os.path.abspath(path) else "")
+        raise DatasetDamaged(f"{entry.name}: {path}{where} is damaged: sha256 expected "
+                             f"{expected}, got {actual}. {_fix(entry)}")
+    return actual
+
+
+def _check_size(entry: DatasetEntry, path: Path, size: int, expected: int) -> None:
+    if size != expected:
+        what = "cut short" if size < expected else "longer than the registry's"
+        raise DatasetDamaged(f"{entry.name}: {path} is damaged: {size:,} bytes, expected "
+                             f"{expected:,} ({what}). {_fix(entry)}")
 
 
 def _missing(entry: DatasetEntry, raw: Path) -> List[str]:
@@ -196,10 +242,11 @@ def _missing(entry: DatasetEntry, raw: Path) -> List[str]:
 
 
 def _how_to_get(entry: DatasetEntry) -> str:
-    return (f"Copy or link the files into <root>/{entry.folder}/raw "
-            f"(`gatlib data fetch {entry.name} --mirror DIR`), or set GATLIB_MIRROR to a mirror "
-            f"in PyG's layout (its raw/ folders are linked, never written) or GATLIB_DATA to a "
-            f"dataset root that holds them. Nothing is downloaded.")
+    return (f"Link or copy them with `gatlib data fetch {entry.name} --mirror DIR` (DIR: a "
+            f"mirror in PyG's layout, e.g. ../shared/datasets), or set GATLIB_MIRROR to such a "
+            f"mirror (its raw/ folders are linked, never written) or GATLIB_DATA to a dataset "
+            f"root that holds them; the files come from {entry.source or 'their source'}. "
+            f"Nothing is downloaded (README: Getting the datasets).")
 
 
 @contextmanager
@@ -224,13 +271,183 @@ def _no_download(cls) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------ loading
 
+def dataset_checksum(name: str) -> str:
+    """One sha256 for a registered dataset's raw files (over the registry's file names and
+    hashes): what a training run records as its data, and what a processed cache records as
+    the raw files it was built from."""
+    entry = get(name)
+    table = sorted((f, sha) for f, (_, sha) in entry.raw_files.items())
+    return hashlib.sha256(json.dumps(table).encode()).hexdigest()
+
+
+# The stamp beside raw/ and processed/: which raw files were verified (keyed by real path, size
+# and modification time, so that checking them again costs a stat per file) and which processed
+# caches were built from them, with their files' hashes.
+_STAMP = ".gatlib-verified.json"
+
+
+def _say(msg: str) -> None:
+    print(f"gatlib.data: {msg}", file=sys.stderr)
+
+
+def _read_stamp(folder: Path) -> Dict[str, Any]:
+    try:
+        stamp = json.loads((folder / _STAMP).read_text())
+        if isinstance(stamp, dict) and stamp.get("version") == 1:
+            return stamp
+    except (OSError, ValueError):
+        pass
+    return {"version": 1, "raw": {}, "processed": {}}
+
+
+def _write_stamp(folder: Path, stamp: Dict[str, Any]) -> None:
+    from ..utils import atomic_write_json
+    try:
+        atomic_write_json(folder / _STAMP, stamp)
+    except OSError:                       # a read-only root: checks are simply not cached
+        pass
+
+
+def _file_key(path: Path) -> Dict[str, Any]:
+    st = os.stat(path)                    # follows a raw/ link into a mirror
+    return {"real": os.path.realpath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _verify_raw(entry: DatasetEntry, folder: Path, stamp: Dict[str, Any]) -> bool:
+    """Check every raw file's size and sha256 against the registry, hashing only the files whose
+    (real path, size, mtime) differ from the stamp's. Returns whether the stamp changed."""
+    raw, seen, changed = folder / "raw", stamp.setdefault("raw", {}), False
+    for fname, (size, sha) in sorted(entry.raw_files.items()):
+        path = raw / fname
+        key = _file_key(path)
+        _check_size(entry, path, key["size"], size)
+        old = seen.get(fname)
+        if old is not None and old.get("sha256") == sha and all(
+                old.get(k) == v for k, v in key.items()):
+            continue                      # this version of the file was verified before
+        seen.pop(fname, None)
+        _check_file(entry, path, sha)
+        seen[fname] = {**key, "sha256": sha}
+        changed = True
+    for fname in set(seen) - set(entry.raw_files):
+        del seen[fname]
+        changed = True
+    return changed
+
+
+def _processed_files(pdir: Path) -> Dict[str, Dict[str, Any]]:
+    return {p.name: {"size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+            for p in sorted(pdir.iterdir()) if p.is_file()}
+
+
+def _check_processed(entry: DatasetEntry, folder: Path, stamp: Dict[str, Any],
+                     raw_sum: str) -> bool:
+    """Remove each processed cache (``processed*/`` beside ``raw/``) that was not built from
+    these raw files by gatlib, or whose files changed since: PyG then rebuilds it. Returns
+    whether the stamp changed."""
+    records, changed = stamp.setdefault("processed", {}), False
+    for pdir in sorted(folder.glob("processed*")):
+        if not pdir.is_dir():
+            continue
+        rec = records.get(pdir.name)
+        why = None
+        if rec is None:
+            why = "it was not built by gatlib from checked raw files"
+        elif rec.get("raw") != raw_sum:
+            why = "it was built from other raw files"
+        else:
+            now, want = _processed_files(pdir), rec.get("files", {})
+            if set(now) != set(want):
+                why = "its files changed"
+            else:
+                for fname, info in now.items():
+                    w = want[fname]
+                    if (info["size"], info["mtime_ns"]) == (w["size"], w["mtime_ns"]):
+                        continue
+                    if info["size"] != w["size"] or _sha256(pdir / fname) != w["sha256"]:
+                        why = f"{fname} is damaged (its sha256 changed since it was built)"
+                        break
+                    w["mtime_ns"] = info["mtime_ns"]          # touched, same bytes
+                    changed = True
+        if why is not None:
+            _say(f"{entry.name}: rebuilding {pdir} from the raw files: {why}")
+            shutil.rmtree(pdir)
+            records.pop(pdir.name, None)
+            changed = True
+    return changed
+
+
+def _record_processed(folder: Path, pdir: Path, stamp: Dict[str, Any], raw_sum: str) -> bool:
+    """Record the processed cache PyG has (re)built or loaded, hashing only changed files."""
+    if not pdir.is_dir() or pdir.parent != folder:
+        return False
+    rec = stamp.setdefault("processed", {}).get(pdir.name, {})
+    old = rec.get("files", {}) if rec.get("raw") == raw_sum else {}
+    files = {}
+    for fname, info in _processed_files(pdir).items():
+        w = old.get(fname)
+        same = w is not None and (w["size"], w["mtime_ns"]) == (info["size"], info["mtime_ns"])
+        files[fname] = {**info, "sha256": w["sha256"] if same else _sha256(pdir / fname)}
+    new = {"raw": raw_sum, "files": files}
+    if new == stamp["processed"].get(pdir.name):
+        return False
+    stamp["processed"][pdir.name] = new
+    return True
+
+
+def _ready_raw(entry: DatasetEntry, local: Path) -> Path:
+    """``<local>/<folder>`` with every raw file present (linked from a mirror when needed)."""
+    try:
+        folder = _root.ensure_raw(entry.folder, local)       # links from a mirror if needed
+    except DatasetNotFound:
+        looked = [local / entry.folder / "raw"] + [m / entry.folder / "raw"
+                                                  for m in _root.mirror_roots()]
+        raise DatasetNotFound(
+            f"{entry.name}: raw files not found; looked in: "
+            + ", ".join(str(p) for p in looked)
+            + ("" if len(looked) > 1 else " (no mirror found)") + ". "
+            + _how_to_get(entry)) from None
+    raw = folder / "raw"
+    missing = _missing(entry, raw)
+    if missing:
+        looked = [raw] + [m / entry.folder / "raw" for m in _root.mirror_roots()]
+        raise DatasetNotFound(
+            f"{entry.name}: {raw} lacks {', '.join(missing)}; looked in: "
+            + ", ".join(str(p) for p in looked) + ". " + _how_to_get(entry))
+    return folder
+
+
+def check_dataset(name: str, root: Optional[PathLike] = None) -> Path:
+    """Make sure dataset ``name`` can be loaded: its raw files present in the local root (linked
+    from a mirror when needed) and each of the registry's size and sha256. A file is hashed once
+    per version: the result is kept in a stamp beside ``raw/`` keyed by the file's real path,
+    size and modification time, so a second check costs a ``stat`` per file.
+
+    Returns the dataset's folder (``<root>/<folder>``, which holds ``raw/``).
+
+    Raises:
+        DatasetNotFound: files missing (says where it looked and how to get them).
+        DatasetDamaged: a file of the wrong size or sha256 (names the file and the fix).
+    """
+    entry = get(name)
+    folder = _ready_raw(entry, _local_root(root))
+    stamp = _read_stamp(folder)
+    if _verify_raw(entry, folder, stamp):
+        _write_stamp(folder, stamp)
+    return folder
+
+
 def load_dataset(name: str, root: Optional[PathLike] = None, transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None, **kwargs):
-    """The PyG dataset ``name`` from the local dataset root, never downloaded.
+    """The PyG dataset ``name`` from the local dataset root, checked, never downloaded.
 
     When ``<root>/<folder>/raw`` is absent it is linked from the first mirror that has it
     (:func:`gatlib.data.ensure_raw`); PyG then writes ``processed/`` beside it, in the local
-    root. Every raw file of the registry must be present before the PyG class is built.
+    root. Before PyG reads anything, every raw file's size and sha256 is checked against the
+    registry (once per version of the file, see :func:`check_dataset`), and a processed cache
+    is rebuilt when it was not built from these raw files or its files changed since (each
+    processed file's sha256 is recorded when it is built). A processed cache PyG cannot read
+    is rebuilt once.
 
     Args:
         name: a registered name (case-insensitive), see :func:`list_datasets`.
@@ -243,22 +460,65 @@ def load_dataset(name: str, root: Optional[PathLike] = None, transform: Optional
     Raises:
         DatasetNotFound: no complete copy of the raw files locally or in a mirror; the message
             says where it looked and how to get them.
+        DatasetDamaged: a raw file differs from the registry (cut short, altered); the message
+            names the file and how to get a good copy. PyG never parses such a file.
     """
     entry = get(name)
     local = _local_root(root)
-    folder = _root.ensure_raw(entry.folder, local)           # links from a mirror if needed
-    raw = folder / "raw"
-    missing = _missing(entry, raw)
-    if missing:
-        looked = [raw] + [m / entry.folder / "raw" for m in _root.mirror_roots()]
-        raise DatasetNotFound(
-            f"{entry.name}: {raw} lacks {', '.join(missing)}; looked in: "
-            + ", ".join(str(p) for p in looked) + ". " + _how_to_get(entry))
+    folder = _ready_raw(entry, local)
+    # One process at a time checks and builds a dataset's folder: another one waits, then
+    # finds the processed cache built and recorded (never half-built, never removed by it).
+    with _building(folder):
+        return _load(entry, local, folder, transform, pre_transform, kwargs)
+
+
+@contextmanager
+def _building(folder: Path) -> Iterator[None]:
+    from ..utils import FolderLock
+    try:
+        lock = FolderLock(folder, what="dataset", blocking=True).acquire()
+    except OSError:                       # a read-only root: nothing will be written there
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _load(entry: DatasetEntry, local: Path, folder: Path, transform, pre_transform,
+          kwargs: Dict[str, Any]):
+    stamp = _read_stamp(folder)
+    raw_sum = dataset_checksum(entry.name)
+    changed = _verify_raw(entry, folder, stamp)
+    changed |= _check_processed(entry, folder, stamp, raw_sum)
+    if changed:
+        _write_stamp(folder, stamp)
     cls = entry.cls
     args = {**entry.kwargs, **kwargs}
-    with _no_download(cls):
-        return cls(str(local / entry.pyg_root), transform=transform,
-                   pre_transform=pre_transform, **args)
+    existed = {p.name for p in folder.glob("processed*") if p.is_dir()}
+
+    def build():
+        with _no_download(cls):
+            return cls(str(local / entry.pyg_root), transform=transform,
+                       pre_transform=pre_transform, **args)
+    try:
+        ds = build()
+    except (DatasetNotFound, TypeError):
+        raise
+    except Exception as exc:
+        if not existed:
+            raise
+        # The raw files are good, so the processed cache is what PyG could not read.
+        for pname in existed:
+            shutil.rmtree(folder / pname, ignore_errors=True)
+            stamp["processed"].pop(pname, None)
+        _say(f"{entry.name}: rebuilding the processed cache from the raw files: PyG could not "
+             f"read it ({type(exc).__name__}: {str(exc)[:200]})")
+        ds = build()
+    if _record_processed(folder, Path(ds.processed_dir), stamp, raw_sum):
+        _write_stamp(folder, stamp)
+    return ds
 
 
 def verify(name: str, root: Optional[PathLike] = None) -> Path:
@@ -279,6 +539,48 @@ def verify(name: str, root: Optional[PathLike] = None) -> Path:
     for fname, (_, sha) in entry.raw_files.items():
         _check_file(entry, raw / fname, sha)
     return raw
+
+
+@dataclass
+class DatasetStatus:
+    """Where a dataset's raw files are, without reading them (``gatlib data list``).
+
+    ``state`` is ``"local"`` (a folder in the local root holds every file), ``"linked"``
+    (the local ``raw/`` links to a mirror folder, ``path``), ``"mirror"`` (not in the local root
+    yet; a mirror holds them and the first load links them), ``"incomplete"`` (the local
+    ``raw/`` lacks files, listed in ``detail``) or ``"missing"``. ``verified`` is whether the
+    files were checked against the registry's sha256 in this version (the stamp of
+    :func:`check_dataset`)."""
+    name: str
+    state: str
+    path: Optional[Path]
+    detail: str = ""
+    verified: bool = False
+
+
+def dataset_status(name: str, root: Optional[PathLike] = None) -> DatasetStatus:
+    """Where dataset ``name`` is: the local root, linked from a mirror, only in a mirror, or
+    nowhere (no file is read or written)."""
+    entry = get(name)
+    folder = _local_root(root) / entry.folder
+    raw = folder / "raw"
+    if raw.is_dir() and any(raw.iterdir()):
+        missing = _missing(entry, raw)
+        if missing:
+            return DatasetStatus(entry.name, "incomplete", raw, "lacks " + ", ".join(missing))
+        seen = _read_stamp(folder).get("raw", {})
+        verified = all(fname in seen and seen[fname].get("sha256") == sha and all(
+            seen[fname].get(k) == v for k, v in _file_key(raw / fname).items())
+            for fname, (_, sha) in entry.raw_files.items())
+        if raw.is_symlink():
+            return DatasetStatus(entry.name, "linked", Path(os.path.realpath(raw)), "",
+                                 verified)
+        return DatasetStatus(entry.name, "local", raw, "", verified)
+    for m in _root.mirror_roots():
+        src = m / entry.folder / "raw"
+        if src.is_dir() and not _missing(entry, src):
+            return DatasetStatus(entry.name, "mirror", src)
+    return DatasetStatus(entry.name, "missing", None)
 
 
 # ------------------------------------------------------------------------------ fetching

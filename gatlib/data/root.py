@@ -13,13 +13,21 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
-__all__ = ["dataset_root", "mirror_roots", "ensure_raw", "DatasetNotFound", "planetoid"]
+from ..utils.errors import UserError
+
+__all__ = ["dataset_root", "mirror_roots", "ensure_raw", "DatasetNotFound", "DatasetDamaged",
+           "planetoid"]
 
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-class DatasetNotFound(FileNotFoundError):
+class DatasetNotFound(UserError, FileNotFoundError):
     """A dataset's raw files are neither in the local root nor in a mirror."""
+
+
+class DatasetDamaged(UserError, ValueError):
+    """A dataset file differs from the registry's (sha256 or size): cut short, altered or
+    replaced. The message names the file and how to get a good copy."""
 
 
 def dataset_root() -> Path:
@@ -69,7 +77,11 @@ def ensure_raw(relpath: str, root: Optional[Path] = None) -> Path:
 
 def planetoid(name: str, root: Optional[Path] = None, **kwargs):
     """PyG's ``Planetoid`` dataset (``Cora``, ``CiteSeer``, ``PubMed``) from the local root,
-    linked from a mirror when needed, never downloaded."""
+    linked from a mirror when needed, never downloaded. A registered name (Cora, CiteSeer) is
+    loaded through :func:`gatlib.data.load_dataset`, which checks its files' sha256 first."""
+    from . import registry
+    if name.lower() in registry._REGISTRY and registry.get(name).pyg_class == "Planetoid":
+        return registry.load_dataset(name, root=root, **kwargs)
     from torch_geometric.datasets import Planetoid
     folder = ensure_raw(f"Planetoid/{name}", root)
     return Planetoid(str(folder.parent), name, **kwargs)

@@ -23,9 +23,12 @@ Fairness, in three rules:
    is read at the epoch of the best validation score.
 
 Runs are written atomically to
-``<results>/<task>/<variant>/<size>-width=<w>-epochs=<e>/lr=<lr>/seed=<s>.json`` and skipped
-when present, so an interrupted comparison resumes where it stopped (and a change of size, width
-or epochs runs afresh).
+``<results>/<task>/<variant>/<size>-width=<w>-epochs=<e>/lr=<lr>/seed=<s>.json`` with the hash
+of everything that defines them (the task's settings, width, learning rate, seed, device, the
+dataset's checksum and gatlib's version). A run file with the same hash is reused, so an
+interrupted comparison resumes where it stopped; one with another hash is run again (and
+replaced), saying why. Every task's dataset is checked before anything trains
+(:func:`missing_task_data`), and one process at a time works in a results folder.
 """
 from __future__ import annotations
 
@@ -43,12 +46,16 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..data import DatasetNotFound
-from ..utils import PeakMemory, atomic_write_json, atomic_write_text
+from .. import __version__
+from ..data import DatasetDamaged, DatasetNotFound
+from ..utils import FolderLock, PeakMemory, atomic_write_json, atomic_write_text
+from .config import config_diff, config_hash
 from .run import seed_everything
+from .summarize import save_figure
 
-__all__ = ["Task", "TASKS", "DEFAULT_TASKS", "VARIANTS", "SEQUENCE_VARIANTS", "build_task",
-           "parse_variant", "width_for_budget", "train_variant", "compare", "compare_table"]
+__all__ = ["Task", "TASKS", "DEFAULT_TASKS", "TASK_DATASETS", "VARIANTS", "SEQUENCE_VARIANTS",
+           "build_task", "missing_task_data", "parse_variant", "width_for_budget",
+           "train_variant", "compare", "compare_table"]
 
 VARIANTS = ("sparse", "sparse+lap", "dense", "dense+lap", "gps", "gps+lap")
 SEQUENCE_VARIANTS = ("sparse[window]", "sparse[dilated]", "sparse[global]", "sparse[bigbird]",
@@ -193,6 +200,29 @@ TASKS: Dict[str, Callable[[bool], Task]] = {
     "proteins": lambda q: _tu("PROTEINS", q),
 }
 DEFAULT_TASKS = ("cluster", "sequence", "digits", "mutag")
+# The registered dataset each task reads (the others are generated and need no files).
+TASK_DATASETS = {"cora": "Cora", "citeseer": "CiteSeer", "chameleon": "chameleon",
+                 "mutag": "MUTAG", "proteins": "PROTEINS"}
+
+
+def missing_task_data(tasks: Sequence[str]) -> Dict[str, Dict[str, str]]:
+    """``{task: {"dataset", "state", "message"}}`` for each task whose dataset cannot be loaded:
+    ``state`` is ``"not found"`` (neither in the local root nor in a mirror) or ``"damaged"``
+    (a file differs from the registry). Checking links a mirror's files into the local root
+    and verifies their sha256 (once per file version), but builds nothing."""
+    from .. import data
+    out = {}
+    for t in tasks:
+        name = TASK_DATASETS.get(t)
+        if name is None:
+            continue
+        try:
+            data.check_dataset(name)
+        except DatasetNotFound as exc:
+            out[t] = {"dataset": name, "state": "not found", "message": str(exc)}
+        except DatasetDamaged as exc:
+            out[t] = {"dataset": name, "state": "damaged", "message": str(exc)}
+    return out
 
 
 def build_task(name: str, quick: bool = False, pe_dim: int = 8) -> Task:
@@ -411,12 +441,42 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
 
 # ---------------------------------------------------------------------------------- driver
 
-def _run_cached(path: Path, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+def run_identity(task: Task, quick: bool, variant: str, width: int, lr: float, seed: int,
+                 device: str) -> Dict[str, Any]:
+    """What defines one run of the comparison, and its hash (``run_hash``)."""
+    from .. import data
+    name = TASK_DATASETS.get(task.name)
+    run = {"task": task.name, "size": "quick" if quick else "full", "epochs": task.epochs,
+           "batch_size": task.batch_size, "dropout": task.dropout,
+           "weight_decay": task.weight_decay, "metric": task.metric, "variant": variant,
+           "width": width, "lr": float(lr), "seed": seed, "device": str(device),
+           "dataset_sha256": data.dataset_checksum(name) if name else None,
+           "gatlib": __version__}
+    return {"run_hash": config_hash(run), "run": run}
+
+
+def _run_cached(path: Path, ident: Dict[str, Any], fn: Callable[[], Dict[str, Any]],
+                say: Callable[[str], None] = None) -> Dict[str, Any]:
+    """The run stored at ``path`` when it records the hash of ``ident``; else ``fn()``, stored
+    there with its identity (replacing a run of other settings, which ``say`` reports)."""
     if path.exists():
-        return json.loads(path.read_text())
-    out = fn()
+        try:
+            rec = json.loads(path.read_text())
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict) and rec.get("run_hash") == ident["run_hash"]:
+            return rec
+        why = ("it is damaged" if rec is None else
+               "it records no settings (an older gatlib)" if "run" not in rec else
+               "its settings differ: " + "; ".join(config_diff(rec["run"], ident["run"])))
+        (say or _say)(f"running {path} again: {why}")
+    out = {**fn(), **ident}
     atomic_write_json(path, out)
     return out
+
+
+def _say(msg: str) -> None:
+    tqdm.write(f"gatlib compare: {msg}", file=sys.stderr)
 
 
 # A worker process keeps the tasks it has built (a task's data are built once per worker).
@@ -424,12 +484,52 @@ _WORKER_TASKS: Dict[Tuple[str, bool, int], Task] = {}
 
 
 def _worker_init() -> None:
+    import threading
     # One thread per worker: workers, not threads, share the cores.
     torch.set_num_threads(1)
+    # tqdm's default lock is a multiprocessing semaphore; a worker stopped by Ctrl-C would
+    # leave it behind (and a warning about it). Workers draw no bars: a thread lock will do.
+    tqdm.set_lock(threading.RLock())
+
+
+def _noop() -> None:
+    return None
+
+
+def _start_pool(jobs: int):
+    """``jobs`` worker processes, started now with Ctrl-C ignored (a worker inherits that from
+    birth, even while it imports): Ctrl-C is the parent's to handle, and it stops the workers,
+    so the user sees one line, not a traceback from each worker."""
+    import multiprocessing as mp
+    import signal
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"),
+                               initializer=_worker_init)
+    if threading.current_thread() is not threading.main_thread():
+        return pool
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for _ in range(jobs):
+            pool.submit(_noop)            # each submit starts a worker while none is idle
+    finally:
+        signal.signal(signal.SIGINT, old)
+    return pool
+
+
+def _stop_pool(pool) -> None:
+    """Stop the workers at once (their unfinished runs are lost; finished ones are on disk)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(5)
+    # The pool sees its workers gone, fails what was pending and frees its queues.
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _worker_run(name: str, quick: bool, epochs: int, variant: str, width: int, lr: float,
-                seed: int, device: str, path: str) -> Dict[str, Any]:
+                seed: int, device: str, path: str, ident: Dict[str, Any]) -> Dict[str, Any]:
     """One run in a worker process (tasks hold lambdas, so the worker builds its own)."""
     key = (name, quick, epochs)
     if key not in _WORKER_TASKS:
@@ -437,7 +537,8 @@ def _worker_run(name: str, quick: bool, epochs: int, variant: str, width: int, l
         task.epochs = epochs
         _WORKER_TASKS[key] = task
     task = _WORKER_TASKS[key]
-    return _run_cached(Path(path), lambda: train_variant(task, variant, width, lr, seed, device))
+    return _run_cached(Path(path), ident,
+                       lambda: train_variant(task, variant, width, lr, seed, device))
 
 
 def compare(tasks: Sequence[str] = DEFAULT_TASKS, variants: Optional[Sequence[str]] = None,
@@ -462,31 +563,37 @@ def compare(tasks: Sequence[str] = DEFAULT_TASKS, variants: Optional[Sequence[st
         raise ValueError(f"jobs must be an int >= 1 (parallel runs), got {jobs!r}")
     if jobs > 1 and str(device).startswith("cuda"):
         raise ValueError("jobs > 1 runs on the CPU only; use jobs=1 with device='cuda'")
+    for name in tasks:
+        if name not in TASKS:
+            raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    missing = missing_task_data(tasks)
+    if missing:
+        raise DatasetNotFound(
+            "dataset(s) not available for " + ", ".join(
+                f"{t} ({m['dataset']}, {m['state']})" for t, m in missing.items())
+            + f"; nothing was trained. {next(iter(missing.values()))['message']}")
     pool = None
-    if jobs > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"),
-                                   initializer=_worker_init)
-    try:
-        rows = []
-        for name in tasks:
-            rows += _compare_task(name, variants, seeds, budget, lrs, results, device, quick,
-                                  progress, epochs, pool)
-        return rows
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    with FolderLock(results, what="comparison"):
+        try:
+            pool = _start_pool(jobs) if jobs > 1 else None
+            rows = []
+            for name in tasks:
+                rows += _compare_task(name, variants, seeds, budget, lrs, results, device,
+                                      quick, progress, epochs, pool)
+            return rows
+        except KeyboardInterrupt:
+            if pool is not None:                 # stop the workers now, not after their run
+                _stop_pool(pool)
+                pool = None
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
 
 def _compare_task(name, variants, seeds, budget, lrs, results, device, quick, progress, epochs,
                   pool) -> List[Dict[str, Any]]:
-    try:
-        task = build_task(name, quick=quick)
-    except DatasetNotFound as exc:
-        # A task whose dataset files are missing is skipped with the reason, not fatal.
-        print(f"gatlib compare: skipping {name}: {exc}", file=sys.stderr)
-        return []
+    task = build_task(name, quick=quick)          # its data were checked by compare()
     if epochs is not None:
         task.epochs = int(epochs)
     names = list(variants) if variants is not None else list(task.variants)
@@ -504,17 +611,19 @@ def _compare_task(name, variants, seeds, budget, lrs, results, device, quick, pr
     def run_all(todo: List[Tuple[str, float, int]], desc: str) -> Dict[Tuple, Dict[str, Any]]:
         bar = tqdm(total=len(todo), desc=desc, disable=not progress)
         out = {}
+        ident = {(v, lr, seed): run_identity(task, quick, v, sizes[v][0], lr, seed, device)
+                 for v, lr, seed in todo}
         if pool is None:
             for v, lr, seed in todo:
                 out[(v, lr, seed)] = _run_cached(
-                    path(v, lr, seed), lambda: train_variant(task, v, sizes[v][0], lr, seed,
-                                                             device, progress))
+                    path(v, lr, seed), ident[(v, lr, seed)],
+                    lambda: train_variant(task, v, sizes[v][0], lr, seed, device, progress))
                 bar.update()
                 bar.set_postfix(last=f"{v} {out[(v, lr, seed)]['test'] * 100:.1f}")
         else:
             futures = {pool.submit(_worker_run, name, quick, task.epochs, v, sizes[v][0], lr,
-                                   seed, device, str(path(v, lr, seed))): (v, lr, seed)
-                       for v, lr, seed in todo}
+                                   seed, device, str(path(v, lr, seed)), ident[(v, lr, seed)]):
+                       (v, lr, seed) for v, lr, seed in todo}
             from concurrent.futures import as_completed
             for fut in as_completed(futures):
                 out[futures[fut]] = fut.result()
@@ -552,9 +661,10 @@ def _mib(b: Optional[float]) -> str:
     return "n/a" if b is None else f"{b / 2**20:,.1f}"
 
 
-def compare_table(rows: List[Dict[str, Any]], settings: str = "") -> str:
-    """The appendix-style Markdown report: accuracy table (best per task in bold), cost table,
-    and the settings that produced them."""
+def compare_table(rows: List[Dict[str, Any]], settings: str = "",
+                  skipped: Optional[Dict[str, str]] = None) -> str:
+    """The appendix-style Markdown report: accuracy table (best per task in bold, then a row per
+    skipped task with the reason), cost table, and the settings that produced them."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     by = {(r["task"], r["variant"]): r for r in rows}
@@ -573,6 +683,8 @@ def compare_table(rows: List[Dict[str, Any]], settings: str = "") -> str:
             txt.append(f"**{s}**" if c["test_mean"] == best else s)
         metric = next(c["metric"] for c in cells if c).replace("_", " ")
         out.append(f"| {t} | {metric} | " + " | ".join(txt) + " |")
+    for t, why in (skipped or {}).items():
+        out.append(f"| {t} | skipped: {why} |" + " |" * len(variants))
     out += ["", "**Cost: training time per epoch (ms) / peak memory of a training epoch (MiB); "
             "parameters; chosen learning rate.**", "",
             "| task | variant | params | width | lr | ms / epoch | peak MiB |",
@@ -588,6 +700,8 @@ def compare_table(rows: List[Dict[str, Any]], settings: str = "") -> str:
     for t in tasks:
         desc = next(r["description"] for r in rows if r["task"] == t)
         out.append(f"- **{t}**: {desc}.")
+    for t, why in (skipped or {}).items():
+        out.append(f"- **{t}**: not run, {why}.")
     if settings:
         out += ["", settings]
     return "\n".join(out) + "\n"
@@ -666,18 +780,16 @@ def plot_compare(rows: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
-def write_report(rows: List[Dict[str, Any]], out_dir: Path, settings: str) -> str:
+def write_report(rows: List[Dict[str, Any]], out_dir: Path, settings: str,
+                 skipped: Optional[Dict[str, str]] = None) -> str:
     """Write ``compare.md``, ``compare.json`` and the plots under ``out_dir``; return the
-    Markdown."""
+    Markdown. ``skipped`` (``{task: reason}``) adds a row per task that was not run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = compare_table(rows, settings)
+    text = compare_table(rows, settings, skipped)
     atomic_write_json(out_dir / "compare.json", rows)
     atomic_write_text(out_dir / "compare.md", text)
     plot_compare(rows, out_dir)

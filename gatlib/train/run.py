@@ -1,17 +1,25 @@
 """Training runs: one (config, seed) at a time, written atomically and resumable.
 
-Layout of a run: ``<results>/<name>/<seed>/`` holds ``config.yaml``, ``log.jsonl`` (one line per
-epoch), ``checkpoint.pt`` while the run is in progress, and ``metrics.json`` when it is done.
-A run with ``metrics.json`` is skipped; a run with a checkpoint resumes from it.
+Layout of a run: ``<results>/<name>/<seed>/`` holds ``config.yaml`` (the resolved config),
+``run.json`` (its hash, with the dataset's checksum and gatlib's version), ``log.jsonl`` (one
+line per epoch), ``checkpoint.pt`` and ``checkpoint.prev.pt`` while the run is in progress, and
+``metrics.json`` when it is done.
+
+A run is identified by the hash in ``run.json``: the same config (after overrides), data and
+gatlib version finds its finished metrics or resumes from its checkpoint; anything else is
+refused with the keys that changed (``restart=True`` replaces the run). ``config.yaml`` and
+``run.json`` are written only once the data loaded and the model was built. One process at a
+time works in a run folder (an OS lock on ``<folder>/.lock``).
 """
 from __future__ import annotations
 
 import json
 import os
 import random
+import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -19,21 +27,31 @@ import torch.nn.functional as F
 import yaml
 from tqdm.auto import tqdm
 
-from ..utils import atomic_write_json, atomic_write_text, read_jsonl
+from .. import __version__
+from ..utils import FolderLock, UserError, atomic_write_json, atomic_write_text, read_jsonl
+from .checkpoint import load_latest, save_checkpoint
+from .config import config_diff, config_hash, validate_config
 
-__all__ = ["run_seed", "run_config", "seed_everything"]
+__all__ = ["run_seed", "run_config", "seed_everything", "run_identity", "RunConflict",
+           "TrainingInterrupted"]
+
+
+class RunConflict(UserError, RuntimeError):
+    """A run folder holds a run of another config (or data, or gatlib version)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says where it stopped and how to resume."""
+
+
+def _say(msg: str) -> None:
+    tqdm.write(f"gatlib train: {msg}", file=sys.stderr)
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _metric(name: str, logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -110,7 +128,7 @@ SPARSE_DENSITY = 0.1
 def _use_sparse_features(cfg: Dict[str, Any], x: torch.Tensor, pe) -> bool:
     """Whether a node run hands the model CSR features (config key ``sparse_features``)."""
     setting = cfg.get("sparse_features", "auto")
-    if setting not in (True, False, "auto"):
+    if setting not in (True, False, "auto"):       # validate_config has checked both already
         raise ValueError(f"sparse_features must be true, false or auto, got {setting!r}")
     if setting is True and pe is not None:
         raise ValueError("sparse_features=true cannot be combined with positional encodings "
@@ -135,14 +153,11 @@ def _build_node_model(cfg, in_channels: int, num_classes: int):
                           value_dropout=m.get("value_dropout", 0.0))
 
 
-def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Dict[str, Any]:
+def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
+                ready: Callable[[], None]) -> Dict[str, Any]:
     device = torch.device(cfg["device"])
     data, (train_m, val_m, test_m), pe = _node_data(cfg, seed)
     num_classes = int(data.y.max()) + 1
-    seed_everything(seed)
-    model = _build_node_model(cfg, data.num_features, num_classes).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["optim"]["lr"],
-                           weight_decay=cfg["optim"]["weight_decay"])
     x, ei, y = data.x.to(device), data.edge_index.to(device), data.y.to(device)
     if cfg["model"]["layer"] != "dense":
         # One explicit CSR graph for the whole run: the model's per-forward conversion of a
@@ -153,64 +168,87 @@ def _train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Di
     sparse = _use_sparse_features(cfg, x, pe)
     if sparse:
         x = x.to_sparse_csr()
-    state = _State()
+
+    def fresh():
+        seed_everything(seed)
+        model = _build_node_model(cfg, data.num_features, num_classes).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg["optim"]["lr"],
+                               weight_decay=cfg["optim"]["weight_decay"])
+        return model, opt, _State()
+
+    model, opt, state = fresh()
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
+    tried = []
+
+    def use(ck):
+        tried.append(1)
+        if set(ck["state"]) != set(state.__dict__):
+            raise KeyError(f"its run state has the keys {sorted(ck['state'])}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         state.__dict__.update(ck["state"])
         torch.set_rng_state(ck["rng"])
+    if load_latest(ckpt_path, use, _say) is None and tried:
+        model, opt, state = fresh()       # a rejected checkpoint may have loaded in part
+    ready()                               # inputs are good: the run's config is written now
     _truncate_log(log_path, state.epoch)   # epochs after the checkpoint (or all) are re-run
     metric, patience = cfg["metric"], cfg["train"]["patience"]
-    stop_on = cfg["train"].get("stop_on", "val_or_loss")
-    if stop_on not in ("val_or_loss", "val"):
-        raise ValueError(f"train.stop_on must be 'val_or_loss' or 'val', got {stop_on!r}")
+    stop_on = cfg["train"]["stop_on"]
+    saved_at = state.epoch
     bar = tqdm(range(state.epoch, cfg["train"]["epochs"]), desc=f"{cfg['name']} seed {seed}",
                disable=not progress, leave=False, initial=state.epoch,
                total=cfg["train"]["epochs"])
-    for epoch in bar:
-        t0 = time.perf_counter()
-        model.train()
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x, ei, pe=pe)[train_m], y[train_m])
-        loss.backward()
-        opt.step()
-        state.train_time += time.perf_counter() - t0
-        model.eval()
-        with torch.no_grad():
-            logits = model(x, ei, pe=pe)
-        val_loss = F.cross_entropy(logits[val_m], y[val_m]).item()
-        row = {"epoch": epoch, "train_loss": loss.item(), "val_loss": val_loss,
-               "train": _metric(metric, logits[train_m], y[train_m]),
-               "val": _metric(metric, logits[val_m], y[val_m]),
-               "test": _metric(metric, logits[test_m], y[test_m])}
-        _append_log(log_path, row)
-        # Early stopping as in the GAT paper's code: patience restarts when the validation
-        # metric or the validation loss is at least as good as its best so far; the model
-        # kept is the last one at least as good on both. With stop_on="val" (the authors'
-        # rule for CiteSeer, PetarV-/GAT issue 14) only the validation metric counts: the
-        # model kept is the last one at least as good on it.
-        up, down = row["val"] >= state.seen["val"], val_loss <= state.seen["val_loss"]
-        if stop_on == "val":
-            down = up
-        if up and down:
-            state.best = {"val": row["val"], "val_loss": val_loss, "test": row["test"],
-                          "epoch": epoch}
-        if up or down:
-            state.seen = {"val": max(row["val"], state.seen["val"]),
-                          "val_loss": min(val_loss, state.seen["val_loss"])}
-            state.bad_epochs = 0
-        else:
-            state.bad_epochs += 1
-        state.epoch = epoch + 1
-        bar.set_postfix(val=f"{row['val']:.3f}", best=f"{state.best['val']:.3f}")
-        if state.bad_epochs >= patience:
-            break
-        if state.epoch % cfg["train"]["checkpoint_every"] == 0:
-            _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(),
-                                "state": state.__dict__, "rng": torch.get_rng_state()},
-                               ckpt_path)
+    try:
+        for epoch in bar:
+            t0 = time.perf_counter()
+            model.train()
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x, ei, pe=pe)[train_m], y[train_m])
+            loss.backward()
+            opt.step()
+            state.train_time += time.perf_counter() - t0
+            model.eval()
+            with torch.no_grad():
+                logits = model(x, ei, pe=pe)
+            val_loss = F.cross_entropy(logits[val_m], y[val_m]).item()
+            row = {"epoch": epoch, "train_loss": loss.item(), "val_loss": val_loss,
+                   "train": _metric(metric, logits[train_m], y[train_m]),
+                   "val": _metric(metric, logits[val_m], y[val_m]),
+                   "test": _metric(metric, logits[test_m], y[test_m])}
+            _append_log(log_path, row)
+            # Early stopping as in the GAT paper's code: patience restarts when the validation
+            # metric or the validation loss is at least as good as its best so far; the model
+            # kept is the last one at least as good on both. With stop_on="val" (the authors'
+            # rule for CiteSeer, PetarV-/GAT issue 14) only the validation metric counts: the
+            # model kept is the last one at least as good on it.
+            up, down = row["val"] >= state.seen["val"], val_loss <= state.seen["val_loss"]
+            if stop_on == "val":
+                down = up
+            if up and down:
+                state.best = {"val": row["val"], "val_loss": val_loss, "test": row["test"],
+                              "epoch": epoch}
+            if up or down:
+                state.seen = {"val": max(row["val"], state.seen["val"]),
+                              "val_loss": min(val_loss, state.seen["val_loss"])}
+                state.bad_epochs = 0
+            else:
+                state.bad_epochs += 1
+            state.epoch = epoch + 1
+            bar.set_postfix(val=f"{row['val']:.3f}", best=f"{state.best['val']:.3f}")
+            if state.bad_epochs >= patience:
+                break
+            if state.epoch % cfg["train"]["checkpoint_every"] == 0:
+                save_checkpoint({"model": model.state_dict(), "optim": opt.state_dict(),
+                                 "state": state.__dict__, "rng": torch.get_rng_state()},
+                                ckpt_path)
+                saved_at = state.epoch
+    except KeyboardInterrupt:
+        bar.close()
+        since = (f"from epoch {saved_at}, its last checkpoint" if saved_at
+                 else "from the start: no checkpoint yet")
+        raise TrainingInterrupted(
+            f"{cfg['name']} seed {seed} interrupted at epoch {state.epoch}; re-run the same "
+            f"command to resume ({since})") from None
     bar.close()
     return {f"test_{metric}": state.best["test"], f"val_{metric}": state.best["val"],
             "best_epoch": state.best["epoch"], "epochs_run": state.epoch,
@@ -289,7 +327,25 @@ def _graph_dataset(cfg):
     return list(ds), int(ds.num_classes)
 
 
-def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> Dict[str, Any]:
+def _read_folds(done_path: Path) -> List[Dict[str, Any]]:
+    """The finished folds of a graph run; a damaged ``folds.json`` restarts the folds, saying
+    so (it is written atomically, so only an outside change can damage it)."""
+    if not done_path.exists():
+        return []
+    try:
+        done = json.loads(done_path.read_text())
+        if isinstance(done, list) and all(isinstance(f, dict) and {"val", "test", "epoch"}
+                                          <= set(f) for f in done) and len(done) <= 10:
+            return done
+    except ValueError:
+        pass
+    _say(f"{done_path} is damaged; the cross-validation starts again from fold 0")
+    os.replace(done_path, done_path.with_name(done_path.name + ".damaged"))
+    return []
+
+
+def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
+                 ready: Callable[[], None]) -> Dict[str, Any]:
     from torch_geometric.loader import DataLoader
 
     from ..nn import GraphClassifier
@@ -298,69 +354,82 @@ def _train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool) -> D
     y = torch.tensor([int(d.y) for d in data_list])
     folds = _stratified_folds(y, 10, seed)
     done_path, log_path = out / "folds.json", out / "log.jsonl"
-    done = json.loads(done_path.read_text()) if done_path.exists() else []
+    done = _read_folds(done_path)
+    ready()                                                # inputs are good: config written
     _truncate_log(log_path, len(done), key="fold")         # an unfinished fold is re-run
     m, tr = cfg["model"], cfg["train"]
     pe_dim = cfg["pe"]["dim"] if cfg["pe"]["type"] else 0
     bar = tqdm(range(len(done), 10), desc=f"{cfg['name']} seed {seed}", disable=not progress,
                leave=False, initial=len(done), total=10)
     train_time, epochs_total = 0.0, 0
-    for k in bar:
-        seed_everything(seed * 100 + k)
-        test_idx = folds[k]
-        rest = torch.cat([f for j, f in enumerate(folds) if j != k])
-        # A stratified tenth of the training folds is the validation set for early stopping.
-        inner = _stratified_folds(y[rest], 10, seed * 100 + k)
-        val_idx = rest[inner[0]]
-        train_idx = rest[torch.cat(inner[1:])]
-        loaders = [DataLoader([data_list[i] for i in idx.tolist()], batch_size=tr["batch_size"],
-                              shuffle=(j == 0)) for j, idx in enumerate((train_idx, val_idx,
-                                                                          test_idx))]
-        model = GraphClassifier(data_list[0].num_features, m["hidden_channels"], num_classes,
-                                num_layers=m["num_layers"], layer=m["layer"], heads=m["heads"],
-                                dropout=m["dropout"], attn_dropout=m["attn_dropout"],
-                                residual=m["residual"], norm=m["norm"], act=m["act"],
-                                pool=m["pool"], pe_dim=pe_dim,
-                                pe_channels=cfg["pe"]["channels"] if pe_dim else 0,
-                                pe=cfg["pe"]["type"] or "lap").to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg["optim"]["lr"],
-                               weight_decay=cfg["optim"]["weight_decay"])
-        best = {"val": -1.0, "val_loss": float("inf"), "test": 0.0, "epoch": -1}
-        bad = 0
-        for epoch in range(tr["epochs"]):
-            t0 = time.perf_counter()
-            model.train()
-            # Sum the loss on the device and read it once per epoch: a .item() per batch
-            # would make the host wait for the GPU at every step.
-            loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
-            for batch in loaders[0]:
-                batch = batch.to(device)
-                opt.zero_grad()
-                out_ = model(batch.x.float(), batch.edge_index, batch.batch,
-                             pe=getattr(batch, "pe", None) if pe_dim else None)
-                loss = F.cross_entropy(out_, batch.y)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach().double() * batch.y.numel()
-                seen += batch.y.numel()
-            train_loss = loss_sum.item() / max(seen, 1)  # also waits for the last step
-            train_time += time.perf_counter() - t0
-            epochs_total += 1
-            val_acc, val_loss = _evaluate(model, loaders[1], device, pe_dim)
-            _append_log(log_path, {"fold": k, "epoch": epoch,
-                                   "train_loss": train_loss, "val": val_acc,
-                                   "val_loss": val_loss})
-            if val_acc > best["val"] or (val_acc == best["val"] and val_loss < best["val_loss"]):
-                test_acc, _ = _evaluate(model, loaders[2], device, pe_dim)
-                best = {"val": val_acc, "val_loss": val_loss, "test": test_acc, "epoch": epoch}
-                bad = 0
-            else:
-                bad += 1
-                if bad >= tr["patience"]:
-                    break
-        done.append(best)
-        atomic_write_json(done_path, done)
-        bar.set_postfix(fold_acc=f"{best['test']:.3f}")
+    where = {"fold": len(done), "epoch": 0}
+    try:
+        for k in bar:
+            where["fold"], where["epoch"] = k, 0
+            seed_everything(seed * 100 + k)
+            test_idx = folds[k]
+            rest = torch.cat([f for j, f in enumerate(folds) if j != k])
+            # A stratified tenth of the training folds is the validation set for early stopping.
+            inner = _stratified_folds(y[rest], 10, seed * 100 + k)
+            val_idx = rest[inner[0]]
+            train_idx = rest[torch.cat(inner[1:])]
+            loaders = [DataLoader([data_list[i] for i in idx.tolist()],
+                                  batch_size=tr["batch_size"], shuffle=(j == 0))
+                       for j, idx in enumerate((train_idx, val_idx, test_idx))]
+            model = GraphClassifier(data_list[0].num_features, m["hidden_channels"],
+                                    num_classes, num_layers=m["num_layers"], layer=m["layer"],
+                                    heads=m["heads"], dropout=m["dropout"],
+                                    attn_dropout=m["attn_dropout"], residual=m["residual"],
+                                    norm=m["norm"], act=m["act"], pool=m["pool"], pe_dim=pe_dim,
+                                    pe_channels=cfg["pe"]["channels"] if pe_dim else 0,
+                                    pe=cfg["pe"]["type"] or "lap").to(device)
+            opt = torch.optim.Adam(model.parameters(), lr=cfg["optim"]["lr"],
+                                   weight_decay=cfg["optim"]["weight_decay"])
+            best = {"val": -1.0, "val_loss": float("inf"), "test": 0.0, "epoch": -1}
+            bad = 0
+            for epoch in range(tr["epochs"]):
+                where["epoch"] = epoch
+                t0 = time.perf_counter()
+                model.train()
+                # Sum the loss on the device and read it once per epoch: a .item() per batch
+                # would make the host wait for the GPU at every step.
+                loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
+                for batch in loaders[0]:
+                    batch = batch.to(device)
+                    opt.zero_grad()
+                    out_ = model(batch.x.float(), batch.edge_index, batch.batch,
+                                 pe=getattr(batch, "pe", None) if pe_dim else None)
+                    loss = F.cross_entropy(out_, batch.y)
+                    loss.backward()
+                    opt.step()
+                    loss_sum += loss.detach().double() * batch.y.numel()
+                    seen += batch.y.numel()
+                train_loss = loss_sum.item() / max(seen, 1)  # also waits for the last step
+                train_time += time.perf_counter() - t0
+                epochs_total += 1
+                val_acc, val_loss = _evaluate(model, loaders[1], device, pe_dim)
+                _append_log(log_path, {"fold": k, "epoch": epoch,
+                                       "train_loss": train_loss, "val": val_acc,
+                                       "val_loss": val_loss})
+                if val_acc > best["val"] or (val_acc == best["val"]
+                                             and val_loss < best["val_loss"]):
+                    test_acc, _ = _evaluate(model, loaders[2], device, pe_dim)
+                    best = {"val": val_acc, "val_loss": val_loss, "test": test_acc,
+                            "epoch": epoch}
+                    bad = 0
+                else:
+                    bad += 1
+                    if bad >= tr["patience"]:
+                        break
+            done.append(best)
+            atomic_write_json(done_path, done)
+            bar.set_postfix(fold_acc=f"{best['test']:.3f}")
+    except KeyboardInterrupt:
+        bar.close()
+        raise TrainingInterrupted(
+            f"{cfg['name']} seed {seed} interrupted at epoch {where['epoch']} of fold "
+            f"{where['fold']}; re-run the same command to resume (from the start of fold "
+            f"{len(done)}; finished folds are kept)") from None
     bar.close()
     accs = [f["test"] for f in done]
     return {"test_accuracy": float(np.mean(accs)), "test_accuracy_folds": accs,
@@ -387,34 +456,152 @@ def _evaluate(model, loader, device, pe_dim):
 
 # --------------------------------------------------------------------------------- driver
 
-def run_seed(cfg: Dict[str, Any], seed: int, results: Path,
-             progress: bool = True) -> Dict[str, Any]:
-    """Run one seed of a config (or return its metrics if it already finished)."""
-    out = Path(results) / cfg["name"] / str(seed)
-    metrics_path = out / "metrics.json"
-    if metrics_path.exists():
-        return json.loads(metrics_path.read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
-    if cfg["task"] == "node":
-        metrics = _train_node(cfg, seed, out, progress)
-    elif cfg["task"] == "graph":
-        metrics = _train_graph(cfg, seed, out, progress)
+def run_identity(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """What identifies a run of ``cfg`` (a resolved config): the config, the sha256 of its
+    dataset's raw files (None for a dataset outside the registry) and gatlib's version, with
+    their hash (``config_hash``)."""
+    from .. import data
+    try:
+        data_sum = data.dataset_checksum(cfg["dataset"])
+    except ValueError:                      # not registered: loading it reports the error
+        data_sum = None
+    ident = {"config": cfg, "dataset_sha256": data_sum, "gatlib": __version__}
+    return {"config_hash": config_hash(cfg, dataset_sha256=data_sum, gatlib=__version__),
+            **ident}
+
+
+# What a run folder may hold besides its lock: removed by restart=True, and (the partial ones)
+# when a folder holds no record of its config.
+_RUN_FILES = ("metrics.json", "run.json", "config.yaml", "log.jsonl", "folds.json",
+              "checkpoint.pt", "checkpoint.prev.pt")
+
+
+def _clear(out: Path) -> None:
+    for p in out.iterdir():
+        if p.name in _RUN_FILES or p.name.endswith(".damaged") or (
+                p.name.startswith(".checkpoint.pt.") and p.name.endswith(".tmp")):
+            p.unlink()
+
+
+def _recorded(out: Path) -> Optional[Dict[str, Any]]:
+    """The identity a run folder records: ``run.json``, else (a run of a gatlib that wrote no
+    hash) its ``config.yaml`` as ``{"config": ...}``; None when it records none."""
+    try:
+        rec = json.loads((out / "run.json").read_text())
+        if isinstance(rec, dict) and "config_hash" in rec and "config" in rec:
+            return rec
+    except (OSError, ValueError):
+        pass
+    try:
+        old = yaml.safe_load((out / "config.yaml").read_text())
+        if isinstance(old, dict):
+            return {"config": old}
+    except (OSError, yaml.YAMLError):
+        pass
+    return None
+
+
+def _conflict(out: Path, rec: Optional[Dict[str, Any]], ident: Dict[str, Any]) -> str:
+    """Why the run in ``out`` is not this one, and how to proceed (two lines)."""
+    if rec is None:
+        what = "results whose config it does not record"
     else:
-        raise ValueError(f"task must be 'node' or 'graph', got {cfg['task']!r}")
-    metrics.update({"seed": seed, "name": cfg["name"], "dataset": cfg["dataset"],
-                    "metric": cfg["metric"]})
-    atomic_write_json(metrics_path, metrics)
-    for leftover in ("checkpoint.pt", "folds.json"):
-        if (out / leftover).exists():
-            (out / leftover).unlink()
-    return metrics
+        diff = config_diff(rec["config"], ident["config"])
+        if "config_hash" in rec:
+            if rec.get("dataset_sha256") != ident["dataset_sha256"]:
+                diff.append("dataset files (sha256): "
+                            f"{str(rec.get('dataset_sha256'))[:12]} -> "
+                            f"{str(ident['dataset_sha256'])[:12]}")
+            if rec.get("gatlib") != ident["gatlib"]:
+                diff.append(f"gatlib: {rec.get('gatlib')} -> {ident['gatlib']}")
+        else:
+            diff.append("(written by a gatlib that recorded no config hash)")
+        what = "a run of another config: " + "; ".join(diff)
+    name = ident["config"]["name"]
+    return (f"{out} holds {what}.\nTo keep both, add name={name}-2 (or use another --results "
+            f"folder); to replace it, add --restart.")
 
 
-def run_config(cfg: Dict[str, Any], seeds: List[int], results: Path,
-               progress: bool = True) -> List[Dict[str, Any]]:
+def _existing(out: Path, ident: Dict[str, Any], restart: bool) -> Optional[Dict[str, Any]]:
+    """The finished metrics of this very run, or None when it is to be (re)started or resumed;
+    raises :class:`RunConflict` when ``out`` holds another run."""
+    if restart:
+        if any(p.name in _RUN_FILES for p in out.iterdir()):
+            _say(f"--restart: starting {out} afresh (its previous results are deleted)")
+        _clear(out)
+        return None
+    rec = _recorded(out)
+    metrics_path = out / "metrics.json"
+    if rec is None:
+        if metrics_path.exists():
+            raise RunConflict(_conflict(out, None, ident))
+        _clear(out)                        # partial files of a run that never got going
+        return None
+    if "config_hash" in rec:
+        same = rec["config_hash"] == ident["config_hash"]
+    else:                                  # written before runs recorded their hash
+        same = rec["config"] == ident["config"]
+        if same:
+            _say(f"{out}: its config.yaml matches this config; recording its hash in run.json")
+            atomic_write_json(out / "run.json", ident)
+    if not same:
+        raise RunConflict(_conflict(out, rec, ident))
+    if metrics_path.exists():
+        try:
+            return json.loads(metrics_path.read_text())
+        except ValueError:
+            _say(f"{metrics_path} is damaged; running the seed again")
+            os.replace(metrics_path, metrics_path.with_name("metrics.json.damaged"))
+    return None
+
+
+def run_seed(cfg: Dict[str, Any], seed: int, results: Path, progress: bool = True,
+             restart: bool = False) -> Dict[str, Any]:
+    """Run one seed of a config, or return its metrics if this very run (same config hash, see
+    :func:`run_identity`) already finished, or resume it from its checkpoint.
+
+    Args:
+        cfg: a resolved config (:func:`gatlib.train.load_config`).
+        seed: the seed; the run folder is ``<results>/<name>/<seed>``.
+        results: the results folder.
+        progress (default True): tqdm bars.
+        restart (default False): delete what the run folder holds and run afresh.
+
+    Raises:
+        RunConflict: the folder holds a run of another config (the message lists the keys that
+            changed and how to proceed).
+        FolderLocked: another process works in the folder.
+        ConfigError, DatasetNotFound, DatasetDamaged: bad config or data (nothing written).
+        TrainingInterrupted: Ctrl-C (a KeyboardInterrupt saying where to resume from).
+    """
+    cfg = validate_config(cfg)
+    ident = run_identity(cfg)
+    out = Path(results) / cfg["name"] / str(seed)
+    with FolderLock(out, what="run"):
+        done = _existing(out, ident, restart)
+        if done is not None:
+            return done
+
+        def ready() -> None:
+            if _recorded(out) is None:
+                atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
+                atomic_write_json(out / "run.json", ident)
+        train = _train_node if cfg["task"] == "node" else _train_graph
+        metrics = train(cfg, seed, out, progress, ready)
+        metrics.update({"seed": seed, "name": cfg["name"], "dataset": cfg["dataset"],
+                        "metric": cfg["metric"], "config_hash": ident["config_hash"]})
+        atomic_write_json(out / "metrics.json", metrics)
+        for p in out.iterdir():
+            if p.name in ("checkpoint.pt", "checkpoint.prev.pt", "folds.json") or \
+                    p.name.endswith(".damaged"):
+                p.unlink()
+        return metrics
+
+
+def run_config(cfg: Dict[str, Any], seeds: List[int], results: Path, progress: bool = True,
+               restart: bool = False) -> List[Dict[str, Any]]:
     """Run every seed of a config, one after the other, with an overall progress bar."""
     out = []
     for seed in tqdm(seeds, desc=cfg["name"], disable=not progress or len(seeds) == 1):
-        out.append(run_seed(cfg, seed, results, progress))
+        out.append(run_seed(cfg, seed, results, progress, restart))
     return out

@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 import yaml
 
-from ..utils import atomic_write_text, read_jsonl
+from ..utils import UserError, atomic_write_text, read_jsonl
 
-__all__ = ["collect", "summarize"]
+__all__ = ["collect", "summarize", "NoRuns"]
+
+
+class NoRuns(UserError, FileNotFoundError):
+    """A results folder without finished runs."""
 
 
 def collect(results: Path) -> Dict[str, List[Dict[str, Any]]]:
@@ -60,10 +65,25 @@ def _plot_curves(results: Path, name: str, metric: str) -> Optional[Path]:
     ax2.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"{name}: {per}")
     fig.tight_layout()
     path = Path(results) / name / "curves.png"
-    tmp = path.with_name(".curves.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
+    return path
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure atomically, through a temporary file unique to this call."""
+    import tempfile
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return path
 
 
@@ -72,7 +92,7 @@ def summarize(results: Path, out: Optional[Path] = None, plots: bool = True) -> 
     results = Path(results)
     runs = collect(results)
     if not runs:
-        raise FileNotFoundError(f"no finished runs (*/<seed>/metrics.json) under {results}")
+        raise NoRuns(f"no finished runs (*/<seed>/metrics.json) under {results}")
     lines = ["| run | dataset | metric | test (mean ± std) | seeds | published | "
              "time / epoch (s) |", "|---|---|---|---:|---:|---:|---:|"]
     for name, rows in runs.items():

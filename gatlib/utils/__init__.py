@@ -1,6 +1,9 @@
 """Small utilities shared by the command line and the benchmark scripts."""
-from .io import atomic_write_json, atomic_write_text, read_jsonl
+from .errors import UserError
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir, read_jsonl
+from .lock import FolderLock, FolderLocked
 from .measure import PeakMemory, measure, measure_here
 
-__all__ = ["measure", "measure_here", "PeakMemory", "atomic_write_text", "atomic_write_json",
-           "read_jsonl"]
+__all__ = ["measure", "measure_here", "PeakMemory", "atomic_write_bytes", "atomic_write_text",
+           "atomic_write_json", "fsync_dir", "read_jsonl", "UserError", "FolderLock",
+           "FolderLocked"]

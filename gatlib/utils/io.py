@@ -8,17 +8,26 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
-__all__ = ["atomic_write_text", "atomic_write_json", "read_jsonl"]
+from .errors import UserError
+
+__all__ = ["DamagedFile", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+           "fsync_dir", "read_jsonl"]
 
 
-def atomic_write_text(path: Union[str, Path], text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+class DamagedFile(UserError, ValueError):
+    """A results file that cannot be read (altered outside gatlib); the message names it."""
+
+
+def atomic_write_bytes(path: Union[str, Path], data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path`` (a name unique to this call, so that
+    two processes never share one), flush it to disk (``fsync``), then rename it into place
+    and sync the folder: after a crash ``path`` is the old file or the complete new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
@@ -30,7 +39,29 @@ def atomic_write_text(path: Union[str, Path], text: str) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(path.parent)
     return path
+
+
+def atomic_write_text(path: Union[str, Path], text: str) -> Path:
+    """Write ``text`` atomically (see :func:`atomic_write_bytes`)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return atomic_write_bytes(path, text.encode())
+
+
+def fsync_dir(folder: Union[str, Path]) -> None:
+    """Make a rename inside ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_json(path: Union[str, Path], obj: Any) -> Path:
@@ -52,6 +83,6 @@ def read_jsonl(path: Union[str, Path]) -> List[Dict[str, Any]]:
         except json.JSONDecodeError as err:
             if i == len(lines) - 1:              # no newline after it: an unfinished append
                 break
-            raise ValueError(f"{path}, line {i + 1}: not valid JSON ({err.msg}); the log is "
-                             "damaged: delete the run's folder to run it again") from None
+            raise DamagedFile(f"{path}, line {i + 1}: not valid JSON ({err.msg}); the log is "
+                              "damaged: delete the run's folder to run it again") from None
     return rows

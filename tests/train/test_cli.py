@@ -101,8 +101,7 @@ def test_interrupted_run_resumes_to_the_same_result(toy, tmp_path, monkeypatch):
 
     real = _interrupt_on_call(monkeypatch, "_metric", 3 * 13)  # 3 metrics an epoch: epoch 12
     part = tmp_path / "part"
-    with pytest.raises(KeyboardInterrupt):
-        cli.main(["train", "--config", str(cfg), "--results", str(part), "--quiet"])
+    assert cli.main(["train", "--config", str(cfg), "--results", str(part), "--quiet"]) == 130
     seed_dir = part / "toy-gat" / "0"
     assert (seed_dir / "checkpoint.pt").exists() and not (seed_dir / "metrics.json").exists()
     with open(seed_dir / "log.jsonl", "a") as f:
@@ -117,8 +116,7 @@ def test_interrupted_run_resumes_to_the_same_result(toy, tmp_path, monkeypatch):
     # Killed in its first epoch (no checkpoint yet): the rerun starts the log afresh.
     first = tmp_path / "first"
     _interrupt_on_call(monkeypatch, "_metric", 2)
-    with pytest.raises(KeyboardInterrupt):
-        cli.main(["train", "--config", str(cfg), "--results", str(first), "--quiet"])
+    assert cli.main(["train", "--config", str(cfg), "--results", str(first), "--quiet"]) == 130
     first_dir = first / "toy-gat" / "0"
     assert not (first_dir / "checkpoint.pt").exists()
     (first_dir / "log.jsonl").write_text('{"epoch": 0, "train_loss": 1.0}\n{"epo')
@@ -164,8 +162,7 @@ def test_graph_run_logs_every_fold_and_resumes_mid_fold(toy, tmp_path, monkeypat
 
     real = _interrupt_on_call(monkeypatch, "_evaluate", 4 * 7 + 2)  # dies in fold 4, epoch 2
     part = tmp_path / "part"
-    with pytest.raises(KeyboardInterrupt):
-        cli.main(["train", "--config", str(path), "--results", str(part), "--quiet"])
+    assert cli.main(["train", "--config", str(path), "--results", str(part), "--quiet"]) == 130
     seed_dir = part / "toy-graphs" / "0"
     finished = len(json.loads((seed_dir / "folds.json").read_text()))
     logged = len((seed_dir / "log.jsonl").read_text().splitlines())
@@ -212,9 +209,12 @@ def test_roc_auc_matches_pairwise_definition():
     assert abs(run_mod._roc_auc(score, y) - pairs.mean().item()) < 1e-12
 
 
-def test_summarize_without_runs(tmp_path):
+def test_summarize_without_runs(tmp_path, capsys):
+    from gatlib.train import summarize
     with pytest.raises(FileNotFoundError, match="no finished runs"):
-        cli.main(["summarize", str(tmp_path)])
+        summarize(tmp_path)
+    assert cli.main(["summarize", str(tmp_path)]) == 2
+    assert "no finished runs" in capsys.readouterr().err
 
 
 def _expected_stop(rows, patience, stop_on):
@@ -251,10 +251,12 @@ def test_early_stopping_rules(toy, tmp_path, stop_on):
     assert m["test_accuracy"] == rows[kept]["test"]
 
 
-def test_bad_stop_on_is_named(toy, tmp_path):
+def test_bad_stop_on_is_named(toy, tmp_path, capsys):
     with pytest.raises(ValueError, match="train.stop_on"):
-        cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(tmp_path / "r"),
-                  "--quiet", "train.stop_on=loss"])
+        load_config(_config(tmp_path), ["train.stop_on=loss"])
+    assert cli.main(["train", "--config", str(_config(tmp_path)), "--results",
+                     str(tmp_path / "r"), "--quiet", "train.stop_on=loss"]) == 2
+    assert "train.stop_on" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("setting,expected", [("auto", True), ("true", True), ("false", False)])
@@ -290,14 +292,19 @@ def test_sparse_features_auto_keeps_dense_features_dense(toy, tmp_path):
         "sparse_features"] is False
 
 
-def test_bad_sparse_features_is_named(toy, tmp_path):
+def test_bad_sparse_features_is_named(toy, tmp_path, capsys):
     with pytest.raises(ValueError, match="sparse_features"):
-        cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(tmp_path / "r"),
-                  "--quiet", "sparse_features=maybe"])
+        load_config(_config(tmp_path), ["sparse_features=maybe"])
     with pytest.raises(ValueError, match="sparse_features=true cannot"):
-        cli.main(["train", "--config", str(_config(tmp_path)), "--results", str(tmp_path / "s"),
-                  "--quiet", "sparse_features=true", "pe.type=lap", "pe.dim=2",
-                  "pe.channels=2"])
+        load_config(_config(tmp_path), ["sparse_features=true", "pe.type=lap", "pe.dim=2",
+                                        "pe.channels=2"])
+    assert cli.main(["train", "--config", str(_config(tmp_path)), "--results",
+                     str(tmp_path / "r"), "--quiet", "sparse_features=maybe"]) == 2
+    assert "sparse_features" in capsys.readouterr().err
+    assert cli.main(["train", "--config", str(_config(tmp_path)), "--results",
+                     str(tmp_path / "s"), "--quiet", "sparse_features=true", "pe.type=lap",
+                     "pe.dim=2", "pe.channels=2"]) == 2
+    assert "sparse_features=true cannot" in capsys.readouterr().err
 
 
 def test_graphs_without_features_get_capped_one_hot_degrees(monkeypatch):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from gatlib.cli import main
+from gatlib.data import DatasetNotFound
 from gatlib.train import compare as cmp
 
 
@@ -13,6 +14,15 @@ def pattern_task():
     task = cmp.build_task("pattern", quick=True)
     task.epochs = 2
     return task
+
+
+@pytest.fixture(scope="module")
+def small_task(pattern_task):
+    """The pattern task with a tenth of its graphs: for the tests of the driver (caching,
+    reports), where the size of the data only costs time."""
+    import dataclasses
+    return dataclasses.replace(pattern_task, splits={
+        s: g[: max(len(g) // 10, 4)] for s, g in pattern_task.splits.items()})
 
 
 def test_parse_variant():
@@ -59,9 +69,9 @@ def test_tasks_have_pe_and_consistent_shapes(pattern_task):
     assert sum(sizes) == 300 and sizes[0] == 240
 
 
-def test_train_variant_reads_test_at_best_val(pattern_task):
-    width, _ = cmp.width_for_budget(pattern_task, "sparse", 5_000)
-    out = cmp.train_variant(pattern_task, "sparse+lap", width, 3e-3, seed=0)
+def test_train_variant_reads_test_at_best_val(small_task):
+    width, _ = cmp.width_for_budget(small_task, "sparse", 5_000)
+    out = cmp.train_variant(small_task, "sparse+lap", width, 3e-3, seed=0)
     assert len(out["curve"]) == 2
     best = max(out["curve"], key=lambda r: r["val"])
     assert out["val"] == best["val"]
@@ -70,12 +80,12 @@ def test_train_variant_reads_test_at_best_val(pattern_task):
     assert out["time_per_epoch_s"] > 0
     assert out["peak_memory_bytes"] is None or out["peak_memory_bytes"] >= 0
     # Same seed, same result.
-    again = cmp.train_variant(pattern_task, "sparse+lap", width, 3e-3, seed=0)
+    again = cmp.train_variant(small_task, "sparse+lap", width, 3e-3, seed=0)
     assert again["curve"] == out["curve"]
 
 
 def test_sequence_patterns_replace_the_edges():
-    task = cmp.build_task("sequence", quick=True)
+    task = cmp.TASKS["sequence"](True)          # the edges only: no encodings needed
     from gatlib.graph import path_graph
     L = task.splits["train"][0].num_nodes
     split = cmp._Split(task, "train", "sparse[global]", 0, shuffle=False)
@@ -92,8 +102,8 @@ def test_sequence_patterns_replace_the_edges():
         cmp._Split(task, "train", "sparse[foo]", 0, shuffle=False)
 
 
-def test_compare_resumes_and_reports(tmp_path, pattern_task, monkeypatch):
-    monkeypatch.setitem(cmp.TASKS, "tiny", lambda quick: pattern_task)
+def test_compare_resumes_and_reports(tmp_path, small_task, monkeypatch):
+    monkeypatch.setitem(cmp.TASKS, "tiny", lambda quick: small_task)
     calls = []
     real = cmp.train_variant
 
@@ -138,7 +148,8 @@ def test_cli_compare_rejects_unknown_task(capsys):
     assert "unknown task(s) nope" in capsys.readouterr().err
 
 
-def test_cli_compare_end_to_end(tmp_path, capsys):
+def test_cli_compare_end_to_end(tmp_path, small_task, monkeypatch, capsys):
+    monkeypatch.setitem(cmp.TASKS, "pattern", lambda quick: small_task)
     code = main(["compare", "--tasks", "pattern", "--variants", "sparse,dense+lap",
                  "--seeds", "0", "--lrs", "0.003", "--epochs", "1", "--budget", "3000",
                  "--quiet", "--jobs", "1", "--results", str(tmp_path / "r"),
@@ -233,3 +244,103 @@ def test_masked_node_task_is_evaluated_with_one_forward(monkeypatch):
     for got, want in zip(both, alone):
         assert got == pytest.approx(want)
     assert alone[0] != alone[1]
+
+
+# ------------------------------------------------------------------ data, identity, locks
+
+@pytest.fixture
+def no_data(monkeypatch, tmp_path):
+    """No dataset anywhere: an empty local root and no mirror."""
+    import gatlib.data.root
+    monkeypatch.setattr(gatlib.data.root, "mirror_roots", lambda: [])
+    monkeypatch.setenv("GATLIB_DATA", str(tmp_path / "empty-root"))
+
+
+def _no_training(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("a model was trained")
+    monkeypatch.setattr(cmp, "train_variant", refuse)
+
+
+def test_compare_checks_every_dataset_before_training(tmp_path, no_data, monkeypatch, capsys):
+    """Before, a missing MUTAG was found after the other tasks had trained (12 minutes), in a
+    line among progress bars, with exit 0 and a table without MUTAG."""
+    _no_training(monkeypatch)
+    code = main(["compare", "--tasks", "pattern,mutag,cora", "--seeds", "0", "--quiet",
+                 "--jobs", "1", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 2 and "Traceback" not in "".join(err)
+    assert "MUTAG (task mutag), Cora (task cora); nothing was trained" in err[0]
+    assert "gatlib data fetch MUTAG Cora --mirror DIR" in err[1] and "--skip-missing" in err[1]
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(DatasetNotFound, match="mutag .MUTAG, not found.*nothing was trained"):
+        cmp.compare(["pattern", "mutag"], results=tmp_path / "r", progress=False)
+
+
+def test_compare_skip_missing_names_the_skipped_tasks(tmp_path, small_task, no_data,
+                                                      monkeypatch, capsys):
+    monkeypatch.setitem(cmp.TASKS, "tiny", lambda quick: small_task)
+    code = main(["compare", "--tasks", "tiny,mutag", "--variants", "sparse", "--seeds", "0",
+                 "--lrs", "0.003", "--epochs", "1", "--budget", "3000", "--quiet", "--jobs",
+                 "1", "--skip-missing", "--results", str(tmp_path / "r"), "--out",
+                 str(tmp_path / "o")])
+    assert code == 0
+    assert "skipping mutag (MUTAG: not found) (--skip-missing)" in capsys.readouterr().err
+    text = (tmp_path / "o" / "compare.md").read_text()
+    assert "| pattern | balanced accuracy |" in text
+    assert "| mutag | skipped: dataset MUTAG not available (not found) |" in text
+    assert "- **mutag**: not run, dataset MUTAG not available (not found)." in text
+
+
+def test_a_cached_run_of_other_settings_is_run_again(tmp_path, small_task, monkeypatch,
+                                                    capsys):
+    """A run file is reused only for the same settings, data and gatlib version."""
+    monkeypatch.setitem(cmp.TASKS, "tiny", lambda quick: small_task)
+    calls = []
+    real = cmp.train_variant
+    monkeypatch.setattr(cmp, "train_variant",
+                        lambda *a, **k: calls.append(a[1:5]) or real(*a, **k))
+    kw = dict(tasks=["tiny"], variants=["sparse"], seeds=[0], budget=3_000, lrs=[3e-3],
+              results=tmp_path / "runs", progress=False, epochs=1)
+    first = cmp.compare(**kw)
+    run_file = next((tmp_path / "runs").rglob("seed=0.json"))
+    rec = json.loads(run_file.read_text())
+    assert rec["run_hash"] and rec["run"]["gatlib"] == cmp.__version__
+    assert rec["run"]["device"] == "cpu" and rec["run"]["width"] == first[0]["width"]
+    assert cmp.compare(**kw) == first and len(calls) == 1       # cached
+    monkeypatch.setattr(cmp, "__version__", "9.9.9")
+    capsys.readouterr()
+    cmp.compare(**kw)
+    assert len(calls) == 2
+    assert f"gatlib: '{rec['run']['gatlib']}' -> '9.9.9'" in capsys.readouterr().err
+    assert json.loads(run_file.read_text())["run"]["gatlib"] == "9.9.9"
+
+
+def test_one_comparison_per_results_folder(tmp_path, monkeypatch):
+    from gatlib.utils import FolderLock, FolderLocked
+    _no_training(monkeypatch)
+    with FolderLock(tmp_path / "r"):
+        with pytest.raises(FolderLocked, match="in use by process"):
+            cmp.compare(["pattern"], results=tmp_path / "r", progress=False)
+
+
+def test_ctrl_c_in_compare_exits_130_and_keeps_finished_runs(tmp_path, small_task,
+                                                             monkeypatch, capsys):
+    monkeypatch.setitem(cmp.TASKS, "tiny", lambda quick: small_task)
+    real, calls = cmp.train_variant, []
+
+    def second_is_interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(cmp, "train_variant", second_is_interrupted)
+    args = ["compare", "--tasks", "tiny", "--variants", "sparse", "--seeds", "0-1", "--lrs",
+            "0.003", "--epochs", "1", "--budget", "3000", "--quiet", "--jobs", "1",
+            "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; re-run the same command to resume" in err and "Traceback" not in err
+    assert len(list((tmp_path / "r").rglob("seed=*.json"))) == 1     # the finished run kept
+    assert main(args) == 0 and len(calls) == 3                      # only the rest is run

@@ -1,0 +1,59 @@
+"""Benchmarks leave the checkout clean: by default every script writes under results/, which
+git ignores (the committed figures in experiments/results/ change only with --out); and
+`make test` names each group of tests before it runs."""
+import importlib.util
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ["bench_gat", "bench_gpu", "dense_batches", "scaling", "sparse_features"]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        f"_bench_{name}", ROOT / "experiments" / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _git_ignored(path: Path) -> bool:
+    res = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", str(path)])
+    return res.returncode == 0
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_default_outputs_are_git_ignored(name):
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = Path(_load(name).RESULTS)
+    assert out == ROOT / "results" or ROOT / "results" in out.parents
+    assert _git_ignored(out / "anything.json")
+    assert not _git_ignored(ROOT / "experiments" / "results" / "anything.json")
+
+
+def test_bench_gat_writes_to_its_default_folder(monkeypatch, tmp_path):
+    """The default stem is RESULTS/bench_gat_<what>_<device> (a tiny run, RESULTS redirected)."""
+    mod = _load("bench_gat")
+    monkeypatch.setattr(mod, "RESULTS", tmp_path)
+    monkeypatch.setattr(mod, "measure", lambda *a, **k: {
+        "status": "ok", "time_s": 1e-3, "peak_bytes": 2**20, "message": ""})
+    mod.main(["--nodes", "30", "--edges", "90", "--heads", "2", "--channels", "4",
+              "--repeats", "1", "--impls", "gatlib,reference"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bench_gat_attention_cpu.json", "bench_gat_attention_cpu.md"]
+
+
+def test_make_test_names_its_groups():
+    text = (ROOT / "Makefile").read_text()
+    recipe = text[text.index("\ntest:"):text.index("\nbench:")]
+    groups = [ln for ln in recipe.splitlines() if "echo \"== make test" in ln]
+    assert len(groups) == 3
+    assert recipe.count("$(PYTEST)") == 3 and "--durations=5" in text
+    # The groups together are the whole suite: the core folders, the rest, then training.
+    assert "--ignore=tests/train" in recipe and "$(PYTEST) tests/train" in recipe
+    assert "$(addprefix --ignore=,$(CORE))" in recipe
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
