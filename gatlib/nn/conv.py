@@ -18,6 +18,7 @@ from ..graph.csr import cache_get, cache_put, to_csr
 from ..graph.loops import self_loop_attr
 from ..graph.validate import check_edge_index
 from ..ops import gat_attention, sparse_attention
+from ._fused import gatv2_score, head_dots
 
 __all__ = ["GATConv", "GATv2Conv", "GraphTransformerConv"]
 
@@ -185,8 +186,7 @@ class GATConv(nn.Module):
             h_dst = self.lin_dst(x_dst).view(-1, H, C)                     # [T, H, C]
         # Under autocast the products with the fp32 attention vectors come back in fp32: keep
         # one dtype for the op (it computes in fp32 inside anyway).
-        a_src = (h_src * self.att_src).sum(-1).to(h_src.dtype)             # [S, H]
-        a_dst = (h_dst * self.att_dst).sum(-1).to(h_src.dtype)             # [T, H]
+        a_src, a_dst = head_dots(h_src, self.att_src, h_dst, self.att_dst)  # [S, H], [T, H]
         ei, graph, edge_attr = _prepare_graph(x_src, x_dst, edge_index, edge_attr,
                                               self.add_self_loops, self.fill_value)
         edge_score = None
@@ -302,7 +302,7 @@ class GATv2Conv(nn.Module):
         h_dst = self.lin_r(x_dst).view(-1, H, C)                           # [T, H, C]
         ei, graph, edge_attr = _prepare_graph(x_src, x_dst, edge_index, edge_attr,
                                               self.add_self_loops, self.fill_value)
-        score = self._scores(h_src, h_dst, ei[0], ei[1], edge_attr)        # [E', H]
+        score = gatv2_score(self, h_src, h_dst, ei, graph, edge_attr)      # [E', H]
         # The score is complete, so the fused op runs with an identity activation (slope 1)
         # and zero per-node halves.
         zeros_s = h_src.new_zeros(h_src.size(0), H)
@@ -398,8 +398,10 @@ class GraphTransformerConv(nn.Module):
         ei, graph, _ = _prepare_graph(x_src, x_dst, edge_index, None, False, None)
         scale = 1.0 / math.sqrt(C)
         if edge_attr is None or self.lin_edge is None:
-            out, alpha = sparse_attention(q, k, v, graph, scale=scale, return_attention=True,
-                                          dropout=self.dropout, training=self.training)
+            res = sparse_attention(q, k, v, graph, scale=scale,
+                                   return_attention=return_attention_weights,
+                                   dropout=self.dropout, training=self.training)
+            out, alpha = res if return_attention_weights else (res, None)
         else:
             if edge_attr.dim() == 1:
                 edge_attr = edge_attr.view(-1, 1)

@@ -1,34 +1,56 @@
-"""CPU building blocks over the CSR view: per-head SpMM and SDDMM on torch's sparse CSR kernels
-(MKL on x86), segment reductions over sorted edges, and the online-softmax statistics.
+"""CPU building blocks over the CSR view: SpMM and SDDMM on torch's sparse CSR kernels (MKL on
+x86), segment reductions over sorted edges, the online-softmax statistics, and the head-folded
+CSR (:func:`fold_heads`) that runs every head of a small graph in one call.
 
 Nothing here builds a per-edge ``[E, H, C]`` or ``[E, H, D]`` tensor: the only per-edge tensors
-are ``[E, H]`` scores and weights. All functions take and return tensors in the target-sorted
-edge order of a ``GraphCSR`` unless they say otherwise.
+are ``[E, H]`` scores and weights (and, for the head-folded CSR, ``[E * H]`` indices). All
+functions take and return tensors in the target-sorted edge order of a ``GraphCSR`` unless they
+say otherwise.
 """
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor
+
+from ...graph.csr import cache_get, cache_put
 
 # torch warns once per process that sparse CSR support is "beta"; the kernels used here
 # (CSR @ dense and sampled_addmm) are stable and tested against the reference.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 __all__ = ["spmm", "sddmm", "segment_sum", "segment_max", "expand", "softmax_stats",
-           "softmax_weights_"]
+           "softmax_weights_", "source_sum", "fold_heads", "FOLD_MAX_ENTRIES"]
 
 # Layout: per-edge tensors are head-major ``[H, E]`` in the target-sorted order, so that each
 # head's values are one contiguous row (what the CSR kernels take) and segment reductions run
 # along the last axis. Where a per-edge temporary is no longer needed, ops work in place:
 # on the CPU a fresh 64 MB tensor costs more in page faults than the arithmetic on it.
+#
+# With H heads each step costs H calls of torch's CSR kernels, and on a batch of small graphs
+# the fixed cost of a call (a Python loop, a CSR handle, .contiguous() copies, torch.stack)
+# outweighs its arithmetic. ``fold_heads`` removes H from the call count: node i's head h
+# becomes node ``i * H + h`` of a graph made of H disjoint copies of the original, so that a
+# node tensor ``[N, H, C]`` is, unchanged in memory, the one-head tensor ``[N * H, 1, C]`` of
+# the folded graph, and each step is one call for all heads.
+
+# MKL's CSR product honours BLAS's beta = 0 (the output is written, never read), which saves
+# zero-filling it; torch's own fallback scales the output by beta, so it needs zeros.
+_OUT_UNREAD = torch.backends.mkl.is_available()
 
 
 def _csr(rowptr: Tensor, col: Tensor, values: Tensor, size) -> Tensor:
     # Invariants hold by construction (rowptr from bincount, col validated), so skip the check.
     return torch.sparse_csr_tensor(rowptr, col, values, size=size, check_invariants=False)
+
+
+def _csr_mm(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor, num_rows: int) -> Tensor:
+    """One CSR product: ``values [E]`` on the pattern, ``x [S, C]`` -> ``[num_rows, C]``."""
+    a = _csr(rowptr, col, values, (num_rows, x.size(0)))
+    out = (x.new_empty if _OUT_UNREAD else x.new_zeros)(num_rows, x.size(1))
+    return torch.addmm(out, a, x, beta=0.0, out=out)
 
 
 def spmm(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor, num_rows: int) -> Tensor:
@@ -39,12 +61,14 @@ def spmm(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor, num_rows: int) 
     S, H, C = x.shape
     if values.numel() == 0 or num_rows == 0 or C == 0:
         return x.new_zeros(num_rows, H, C)
-    xs = x.transpose(0, 1).contiguous()                                    # [H, S, C]
-    vals = values.contiguous()                                             # [H, E]
     # The op computes in fp32 by design: an autocast region around the layer must not cast
     # these products down (the MKL kernels have no fp16/bf16 path anyway).
     with torch.autocast(x.device.type, enabled=False):
-        outs = [_csr(rowptr, col, vals[h], (num_rows, S)) @ xs[h] for h in range(H)]
+        if H == 1:                         # one call, no copies (the head-folded graph)
+            return _csr_mm(rowptr, col, values[0], x.reshape(S, C), num_rows).view(-1, 1, C)
+        xs = x.transpose(0, 1).contiguous()                                # [H, S, C]
+        vals = values.contiguous()                                         # [H, E]
+        outs = [_csr_mm(rowptr, col, vals[h], xs[h], num_rows) for h in range(H)]
     return torch.stack(outs, dim=1)                                        # [T, H, C]
 
 
@@ -62,10 +86,15 @@ def sddmm(rowptr: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
         # sampled_addmm refuses a pattern with more entries than the dense matrix (possible
         # only for small multigraphs with duplicate edges): gather in bounded chunks instead.
         return _sddmm_gather(rowptr, col, a, b)
-    at = a.transpose(0, 1).contiguous()                                    # [H, T, D]
-    bt = b.permute(1, 2, 0).contiguous()                                   # [H, D, S]
     zeros = a.new_zeros(E)
     with torch.autocast(a.device.type, enabled=False):
+        if H == 1:
+            # b's transpose as a view: the kernel reads each b row contiguously.
+            pattern = _csr(rowptr, col, zeros, (T, S))
+            return torch.sparse.sampled_addmm(pattern, a.reshape(T, D), b.reshape(S, D).t(),
+                                              beta=0.0).values().view(1, E)   # [1, E]
+        at = a.transpose(0, 1).contiguous()                                # [H, T, D]
+        bt = b.permute(1, 2, 0).contiguous()                               # [H, D, S]
         outs = [torch.sparse.sampled_addmm(_csr(rowptr, col, zeros, (T, S)), at[h], bt[h],
                                            beta=0.0).values() for h in range(H)]
     return torch.stack(outs, dim=0)                                        # [H, E]
@@ -81,18 +110,31 @@ def _sddmm_gather(rowptr: Tensor, col: Tensor, a: Tensor, b: Tensor,
     return out
 
 
+def _segment(x: Tensor, reduce: str, rowptr: Tensor) -> Tensor:
+    if x.size(0) == 1:                     # one flat reduction (the head-folded graph)
+        return torch.segment_reduce(x.view(-1), reduce, offsets=rowptr).view(1, -1)
+    return torch.segment_reduce(x, reduce, offsets=rowptr.expand(x.size(0), -1), axis=1)
+
+
 def segment_sum(x: Tensor, rowptr: Tensor) -> Tensor:
     """Sum of ``x [H, E]`` over each segment of sorted edges -> ``[H, T]`` (0 if empty)."""
     if x.size(1) == 0:
         return x.new_zeros(x.size(0), rowptr.numel() - 1)
-    return torch.segment_reduce(x, "sum", offsets=rowptr.expand(x.size(0), -1), axis=1)
+    return _segment(x, "sum", rowptr)
 
 
 def segment_max(x: Tensor, rowptr: Tensor) -> Tensor:
     """Max of ``x [H, E]`` over each segment -> ``[H, T]`` (-inf if empty)."""
     if x.size(1) == 0:
         return x.new_full((x.size(0), rowptr.numel() - 1), float("-inf"))
-    return torch.segment_reduce(x, "max", offsets=rowptr.expand(x.size(0), -1), axis=1)
+    return _segment(x, "max", rowptr)
+
+
+def source_sum(x: Tensor, col: Tensor, num_src: int) -> Tensor:
+    """Sum of ``x [H, E]`` over the edges of each source ``col[e]`` -> ``[H, num_src]``."""
+    if x.size(0) == 1:                     # flat: index_add_ along dim 1 of [1, S] is slow
+        return x.new_zeros(num_src).index_add_(0, col, x.view(-1)).view(1, -1)
+    return x.new_zeros(x.size(0), num_src).index_add_(1, col, x)
 
 
 def expand(x: Tensor, row: Tensor, out: Optional[Tensor] = None) -> Tensor:
@@ -118,3 +160,61 @@ def softmax_weights_(score: Tensor, lse: Tensor, row: Tensor, buf: Tensor) -> Te
     scratch."""
     safe = torch.where(torch.isfinite(lse), lse, torch.full_like(lse, float("inf")))
     return score.sub_(expand(safe, row, out=buf)).exp_()
+
+
+# ------------------------------------------------------------------ all heads in one CSR
+
+# The size rule: heads are folded when E * H is at most this many entries. Below it the fixed
+# cost per call dominates and folding wins by 2-5x (measured on 2 cores: 19,000 edges x 4 heads,
+# GAT forward+backward 6.2 -> 1.9 ms); above it both paths are bound by memory traffic, and the
+# folded graph's cached indices (24 bytes an entry) would add to the peak memory of a big
+# graph, so the per-head path stays. See experiments/benchmarks/small_graphs.py.
+FOLD_MAX_ENTRIES = 1 << 21
+
+
+def fold_heads(graph: List[Tensor], heads: int) -> Optional[List[Tensor]]:
+    """The graph with each node ``i`` split into ``heads`` copies ``i * H + h``, as the tensor
+    list of a ``GraphCSR`` (``[rowptr, col, row, perm, rowptr_t, col_t, perm_t]``), or None
+    when the size rule (:data:`FOLD_MAX_ENTRIES`) keeps the per-head path.
+
+    Copy ``h`` of the graph links node ``j * H + h`` to node ``i * H + h`` for every edge
+    ``j -> i``; within a target the entries are ordered by head, then by edge. Hence a node
+    tensor ``[N, H, C]`` is the one-head tensor ``[N * H, 1, C]`` of the folded graph, a
+    caller-order edge tensor ``[E, H]`` is ``[E * H, 1]``, and ``perm`` indexes that flat order.
+    Indices are int32 (MKL's native width) except ``perm``; cached on ``graph[0]``.
+    """
+    rowptr, col, row, perm, rowptr_t, col_t, perm_t = graph
+    H, E = int(heads), col.numel()
+    if H * E > FOLD_MAX_ENTRIES or H < 1:
+        return None
+    hit = cache_get(rowptr, "cpu_fold_heads", H)
+    if hit is not None:
+        return hit
+    T, S = rowptr.numel() - 1, rowptr_t.numel() - 1
+    dev, i32 = col.device, torch.int32
+    h = torch.arange(H, device=dev).view(H, 1)                             # [H, 1]
+
+    def place(ptr: Tensor, seg: Tensor) -> Tensor:
+        # Entry (h, p) of sorted edge p in segment seg[p]: H * ptr[seg] + h * deg + (p - ptr[seg]).
+        start, deg = ptr[seg], (ptr[1:] - ptr[:-1])[seg]                   # [E], [E]
+        return torch.arange(E, device=dev) + (H - 1) * start + h * deg     # [H, E]
+
+    def flat(ptr: Tensor) -> Tensor:
+        deg = ptr[1:] - ptr[:-1]                                           # [R]
+        out = torch.empty(deg.numel() * H + 1, dtype=i32, device=dev)
+        out[:-1] = (H * ptr[:-1].view(-1, 1) + h.view(1, H) * deg.view(-1, 1)).view(-1)
+        out[-1] = H * E
+        return out                                                         # [R * H + 1]
+
+    def scatter(pos: Tensor, values: Tensor, dtype) -> Tensor:
+        return torch.empty(H * E, dtype=dtype, device=dev).index_put_(
+            (pos.view(-1),), values.to(dtype).view(-1))                     # [H * E]
+
+    pos = place(rowptr, row)                                               # [H, E]
+    src_t = col.index_select(0, perm_t)                                    # [E] source, by source
+    pos_t = place(rowptr_t, src_t)                                         # [H, E]
+    folded = [flat(rowptr), scatter(pos, col * H + h, i32), scatter(pos, row * H + h, i32),
+              scatter(pos, perm * H + h, torch.long), flat(rowptr_t),
+              scatter(pos_t, col_t * H + h, i32),
+              scatter(pos_t, pos.index_select(1, perm_t), i32)]
+    return cache_put(rowptr, "cpu_fold_heads", H, folded)

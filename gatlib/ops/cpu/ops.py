@@ -6,6 +6,12 @@ and uses the FlashAttention identity ``sum_j alpha_ij dL/dalpha_ij`` computed pe
 
 ``graph`` is the tensor list of a ``GraphCSR``:
 ``[rowptr, col, row, perm, rowptr_t, col_t, perm_t]``.
+
+On a small graph (``E * H`` up to ``kernels.FOLD_MAX_ENTRIES``) every op first folds the heads
+into the graph (:func:`~gatlib.ops.cpu.kernels.fold_heads`): the same maths on one head of a
+graph ``H`` times larger, so each step is one call of torch's kernels whatever ``H`` is. Inputs
+and outputs are only viewed differently (``[N, H, C]`` as ``[N * H, 1, C]``); the
+log-sum-exp saved for the backward pass keeps its ``[H, T]`` shape either way.
 """
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ import torch
 from torch import Tensor
 
 from .._autograd import register_attention_autograd as _register_autograd
-from .kernels import expand, sddmm, segment_sum, softmax_stats, softmax_weights_, spmm
+from .kernels import (expand, fold_heads, sddmm, segment_sum, softmax_stats, softmax_weights_,
+                      source_sum, spmm)
 
 __all__ = ["graph_tensors"]
 
@@ -25,6 +32,23 @@ _F32 = (torch.float16, torch.bfloat16)
 def graph_tensors(csr) -> List[Tensor]:
     """The tensors of a ``GraphCSR`` in the order the registered ops take them."""
     return [csr.rowptr, csr.col, csr.row, csr.perm, csr.rowptr_t, csr.col_t, csr.perm_t]
+
+
+def _one(x: Optional[Tensor]) -> Optional[Tensor]:
+    """``[N, H, *]`` -> ``[N * H, 1, *]``: a tensor of H heads as one head of the folded graph."""
+    if x is None:
+        return None
+    return x.reshape((x.size(0) * x.size(1), 1) + tuple(x.shape[2:]))
+
+
+def _lse_out(lse: Tensor, T: int, H: int) -> Tensor:
+    """The folded graph's log-sum-exp ``[1, T * H]`` as ``[H, T]``."""
+    return lse.view(T, H).t().contiguous()
+
+
+def _lse_in(lse: Tensor) -> Tensor:
+    """``[H, T]`` -> the folded graph's ``[1, T * H]``."""
+    return lse.t().reshape(1, -1)
 
 
 def _up(x: Optional[Tensor]) -> Optional[Tensor]:
@@ -108,6 +132,18 @@ def gat_attention_op(a_src: Tensor, a_dst: Tensor, v: Tensor, graph: List[Tensor
                      edge_score: Optional[Tensor], dropout_mask: Optional[Tensor],
                      negative_slope: float, dropout: float,
                      return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    (T, H), C = a_dst.shape, v.size(2)
+    folded = fold_heads(graph, H)
+    if folded is None:
+        return _gat_fwd(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope,
+                        dropout, return_attention)
+    out, lse, alpha = _gat_fwd(_one(a_src), _one(a_dst), _one(v), folded, _one(edge_score),
+                               _one(dropout_mask), negative_slope, dropout, return_attention)
+    return out.view(T, H, C), _lse_out(lse, T, H), alpha.reshape(-1, H)
+
+
+def _gat_fwd(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope, dropout,
+             return_attention):
     dtype = v.dtype
     a_src, a_dst, v, edge_score = _up(a_src), _up(a_dst), _up(v), _up(edge_score)
     score, _ = _gat_score(a_src, a_dst, graph, edge_score)                 # [H, E]
@@ -133,6 +169,21 @@ def gat_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor], a_
                               edge_score: Optional[Tensor], dropout_mask: Optional[Tensor],
                               negative_slope: float,
                               dropout: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    (S, H), T = a_src.shape, a_dst.size(0)
+    folded = fold_heads(graph, H)
+    if folded is None:
+        return _gat_bwd(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score,
+                        dropout_mask, negative_slope, dropout)
+    g_src, g_dst, g_v, g_es = _gat_bwd(_one(grad_out), _one(grad_alpha), _one(a_src),
+                                       _one(a_dst), _one(v), _lse_in(lse), folded,
+                                       _one(edge_score), _one(dropout_mask), negative_slope,
+                                       dropout)
+    g_es = g_es.view(-1, H) if edge_score is not None else g_es
+    return g_src.view(S, H), g_dst.view(T, H), g_v.view(v.shape), g_es
+
+
+def _gat_bwd(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score, dropout_mask,
+             negative_slope, dropout):
     dtypes = (a_src.dtype, a_dst.dtype, v.dtype)
     es_dtype = edge_score.dtype if edge_score is not None else v.dtype
     a_src, a_dst, v, edge_score = _up(a_src), _up(a_dst), _up(v), _up(edge_score)
@@ -146,8 +197,7 @@ def gat_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor], a_
     g_pre = torch.where(positive, g_pre, torch.mul(g_pre, negative_slope, out=buf),
                         out=g_pre)                                         # [H, E]
     grad_a_dst = segment_sum(g_pre, graph[0]).t()                          # [T, H]
-    grad_a_src = g_pre.new_zeros(g_pre.size(0), a_src.size(0))             # [H, S]
-    grad_a_src = grad_a_src.index_add_(1, graph[1], g_pre).t()             # [S, H]
+    grad_a_src = source_sum(g_pre, graph[1], a_src.size(0)).t()             # [S, H]
     if edge_score is not None:
         grad_es = _to_caller(g_pre, graph[3]).to(es_dtype)                 # [E, H]
     else:
@@ -181,6 +231,16 @@ def _dot_score(q: Tensor, k: Tensor, graph: List[Tensor], bias: Optional[Tensor]
 def sparse_attention_op(q: Tensor, k: Tensor, v: Tensor, graph: List[Tensor],
                         bias: Optional[Tensor], dropout_mask: Optional[Tensor], scale: float,
                         dropout: float, return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    (T, H, _), C = q.shape, v.size(2)
+    folded = fold_heads(graph, H)
+    if folded is None:
+        return _dot_fwd(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention)
+    out, lse, alpha = _dot_fwd(_one(q), _one(k), _one(v), folded, _one(bias), _one(dropout_mask),
+                               scale, dropout, return_attention)
+    return out.view(T, H, C), _lse_out(lse, T, H), alpha.reshape(-1, H)
+
+
+def _dot_fwd(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention):
     dtype = v.dtype
     q, k, v, bias = _up(q), _up(k), _up(v), _up(bias)
     score = _dot_score(q, k, graph, bias, scale)                           # [H, E]
@@ -205,6 +265,19 @@ def sparse_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor],
                                  bias: Optional[Tensor], dropout_mask: Optional[Tensor],
                                  scale: float,
                                  dropout: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    H = q.size(1)
+    folded = fold_heads(graph, H)
+    if folded is None:
+        return _dot_bwd(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale,
+                        dropout)
+    g_q, g_k, g_v, g_bias = _dot_bwd(_one(grad_out), _one(grad_alpha), _one(q), _one(k), _one(v),
+                                     _lse_in(lse), folded, _one(bias), _one(dropout_mask),
+                                     scale, dropout)
+    g_bias = g_bias.view(-1, H) if bias is not None else g_bias
+    return g_q.view(q.shape), g_k.view(k.shape), g_v.view(v.shape), g_bias
+
+
+def _dot_bwd(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale, dropout):
     dtypes = (q.dtype, k.dtype, v.dtype)
     bias_dtype = bias.dtype if bias is not None else v.dtype
     q, k, v, bias = _up(q), _up(k), _up(v), _up(bias)
