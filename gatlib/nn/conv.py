@@ -46,13 +46,13 @@ def _with_self_loops(edge_index: Tensor, num_src: int, num_dst: int,
     """The graph a layer attends over: the caller's edges without their self-loops, then one
     loop per node (PyG's order), cached on the caller's tensor with the indices of the kept
     edges, so the CSR view of the result is built once too."""
-    check_edge_index(edge_index, num_src, num_dst_nodes=num_dst)
     if not add_loops:
-        return edge_index, None
+        return edge_index, None                # to_csr validates it (once: its view is cached)
     n_loops = min(num_src, num_dst)
     hit = cache_get(edge_index, "self_loops", (num_src, num_dst))
     if hit is not None:
-        return hit
+        return hit                             # validated when it was built
+    check_edge_index(edge_index, num_src, num_dst_nodes=num_dst)
     keep = (edge_index[0] != edge_index[1]).nonzero().view(-1)             # [E']
     loops = torch.arange(n_loops, device=edge_index.device).expand(2, -1)  # [2, L]
     out = torch.cat([edge_index[:, keep].long(), loops], dim=1)            # [2, E' + L]

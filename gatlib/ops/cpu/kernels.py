@@ -9,6 +9,7 @@ say otherwise.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import List, Optional
 
@@ -36,6 +37,19 @@ __all__ = ["spmm", "sddmm", "segment_sum", "segment_max", "expand", "softmax_sta
 # node tensor ``[N, H, C]`` is, unchanged in memory, the one-head tensor ``[N * H, 1, C]`` of
 # the folded graph, and each step is one call for all heads.
 
+# torch's own index_select: importing PyG replaces ``torch.index_select`` with a Python wrapper
+# (for its HashTensor), a few microseconds a call that add up over a layer's dozens of calls.
+index_select = torch._C._VariableFunctions.index_select
+
+
+def no_autocast(device_type: str):
+    """A context without autocast (the ops compute in fp32 by design: an autocast region around
+    the layer must not cast their products down); free when autocast is off."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 # MKL's CSR product honours BLAS's beta = 0 (the output is written, never read), which saves
 # zero-filling it; torch's own fallback scales the output by beta, so it needs zeros.
 _OUT_UNREAD = torch.backends.mkl.is_available()
@@ -61,9 +75,8 @@ def spmm(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor, num_rows: int) 
     S, H, C = x.shape
     if values.numel() == 0 or num_rows == 0 or C == 0:
         return x.new_zeros(num_rows, H, C)
-    # The op computes in fp32 by design: an autocast region around the layer must not cast
-    # these products down (the MKL kernels have no fp16/bf16 path anyway).
-    with torch.autocast(x.device.type, enabled=False):
+    # The MKL kernels have no fp16/bf16 path anyway.
+    with no_autocast(x.device.type):
         if H == 1:                         # one call, no copies (the head-folded graph)
             return _csr_mm(rowptr, col, values[0], x.reshape(S, C), num_rows).view(-1, 1, C)
         xs = x.transpose(0, 1).contiguous()                                # [H, S, C]
@@ -87,7 +100,7 @@ def sddmm(rowptr: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
         # only for small multigraphs with duplicate edges): gather in bounded chunks instead.
         return _sddmm_gather(rowptr, col, a, b)
     zeros = a.new_zeros(E)
-    with torch.autocast(a.device.type, enabled=False):
+    with no_autocast(a.device.type):
         if H == 1:
             # b's transpose as a view: the kernel reads each b row contiguously.
             pattern = _csr(rowptr, col, zeros, (T, S))
@@ -116,10 +129,14 @@ def _segment(x: Tensor, reduce: str, rowptr: Tensor) -> Tensor:
     return torch.segment_reduce(x, reduce, offsets=rowptr.expand(x.size(0), -1), axis=1)
 
 
-def segment_sum(x: Tensor, rowptr: Tensor) -> Tensor:
-    """Sum of ``x [H, E]`` over each segment of sorted edges -> ``[H, T]`` (0 if empty)."""
+def segment_sum(x: Tensor, rowptr: Tensor, row: Optional[Tensor] = None) -> Tensor:
+    """Sum of ``x [H, E]`` over each segment of sorted edges -> ``[H, T]`` (0 if empty).
+    ``row [E]``, each edge's segment, makes a one-head sum an ``index_add_`` (twice as fast
+    as ``segment_reduce`` on 1-D data, same order of summation)."""
     if x.size(1) == 0:
         return x.new_zeros(x.size(0), rowptr.numel() - 1)
+    if x.size(0) == 1 and row is not None:
+        return x.new_zeros(rowptr.numel() - 1).index_add_(0, row, x.view(-1)).view(1, -1)
     return _segment(x, "sum", rowptr)
 
 
@@ -142,23 +159,24 @@ def expand(x: Tensor, row: Tensor, out: Optional[Tensor] = None) -> Tensor:
 
     Pass a scratch ``out [H, E]`` to reuse its memory (see the layout note above).
     """
-    return torch.index_select(x.contiguous(), 1, row, out=out)
+    return index_select(x.contiguous(), 1, row, out=out)
 
 
 def softmax_stats(score: Tensor, rowptr: Tensor, row: Tensor, buf: Tensor) -> Tensor:
     """Per-target log-sum-exp of ``score [H, E]`` -> ``lse [H, T]``; ``-inf`` for a target with
     no in-edges or only ``-inf`` scores. ``buf [H, E]`` is scratch."""
-    m = segment_max(score, rowptr)                                         # [H, T]
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    # A target without a finite max (no in-edges, or all -inf) is shifted by 0.
+    m = segment_max(score, rowptr).nan_to_num_(0.0, 0.0, 0.0)              # [H, T]
     p = torch.sub(score, expand(m, row, out=buf), out=buf).exp_()         # [H, E]
-    return m.add_(segment_sum(p, rowptr).log_())
+    return m.add_(segment_sum(p, rowptr, row).log_())
 
 
 def softmax_weights_(score: Tensor, lse: Tensor, row: Tensor, buf: Tensor) -> Tensor:
     """In place: ``score <- exp(score - lse[target])`` -> ``alpha [H, E]``; exactly 0 where the
     target's mass is 0. This is how the backward pass recomputes the weights. ``buf`` is
     scratch."""
-    safe = torch.where(torch.isfinite(lse), lse, torch.full_like(lse, float("inf")))
+    inf = float("inf")
+    safe = torch.nan_to_num(lse, inf, inf, inf)                            # -inf mass -> weight 0
     return score.sub_(expand(safe, row, out=buf)).exp_()
 
 
