@@ -18,6 +18,7 @@ from ..graph.csr import cache_get, cache_put, to_csr
 from ..graph.loops import self_loop_attr
 from ..graph.validate import check_edge_index
 from ..ops import gat_attention, sparse_attention
+from ._dropout import dropout
 from ._fused import gatv2_score, head_dots
 
 __all__ = ["GATConv", "GATv2Conv", "GraphTransformerConv"]
@@ -195,7 +196,7 @@ class GATConv(nn.Module):
             w = (self.lin_edge.weight.view(H, C, -1) * self.att_edge.view(H, C, 1)).sum(1)
             edge_score = edge_attr.to(w.dtype) @ w.t()                     # [E', H]
         # The authors' code drops out the summed features, not those the scores are made of.
-        values = F.dropout(h_src, self.value_dropout, self.training)       # [S, H, C]
+        values = dropout(h_src, self.value_dropout, self.training)         # [S, H, C]
         res = gat_attention(a_src, a_dst, values, graph, edge_score=edge_score,
                             negative_slope=self.negative_slope,
                             return_attention=return_attention_weights,
@@ -410,7 +411,7 @@ class GraphTransformerConv(nn.Module):
             bias = (q.index_select(0, dst) * e).sum(-1) * scale            # [E, H]
             _, alpha = sparse_attention(q, k, v, graph, bias=bias, scale=scale,
                                         return_attention=True)             # [E, H]
-            w = F.dropout(alpha, self.dropout, self.training)              # [E, H]
+            w = dropout(alpha, self.dropout, self.training)                # [E, H]
             msg = (v.index_select(0, src) + e) * w.unsqueeze(-1)           # [E, H, C]
             out = q.new_zeros(q.size(0), H, C).index_add_(0, dst, msg)     # [T, H, C]
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)

@@ -7,6 +7,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from ..graph.validate import check_tensor
+from ._dropout import Dropout
 from .dense import DenseGraphAttention
 
 __all__ = ["GPSLayer"]
@@ -65,13 +66,13 @@ class GPSLayer(nn.Module):
         self.channels, self.heads = channels, heads
         self.norm, self.act_name = norm, act
         self.local = local
-        self.dropout_local = nn.Dropout(dropout)
-        self.dropout_attn = nn.Dropout(dropout)
+        self.dropout_local = Dropout(dropout)
+        self.dropout_attn = Dropout(dropout)
         self.norm_local = _make_norm(norm, channels)
         self.norm_attn = _make_norm(norm, channels)
         self.ff = nn.Sequential(
-            nn.Linear(channels, 2 * channels), _ACTIVATIONS[act](), nn.Dropout(dropout),
-            nn.Linear(2 * channels, channels), nn.Dropout(dropout))
+            nn.Linear(channels, 2 * channels), _ACTIVATIONS[act](), Dropout(dropout),
+            nn.Linear(2 * channels, channels), Dropout(dropout))
         self.norm_ff = _make_norm(norm, channels)
         self.reset_parameters()
 

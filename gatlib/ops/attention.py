@@ -15,6 +15,7 @@ from torch import Tensor
 from ..graph.csr import GraphCSR, to_csr
 from ..graph.validate import check_same_device, check_tensor
 from . import reference
+from .cpu.dropout import keep_mask
 from .cpu.ops import graph_tensors
 from .dispatch import backend_op, select
 
@@ -164,5 +165,5 @@ def _prepare(edge_index, num_src: int, num_dst: int, num_nodes: Optional[int], H
     mask, p = None, 0.0
     if training and dropout > 0.0:
         p = float(dropout)
-        mask = torch.rand(E, H, device=device) >= p                         # [E, H] keep
+        mask = keep_mask((E, H), p, device)                                # [E, H] keep
     return graph, edge_term, mask, p
