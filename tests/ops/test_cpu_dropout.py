@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gatlib.nn._dropout import Dropout
-from gatlib.ops.cpu.dropout import _field, dropout, keep_mask
+from gatlib.ops.cpu.dropout import _fill, _threshold, _ties, dropout, keep_factor, keep_mask
 
 N = 1 << 20                   # mask elements per statistical check
 
@@ -17,19 +17,37 @@ def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.mark.parametrize("p,bits", [(0.5, 8), (0.25, 8), (0.125, 8), (0.75, 8),
-                                    (3 / 1024, 16), (0.1, 32), (0.6, 32), (1 / 3, 32)])
-def test_threshold_gives_keep_probability(p, bits):
-    """P(u >= threshold) for u uniform on the field: exactly 1 - p for dyadic p (8 or 16 bits),
-    within 2**-33 otherwise."""
-    k, dtype, t = _field(p)
-    assert k == bits
-    lo = 0 if dtype == torch.uint8 else -(1 << (k - 1))                # field's smallest value
-    keep = ((lo + (1 << k)) - t) / (1 << k)                            # values >= t, of 2**k
-    if bits < 32:
-        assert keep == 1 - p
-    else:
-        assert abs(keep - (1 - p)) <= 2.0 ** -33
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.125, 0.75, 3 / 1024, 0.1, 0.6, 1 / 3, 1e-6])
+def test_threshold_gives_keep_probability(p):
+    """P(drop) = a / 256 + b / 2**40 equals p to 2**-41, with no tie part (b = 0) exactly
+    when p is a multiple of 1/256."""
+    a, b = _threshold(p)
+    assert 0 <= a < 256 and 0 <= b < 2 ** 32
+    assert abs(a / 256 + b / 2 ** 40 - p) <= 2.0 ** -41
+    assert (b == 0) == ((p * 256).is_integer())
+
+
+def test_ties_found_word_by_word():
+    """_ties finds exactly the bytes equal to a, below n, whatever n mod 8."""
+    g = _gen(9)
+    for n in (1, 7, 8, 9, 1000, 4099):
+        u = torch.randint(0, 4, (8 * ((n + 7) // 8),), generator=g, dtype=torch.uint8)
+        want = (u[:n] == 2).nonzero().view(-1)
+        torch.testing.assert_close(torch.sort(_ties(u, 2, n)).values, want)
+
+
+def test_ties_decided_by_the_32_bit_part():
+    """Elements whose byte is the tie value a are kept with probability 1 - b / 2**32."""
+    p = 0.1                                                          # a = 25, b / 2**32 = 0.6
+    a, b = _threshold(p)
+    n = 1 << 16
+    u = torch.full((n,), a, dtype=torch.uint8)
+    torch.manual_seed(0)
+    out = _fill(torch.empty(n, dtype=torch.uint8), u, p, n, 1, None, None)
+    q = 1 - b / 2 ** 32
+    assert abs(out.double().mean().item() - q) < 6 * math.sqrt(q * (1 - q) / n)
+    u = torch.tensor([a - 1, a + 1] + [0] * 6, dtype=torch.uint8)  # padded to a word
+    assert _fill(torch.empty(2, dtype=torch.uint8), u, p, 2, 1, None, None).tolist() == [0, 1]
 
 
 @pytest.mark.parametrize("p", [0.5, 0.25, 0.1, 0.6, 1 / 3])
@@ -66,6 +84,15 @@ def test_fixed_generator_reproduces_and_seeds_differ():
     d = keep_mask((7,), 0.5)
     torch.manual_seed(3)
     assert torch.equal(d, keep_mask((7,), 0.5))             # the global generator by default
+
+
+def test_keep_factor_is_the_scaled_mask():
+    for p in (0.5, 0.1):
+        m = keep_mask((999, 3), p, generator=_gen(4))
+        f = keep_factor((999, 3), p, torch.float64, generator=_gen(4))
+        assert f.dtype == torch.float64 and f.shape == (999, 3)
+        torch.testing.assert_close(f, m.double() / (1 - p), rtol=0, atol=0)
+    assert torch.equal(keep_factor((4,), 0.0), torch.ones(4))
 
 
 def test_odd_sizes_and_empty():
