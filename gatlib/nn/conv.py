@@ -231,6 +231,8 @@ class GATv2Conv(nn.Module):
     The score needs the per-edge vector ``W_s x_j + W_d x_i`` before the nonlinearity, so it is
     computed in chunks of edges with activation checkpointing (memory ``O(chunk x H x C)``, the
     backward pass recomputes each chunk); softmax and aggregation run on the fused operator.
+    Small graphs (``E * H * C`` up to ``gatlib.nn._fused.GATV2_FUSED_MAX``, 4M elements) take
+    one fused pass instead, which keeps that ``[E, H, C]`` activation for the backward pass.
 
     Args: as :class:`GATConv`, plus ``share_weights`` (bool, default False): one linear map for
     sources and targets. ``lin_l`` (sources) and ``lin_r`` (targets) carry a bias when ``bias``.

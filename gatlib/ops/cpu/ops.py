@@ -73,7 +73,7 @@ def _to_sorted(x: Optional[Tensor], perm: Tensor,
     """Caller-order ``[E, H]`` -> head-major target-sorted ``[H, E]`` (into ``out`` if given)."""
     if x is None:
         return None
-    return index_select(x.t().contiguous(), 1, perm, out=out)       # [H, E]
+    return index_select(x.t().contiguous(), 1, perm, out=out)              # [H, E]
 
 
 def _to_caller(x: Tensor, perm: Tensor) -> Tensor:
@@ -108,7 +108,7 @@ def _attend_bwd(score: Tensor, lse: Tensor, v: Tensor, grad_out: Tensor,
     rowptr, col, row, perm, rowptr_t, col_t, perm_t = graph
     alpha = softmax_weights_(score, lse, row, buf)                         # [H, E]
     w = alpha if keep is None else alpha * keep
-    w_t = index_select(w, 1, perm_t, out=buf)                        # [H, E] by source
+    w_t = index_select(w, 1, perm_t, out=buf)                              # [H, E] by source
     grad_v = spmm(rowptr_t, col_t, w_t, grad_out, v.size(0))               # [S, H, C]
     g = sddmm(rowptr, col, grad_out, v)                                    # [H, E] dL/dalpha
     if keep is not None:
@@ -126,7 +126,7 @@ def _gat_score(a_src: Tensor, a_dst: Tensor, graph: List[Tensor],
                edge_score: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """The pre-activation ``a_src[j] + a_dst[i] (+ edge_score)`` -> ``[H, E]``, and a scratch
     tensor of the same shape."""
-    pre = index_select(a_src.t().contiguous(), 1, graph[1])         # [H, E]
+    pre = index_select(a_src.t().contiguous(), 1, graph[1])                # [H, E]
     buf = expand(a_dst.t(), graph[2])                                      # [H, E]
     pre.add_(buf)
     if edge_score is not None:
@@ -207,7 +207,7 @@ def _gat_bwd(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score, drop
     # leaky_relu'(x) = 1 for x > 0, negative_slope otherwise (torch's own backward kernel).
     g_pre = torch.ops.aten.leaky_relu_backward(g_score, pre, negative_slope, False)  # [H, E]
     grad_a_dst = segment_sum(g_pre, graph[0], graph[2]).t()                # [T, H]
-    grad_a_src = source_sum(g_pre, graph[1], a_src.size(0)).t()             # [S, H]
+    grad_a_src = source_sum(g_pre, graph[1], a_src.size(0)).t()            # [S, H]
     if edge_score is not None:
         grad_es = _to_caller(g_pre, graph[3]).to(es_dtype)                 # [E, H]
     else:
@@ -310,7 +310,7 @@ def _dot_bwd(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scal
     g_score, grad_v = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep,
                                   torch.empty_like(score))
     grad_q = spmm(rowptr, col, g_score, k, q.size(0)).mul_(scale)          # [T, H, D]
-    g_score_t = index_select(g_score, 1, perm_t, out=score)          # [H, E]
+    g_score_t = index_select(g_score, 1, perm_t, out=score)                # [H, E]
     grad_k = spmm(rowptr_t, col_t, g_score_t, q, k.size(0)).mul_(scale)    # [S, H, D]
     if bias is not None:
         grad_bias = _to_caller(g_score, perm).to(bias_dtype)               # [E, H]
