@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..graph.csr import GraphCSR, cache_get, cache_put
+from ..ops.cpu.kernels import no_autocast
 
 __all__ = ["head_dots", "gatv2_score", "GATV2_FUSED_MAX"]
 
@@ -96,7 +97,7 @@ class _GATv2Score(torch.autograd.Function):
                 inc, slope: float) -> Tensor:
         S, H, C = h_src.shape
         T, E = h_dst.size(0), inc[0][1].numel()
-        with torch.autocast(h_src.device.type, enabled=False):
+        with no_autocast(h_src.device.type):
             z = _times(inc[0], h_src.reshape(S, H * C), E)                 # [E, H * C]
             z = _times(inc[1], h_dst.reshape(T, H * C), E, out=z)          # + h_dst[row]
         if edge is not None:
@@ -118,11 +119,11 @@ class _GATv2Score(torch.autograd.Function):
         H = att.size(-2)
         C = HC // H
         g = g.contiguous()
-        d_act = (g.unsqueeze(-1) * att.view(1, H, C)).view(E, HC)          # [E, H * C]
+        d_act = g @ _block_diag(att).t()                                   # [E, H * C]
         dz = torch.ops.aten.leaky_relu_backward(d_act, z, slope, is_result)  # [E, H * C]
         # d att[h, c] = sum_p act[p, h, c] g[p, h]: the diagonal blocks of act^T g.
         g_att = (act.t() @ g).view(H, C, H).diagonal(dim1=0, dim2=2).t()    # [H, C]
-        with torch.autocast(act.device.type, enabled=False):
+        with no_autocast(act.device.type):
             g_src = _times(inc[2], dz, S)                                  # [S, H * C]
             g_dst = _times(inc[3], dz, T)                                  # [T, H * C]
         return (g_src.view(S, H, C), g_dst.view(T, H, C), g_att.reshape(att.shape),

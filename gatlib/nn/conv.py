@@ -307,12 +307,19 @@ class GATv2Conv(nn.Module):
                                               self.add_self_loops, self.fill_value)
         score = gatv2_score(self, h_src, h_dst, ei, graph, edge_attr)      # [E', H]
         # The score is complete, so the fused op runs with an identity activation (slope 1)
-        # and zero per-node halves.
-        zeros_s = h_src.new_zeros(h_src.size(0), H)
-        zeros_d = h_src.new_zeros(h_dst.size(0), H)
-        res = gat_attention(zeros_s, zeros_d, h_src, graph, edge_score=score,
-                            negative_slope=1.0, return_attention=return_attention_weights,
-                            dropout=self.dropout, training=self.training)  # [T, H, C]
+        # and zero per-node halves; on the CPU, as the bias of a dot product over empty queries
+        # and keys, which skips the halves' gathers and gradients.
+        kw = dict(return_attention=return_attention_weights, dropout=self.dropout,
+                  training=self.training)
+        if h_src.device.type == "cpu":
+            res = sparse_attention(h_src.new_empty(h_dst.size(0), H, 0),
+                                   h_src.new_empty(h_src.size(0), H, 0), h_src, graph,
+                                   bias=score, **kw)                       # [T, H, C]
+        else:
+            zeros_s = h_src.new_zeros(h_src.size(0), H)
+            zeros_d = h_src.new_zeros(h_dst.size(0), H)
+            res = gat_attention(zeros_s, zeros_d, h_src, graph, edge_score=score,
+                                negative_slope=1.0, **kw)                  # [T, H, C]
         # The weights come back only when asked for (one pass fewer otherwise).
         out, alpha = res if return_attention_weights else (res, None)
         out = _finish(self, out, x_dst)
