@@ -135,20 +135,25 @@ def check(steps: Dict[str, Callable], x: Tensor) -> float:
     return err
 
 
-def alternate(steps: Dict[str, Callable], warmup: int, n: int) -> Dict[str, float]:
-    """Median seconds of each candidate's step, the candidates alternating (order flipped
-    every round)."""
+def alternate(steps: Dict[str, Callable], warmup: int,
+              n: int) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Median wall seconds and median CPU seconds (this process, all threads) of each
+    candidate's step, the candidates alternating (order flipped every round). CPU time is what
+    the step itself consumed, so other processes on the machine move it less than wall time."""
     names = list(steps)
     for _ in range(warmup):
         for name in names:
             steps[name]()
-    times = {name: [] for name in names}
+    wall = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     for i in range(n):
         for name in (names if i % 2 == 0 else names[::-1]):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             steps[name]()
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+            cpu[name].append(time.process_time() - c)
+            wall[name].append(time.perf_counter() - t)
+    return ({k: statistics.median(v) for k, v in wall.items()},
+            {k: statistics.median(v) for k, v in cpu.items()})
 
 
 def run(shapes, batch_sizes, threads, layers, in_channels, heads, channels, warmup, n,
@@ -170,15 +175,18 @@ def run(shapes, batch_sizes, threads, layers, in_channels, heads, channels, warm
                 for t in threads:
                     torch.set_num_threads(t)
                     load = os.getloadavg()[0]
-                    med = alternate(steps, warmup, n)
+                    med, cpu = alternate(steps, warmup, n)
                     row = {"shape": shape, "batch": B, "nodes": N, "edges": M, "layer": layer,
                            "threads": t, "ms": {k: v * 1e3 for k, v in med.items()},
-                           "speedup": med["pyg"] / med["gatlib"], "max_error": err,
+                           "cpu_ms": {k: v * 1e3 for k, v in cpu.items()},
+                           "speedup": med["pyg"] / med["gatlib"],
+                           "speedup_cpu": cpu["pyg"] / cpu["gatlib"], "max_error": err,
                            "load": [load, os.getloadavg()[0]]}
                     rows.append(row)
                     print(f"  {shape:>8} B={B:<3} {layer:>11} {t} thr: gatlib "
                           f"{row['ms']['gatlib']:7.2f} ms, pyg {row['ms']['pyg']:7.2f} ms, "
-                          f"speed-up {row['speedup']:.2f}x (load {load:.2f})", flush=True)
+                          f"speed-up {row['speedup']:.2f}x (CPU time {row['speedup_cpu']:.2f}x, "
+                          f"load {load:.2f})", flush=True)
     return rows
 
 
@@ -188,9 +196,10 @@ def table(rows: List[dict], args, header: str) -> List[str]:
     threads = sorted({r["threads"] for r in rows})
     lines = [header, "",
              "| batch | nodes | undirected edges | layer (gatlib / PyG) | "
-             + " | ".join(f"gatlib / PyG ms, {t} thr | speed-up, {t} thr" for t in threads)
+             + " | ".join(f"gatlib / PyG ms, {t} thr | speed-up, {t} thr | (CPU time)"
+                          for t in threads)
              + " | load avg |",
-             "|---|---:|---:|---|" + "---:|---:|" * len(threads) + "---|"]
+             "|---|---:|---:|---|" + "---:|---:|---:|" * len(threads) + "---|"]
     keyed = {}
     for r in rows:
         keyed.setdefault((r["shape"], r["batch"], r["layer"]), {})[r["threads"]] = r
@@ -199,9 +208,9 @@ def table(rows: List[dict], args, header: str) -> List[str]:
         cells = []
         for t in threads:
             r = by_t.get(t)
-            cells.append("n/a | n/a" if r is None else
+            cells.append("n/a | n/a | n/a" if r is None else
                          f"{r['ms']['gatlib']:.2f} / {r['ms']['pyg']:.2f} | "
-                         f"**{r['speedup']:.2f}x**")
+                         f"**{r['speedup']:.2f}x** | {r['speedup_cpu']:.2f}x")
         loads = "-".join(f"{max(r['load']):.1f}" for r in by_t.values())
         lines.append(f"| {shape} x {B} | {first['nodes']:,} | {first['edges']:,} | "
                      f"{names[layer]} | " + " | ".join(cells) + f" | {loads} |")
@@ -240,13 +249,16 @@ def main(argv=None) -> dict:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     header = (f"Attention layers, forward + backward, on one batch of small graphs: gatlib "
               f"against PyG with copied weights. {args.in_channels} input features, "
-              f"{args.heads} heads x {args.channels}, self-loops added as PyG adds them. CPU "
+              f"{args.heads} heads x {args.channels}, self-loops added as PyG adds them, the input "
+              f"requiring grad (an inner layer). CPU "
               f"({name}, {os.cpu_count()} cores), torch {versions['torch']}, PyG "
               f"{versions['torch_geometric']}, gatlib {versions['gatlib']}; {when}. In one "
               f"process the candidates alternate step by step; median of {args.steps} steps "
               f"after {args.warmup} warm-up steps; speed-up = PyG time / gatlib time; outputs "
-              f"and input gradients agree to 1e-4 before timing. Load avg: the 1-minute load "
-              f"average during the row (per thread count). "
+              f"and input gradients agree to 1e-4 before timing. CPU time: the same ratio of "
+              f"median process CPU time per step (less moved by other processes; with two threads "
+              f"it also counts OpenMP's waiting thread). Load avg: "
+              f"the largest 1-minute load average seen during the row, per thread count. "
               f"`python experiments/benchmarks/small_graphs.py`")
     write_results(out, table(rows, args, header),
                   {"rows": rows, "device": name, "cores": os.cpu_count(), **versions,

@@ -200,12 +200,17 @@ def _gat_bwd(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score, drop
     es_dtype = edge_score.dtype if edge_score is not None else v.dtype
     a_src, a_dst, v, edge_score = _up(a_src), _up(a_dst), _up(v), _up(edge_score)
     grad_out, grad_alpha = _up(grad_out), _up(grad_alpha)
-    pre, buf = _gat_score(a_src, a_dst, graph, edge_score)                 # [H, E]
-    score = torch.nn.functional.leaky_relu(pre, negative_slope)            # [H, E]
+    score, buf = _gat_score(a_src, a_dst, graph, edge_score)               # [H, E]
+    # leaky_relu'(x) = 1 for x > 0, negative_slope otherwise (as torch's own backward). The
+    # flags are written as bytes and read as bool (a bool-valued comparison is 8x slower), and
+    # take a quarter of the memory a copy of the pre-activation would.
+    positive = torch.gt(score, 0, out=torch.empty_like(score, dtype=torch.uint8))
+    positive = positive.view(torch.bool)                                   # [H, E]
+    torch.nn.functional.leaky_relu_(score, negative_slope)
     keep = _keep_scale(dropout_mask, dropout, graph[3], score.dtype)
-    g_score, grad_v = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep, buf)
-    # leaky_relu'(x) = 1 for x > 0, negative_slope otherwise (torch's own backward kernel).
-    g_pre = torch.ops.aten.leaky_relu_backward(g_score, pre, negative_slope, False)  # [H, E]
+    g_pre, grad_v = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep, buf)
+    g_pre = torch.where(positive, g_pre, torch.mul(g_pre, negative_slope, out=buf),
+                        out=g_pre)                                         # [H, E]
     grad_a_dst = segment_sum(g_pre, graph[0], graph[2]).t()                # [T, H]
     grad_a_src = source_sum(g_pre, graph[1], a_src.size(0)).t()            # [S, H]
     if edge_score is not None:
