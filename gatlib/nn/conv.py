@@ -25,6 +25,8 @@ from ..graph.csr import GraphCSR
 from ..graph.loops import self_loop_attr
 from ..graph.validate import check_real, compiling
 from ..ops import gat_attention, sparse_attention
+from ._dropout import dropout
+from ._fused import gatv2_score, head_dots
 
 __all__ = ["GATConv", "GATv2Conv", "GraphTransformerConv"]
 
@@ -312,9 +314,15 @@ class GATConv(nn.Module):
             h_dst = None if x_dst is None else self.lin_dst(x_dst).view(-1, H, C)
         # Under autocast the products with the fp32 attention vectors come back in fp32: keep
         # one dtype for the op (it computes in fp32 inside anyway).
-        a_src = (h_src * self.att_src).sum(-1).to(h_src.dtype)             # [S, H]
-        a_dst = (h_src.new_zeros(T, H) if h_dst is None                    # no target half
-                 else (h_dst * self.att_dst).sum(-1).to(h_src.dtype))      # [T, H]
+        if h_dst is None:                                                  # no target half
+            a_src = head_dots(h_src, self.att_src, h_src[:0], self.att_dst)[0]  # [S, H]
+            a_dst = h_src.new_zeros(T, H)                                  # [T, H]
+        elif single:
+            # Both halves from the same features in one product; the targets are the first T.
+            a_src, a_dst = head_dots(h_src, self.att_src, h_src, self.att_dst)
+            a_dst = a_dst[:T]                                              # [T, H]
+        else:
+            a_src, a_dst = head_dots(h_src, self.att_src, h_dst, self.att_dst)  # [S, H], [T, H]
         graph = adj.with_self_loops() if self.add_self_loops else adj.graph()
         edge_score = None
         # Edge features count only with edge_dim (as PyG); then the loops get fill_value rows.
@@ -325,7 +333,7 @@ class GATConv(nn.Module):
             w = (self.lin_edge.weight.view(H, C, -1) * self.att_edge.view(H, C, 1)).sum(1)
             edge_score = edge_attr.to(w.dtype) @ w.t()                     # [E', H]
         # The authors' code drops out the summed features, not those the scores are made of.
-        values = F.dropout(h_src, self.value_dropout, self.training)       # [S, H, C]
+        values = dropout(h_src, self.value_dropout, self.training)         # [S, H, C]
         res = gat_attention(a_src, a_dst, values, graph, edge_score=edge_score,
                             negative_slope=self.negative_slope,
                             return_attention=bool(return_attention_weights),
@@ -364,6 +372,8 @@ class GATv2Conv(nn.Module):
     The score needs the per-edge vector ``W_s x_j + W_d x_i`` before the nonlinearity, so it is
     computed in chunks of edges with activation checkpointing (memory ``O(chunk x H x C)``, the
     backward pass recomputes each chunk); softmax and aggregation run on the fused operator.
+    Small graphs (``E * H * C`` up to ``gatlib.nn._fused.GATV2_FUSED_MAX``, 4M elements) take
+    one fused pass instead, which keeps that ``[E, H, C]`` activation for the backward pass.
 
     Args: as :class:`GATConv` (``value_dropout`` aside), plus ``share_weights`` (bool, default
     False): one linear map for sources and targets, and ``edge_chunk`` (int, default 65536):
@@ -461,15 +471,21 @@ class GATv2Conv(nn.Module):
         edge_attr = (_loop_edge_attr(_edge_features(edge_attr, adj), graph, self.fill_value)
                      if self.lin_edge is not None else None)
         ei = graph.edge_index() if self.add_self_loops else adj.edge_index()  # [2, E']
-        score = self._scores(h_src, h_dst, ei[0], ei[1], edge_attr)        # [E', H]
+        score = gatv2_score(self, h_src, h_dst, ei, graph, edge_attr)      # [E', H]
         # The score is complete, so the fused op runs with an identity activation (slope 1)
-        # and zero per-node halves.
-        zeros_s = h_src.new_zeros(h_src.size(0), H)
-        zeros_d = h_src.new_zeros(h_dst.size(0), H)
-        res = gat_attention(zeros_s, zeros_d, h_src, graph, edge_score=score,
-                            negative_slope=1.0,
-                            return_attention=bool(return_attention_weights),
-                            dropout=self.dropout, training=self.training)  # [T, H, C]
+        # and zero per-node halves; on the CPU, as the bias of a dot product over empty queries
+        # and keys, which skips the halves' gathers and gradients.
+        kw = dict(return_attention=bool(return_attention_weights), dropout=self.dropout,
+                  training=self.training)
+        if h_src.device.type == "cpu":
+            res = sparse_attention(h_src.new_empty(h_dst.size(0), H, 0),
+                                   h_src.new_empty(h_src.size(0), H, 0), h_src, graph,
+                                   bias=score, **kw)                       # [T, H, C]
+        else:
+            zeros_s = h_src.new_zeros(h_src.size(0), H)
+            zeros_d = h_src.new_zeros(h_dst.size(0), H)
+            res = gat_attention(zeros_s, zeros_d, h_src, graph, edge_score=score,
+                                negative_slope=1.0, **kw)                  # [T, H, C]
         # The weights come back only when asked for (one pass fewer otherwise).
         out, alpha = res if return_attention_weights else (res, None)
         out = _finish(self, out, x_dst, h_src.dtype)
@@ -587,7 +603,7 @@ class GraphTransformerConv(nn.Module):
             bias = (q.index_select(0, dst) * e).sum(-1) * scale            # [E, H]
             _, alpha = sparse_attention(q, k, v, graph, bias=bias, scale=scale,
                                         return_attention=True)             # [E, H]
-            w = F.dropout(alpha, self.dropout, self.training)              # [E, H]
+            w = dropout(alpha, self.dropout, self.training)                # [E, H]
             msg = (v.index_select(0, src) + e) * w.unsqueeze(-1)           # [E, H, C]
             out = q.new_zeros(q.size(0), H, C).index_add_(0, dst, msg.to(q.dtype))  # [T, H, C]
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)   # [T, H*C] / [T, C]

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ..graph.validate import check_tensor
 from ..graph.validate import check_positive_int as _check_positive
+from ._dropout import dropout
 
 __all__ = ["LapPEEncoder", "RWSEEncoder"]
 
@@ -75,7 +76,7 @@ class LapPEEncoder(nn.Module):
                 flip = table[batch]                                              # [N, K]
             pe = pe * (1 - 2 * flip).to(pe.dtype)                               # [N, K]
         out = self.mlp(pe)                                                      # [N, out]
-        return nn.functional.dropout(out, self.dropout, self.training)
+        return dropout(out, self.dropout, self.training)
 
     def __repr__(self) -> str:
         extra = "" if self.hidden is None else f", hidden={self.hidden}"

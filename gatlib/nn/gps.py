@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional, Union
 from torch import Tensor, nn
 
 from ..graph.validate import check_tensor
+from ._dropout import Dropout
 from .dense import DenseGraphAttention
 from .performer import PerformerAttention
 
@@ -100,13 +101,13 @@ class GPSLayer(nn.Module):
         self.norm = _name_of(norm, _snake) if norm is not None else None
         self.act_name = _name_of(act, str.lower)
         self.local = conv
-        self.dropout_local = nn.Dropout(dropout)
-        self.dropout_attn = nn.Dropout(dropout)
+        self.dropout_local = Dropout(dropout)
+        self.dropout_attn = Dropout(dropout)
         self.norm_local = _make_norm_module(norm, channels, norm_kwargs)
         self.norm_attn = _make_norm_module(norm, channels, norm_kwargs)
         self.ff = nn.Sequential(
-            nn.Linear(channels, 2 * channels), _make_act(act, act_kwargs), nn.Dropout(dropout),
-            nn.Linear(2 * channels, channels), nn.Dropout(dropout))
+            nn.Linear(channels, 2 * channels), _make_act(act, act_kwargs), Dropout(dropout),
+            nn.Linear(2 * channels, channels), Dropout(dropout))
         self.norm_ff = _make_norm_module(norm, channels, norm_kwargs)
         self.reset_parameters()
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
 from ..graph.adjacency import as_adjacency
+from ._dropout import Dropout, dropout
 from .conv import GATConv, GATv2Conv, GraphTransformerConv
 from .dense import DenseGraphAttention
 from .encoders import LapPEEncoder, RWSEEncoder
@@ -47,17 +47,17 @@ def _dropout(h: Tensor, p: float, training: bool) -> Tensor:
     (Cora's bag-of-words features are 1.3% non-zero).
     """
     if h.layout == torch.strided:
-        return F.dropout(h, p, training)
+        return dropout(h, p, training)
     if not training or p == 0.0:
         return h
     if h.layout == torch.sparse_csr:
         # The pattern is the input's own, already valid: skip the invariant check.
         return torch.sparse_csr_tensor(h.crow_indices(), h.col_indices(),
-                                       F.dropout(h.values(), p, True), size=h.shape,
+                                       dropout(h.values(), p, True), size=h.shape,
                                        check_invariants=False)
     if h.layout == torch.sparse_coo:
         h = h.coalesce()
-        return torch.sparse_coo_tensor(h.indices(), F.dropout(h.values(), p, True),
+        return torch.sparse_coo_tensor(h.indices(), dropout(h.values(), p, True),
                                        size=h.shape, is_coalesced=True, check_invariants=False)
     raise ValueError(f"x must be a dense, sparse CSR or sparse COO tensor, got layout "
                      f"{h.layout}; convert it with x.to_dense() or x.to_sparse_csr()")
@@ -359,7 +359,7 @@ class NodeClassifier(_AttentionStack):
         for i in range(len(self.convs)):
             h = self._block(i, h, graph, batch, edge_attr, last=i == last_conv)
         if self.lin_out is not None:
-            h = self.lin_out(F.dropout(h, self.dropout, self.training))    # [N, out]
+            h = self.lin_out(dropout(h, self.dropout, self.training))      # [N, out]
         return h
 
     def __repr__(self) -> str:
@@ -441,7 +441,7 @@ class GraphClassifier(_AttentionStack):
         for _ in range(num_layers):
             self._add_layer(self._make_conv(W, W // heads, heads, True, width=W), W, W,
                             last=False)
-        self.head = nn.Sequential(nn.Linear(W, W), _ACTIVATIONS[act](), nn.Dropout(dropout),
+        self.head = nn.Sequential(nn.Linear(W, W), _ACTIVATIONS[act](), Dropout(dropout),
                                   nn.Linear(W, out_channels))
         self.reset_parameters()
 

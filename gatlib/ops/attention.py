@@ -17,6 +17,7 @@ from ..graph.adjacency import as_adjacency
 from ..graph.csr import GraphCSR
 from ..graph.validate import check_real, check_same_device, check_tensor, compiling
 from . import reference
+from .cpu.dropout import keep_mask
 from .cpu.ops import graph_tensors
 from .dispatch import backend_op, select
 
@@ -77,7 +78,7 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index,
                                                     mask, p)
     else:
         out, _, alpha = backend_op(backend, "sparse_attention")(
-            q, k, v, _graph_args(backend, graph), bias, mask, scale, p, return_attention)
+            q, k, v, _graph_args(backend, graph, H), bias, mask, scale, p, return_attention)
     return (out, alpha) if return_attention else out
 
 
@@ -127,8 +128,8 @@ def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index,
                                                  edge_score, negative_slope, mask, p)
     else:
         out, _, alpha = backend_op(backend, "gat_attention")(
-            a_src, a_dst, v, _graph_args(backend, graph), edge_score, mask, negative_slope, p,
-            return_attention)
+            a_src, a_dst, v, _graph_args(backend, graph, v.size(1)), edge_score, mask,
+            negative_slope, p, return_attention)
     return (out, alpha) if return_attention else out
 
 
@@ -172,17 +173,21 @@ def _prepare(edge_index, num_src: int, num_dst: int, num_nodes: Optional[int], H
     mask, p = None, 0.0
     if training and dropout > 0.0:
         p = float(dropout)
-        mask = torch.rand(E, H, device=device) >= p                         # [E, H] keep
+        mask = keep_mask((E, H), p, device)                                # [E, H] keep
     return graph, edge_term, mask, p
 
 
-def _graph_args(backend: str, graph: GraphCSR) -> List[Tensor]:
+def _graph_args(backend: str, graph: GraphCSR, heads: int) -> List[Tensor]:
     """The graph tensors a backend's registered op takes: the seven of the ``GraphCSR``, plus,
-    for Triton, its work plans, built once per graph and row split and kept on the graph (under
-    torch.compile the op builds them inside, since their sizes depend on the degrees)."""
+    for Triton, its work plans (built once per graph and row split), for the CPU on a small
+    graph its head-folded copy (once per head count); both are kept on the graph. Under
+    torch.compile the op builds them inside, since their sizes depend on the degrees."""
     tensors = graph_tensors(graph)
-    if backend != "triton" or compiling():
+    if compiling() or backend not in ("cpu", "triton"):
         return tensors
+    if backend == "cpu":
+        from .cpu.kernels import folded_graph_args
+        return folded_graph_args(graph, tensors, heads)
     from .triton import kernels
     split = kernels.SPLIT
     return graph.derived(("triton_plans", split),

@@ -133,8 +133,12 @@ def select(op: str, device: torch.device, dtype: torch.dtype, head_dim: int = 0)
 def backend_op(backend: str, op: str):
     """The registered custom op of ``backend`` for ``op``: ``torch.ops.gatlib.<op>`` for the CPU
     backend, ``torch.ops.gatlib.<backend>_<op>`` for the others (e.g. ``triton_gat_attention``).
-    The reference is plain PyTorch and has no registered op."""
-    return getattr(torch.ops.gatlib, op if backend == "cpu" else f"{backend}_{op}")
+    The reference is plain PyTorch and has no registered op. In plain eager mode the CPU
+    backend runs its attention ops without the dispatcher (``cpu.ops.eager_op``)."""
+    if backend == "cpu":
+        from .cpu.ops import eager_op
+        return eager_op(op)
+    return getattr(torch.ops.gatlib, f"{backend}_{op}")
 
 
 @contextlib.contextmanager

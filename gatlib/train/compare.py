@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -387,8 +388,12 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
     """Train one (variant, width, learning rate, seed) and return its metrics.
 
     The test score is read at the epoch of the best validation score (ties go to the lower
-    validation loss). ``time_per_epoch_s`` counts training steps only; ``peak_memory_bytes``
-    is the peak memory that the first training epoch adds (see :class:`PeakMemory`).
+    validation loss). ``time_per_epoch_s`` counts training steps only (median wall time of the
+    epochs after the first); ``cpu_per_epoch_s`` is the same median in process CPU time, which
+    other processes on the machine do not inflate (with one thread, as in ``compare``'s
+    workers, it is the epoch's own work); ``load_avg`` is the largest 1-minute load average
+    seen at an epoch's end. ``peak_memory_bytes`` is the peak memory that the first training
+    epoch adds (see :class:`PeakMemory`).
     """
     start = time.perf_counter()
     seed_everything(seed)
@@ -398,13 +403,13 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
     val = _Split(task, "val", variant, seed, shuffle=False)
     test = _Split(task, "test", variant, seed, shuffle=False)
     best = {"val": -math.inf, "val_loss": math.inf, "test": float("nan"), "epoch": -1}
-    times, curve, peak = [], [], None
+    times, cpu, curve, peak, load = [], [], [], None, 0.0
     bar = tqdm(range(task.epochs), desc=f"{task.name} {variant} lr={lr:g} seed {seed}",
                leave=False, disable=not progress)
     for epoch in bar:
         model.train()
         mem = PeakMemory(device) if epoch == 0 else None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if mem is not None:
             mem.__enter__()
         total = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch
@@ -423,6 +428,8 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
             mem.__exit__(None, None, None)
             peak = mem.bytes
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        load = max(load, os.getloadavg()[0])
         (val_score, val_loss), (test_score, _) = _evaluate(model, (val, test), task, device)
         curve.append({"epoch": epoch, "train_loss": total, "val": val_score, "test": test_score})
         if val_score > best["val"] or (val_score == best["val"] and val_loss < best["val_loss"]):
@@ -430,11 +437,12 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
         bar.set_postfix(val=f"{val_score:.3f}")
     bar.close()
     # The first epoch pays one-off costs (CSR views, caches, allocator warm-up): leave it out.
-    steady = times[1:] or times
+    steady, steady_cpu = times[1:] or times, cpu[1:] or cpu
     return {"task": task.name, "variant": variant, "width": width, "lr": lr, "seed": seed,
             "params": sum(p.numel() for p in model.parameters()), "metric": task.metric,
             "val": best["val"], "test": best["test"], "best_epoch": best["epoch"],
             "epochs": task.epochs, "time_per_epoch_s": float(np.median(steady)),
+            "cpu_per_epoch_s": float(np.median(steady_cpu)), "load_avg": load,
             "peak_memory_bytes": peak, "device": str(device),
             "wall_s": time.perf_counter() - start, "curve": curve}
 
@@ -650,6 +658,10 @@ def _compare_task(name, variants, seeds, budget, lrs, results, device, quick, pr
             "seeds": len(runs),
             "val_mean": float(np.mean([r["val"] for r in runs]) * 100),
             "time_per_epoch_s": float(np.median([r["time_per_epoch_s"] for r in runs])),
+            # Runs cached before CPU time and load were recorded lack them.
+            "cpu_per_epoch_s": float(np.median([r.get("cpu_per_epoch_s", math.nan)
+                                                for r in runs])),
+            "load_avg": max((r.get("load_avg", math.nan) for r in runs), default=math.nan),
             "peak_memory_bytes": float(np.median(peaks)) if peaks else None,
             "epochs": task.epochs, "device": device})
     return rows
@@ -685,17 +697,21 @@ def compare_table(rows: List[Dict[str, Any]], settings: str = "",
         out.append(f"| {t} | {metric} | " + " | ".join(txt) + " |")
     for t, why in (skipped or {}).items():
         out.append(f"| {t} | skipped: {why} |" + " |" * len(variants))
-    out += ["", "**Cost: training time per epoch (ms) / peak memory of a training epoch (MiB); "
-            "parameters; chosen learning rate.**", "",
-            "| task | variant | params | width | lr | ms / epoch | peak MiB |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+    out += ["", "**Cost: training time per epoch (ms, wall and process CPU time) / peak memory "
+            "of a training epoch (MiB); parameters; chosen learning rate; the largest 1-minute "
+            "load average seen during the runs.**", "",
+            "| task | variant | params | width | lr | ms / epoch | CPU ms / epoch | peak MiB "
+            "| load avg |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for t in tasks:
         for v in variants:
             c = by.get((t, v))
             if c is None:
                 continue
+            cpu_ms, load = c.get("cpu_per_epoch_s", math.nan) * 1000, c.get("load_avg", math.nan)
             out.append(f"| {t} | {v} | {c['params']:,} | {c['width']} | {c['lr']:g} | "
-                       f"{c['time_per_epoch_s'] * 1000:,.1f} | {_mib(c['peak_memory_bytes'])} |")
+                       f"{c['time_per_epoch_s'] * 1000:,.1f} | {cpu_ms:,.1f} | "
+                       f"{_mib(c['peak_memory_bytes'])} | {load:.1f} |")
     out += ["", "Tasks:", ""]
     for t in tasks:
         desc = next(r["description"] for r in rows if r["task"] == t)

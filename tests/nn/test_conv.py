@@ -150,6 +150,7 @@ def test_value_dropout_drops_the_summed_features_only():
     """value_dropout (the GAT authors' dropout on W x_j): the scores come from the features
     before dropout, the weighted sum uses the dropped ones; nothing changes in eval mode."""
     from gatlib.graph import to_csr
+    from gatlib.nn._dropout import dropout
     from gatlib.ops import gat_attention
     torch.manual_seed(0)
     x = torch.randn(7, 5)
@@ -165,7 +166,7 @@ def test_value_dropout_drops_the_summed_features_only():
     torch.manual_seed(1)
     h = layer.lin(x).view(-1, 2, 3)                                       # [N, H, C]
     a_src, a_dst = (h * layer.att_src).sum(-1), (h * layer.att_dst).sum(-1)
-    values = torch.nn.functional.dropout(h, 0.5, True)
+    values = dropout(h, 0.5, True)                 # the layer's dropout (gatlib's mask)
     graph = to_csr(ei, 7).with_self_loops()
     want = gat_attention(a_src, a_dst, values, graph).reshape(7, 6) + layer.bias
     torch.testing.assert_close(out, want)

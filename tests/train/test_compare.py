@@ -78,6 +78,9 @@ def test_train_variant_reads_test_at_best_val(small_task):
     assert out["test"] == out["curve"][out["best_epoch"]]["test"]
     assert 0.0 <= out["test"] <= 1.0
     assert out["time_per_epoch_s"] > 0
+    # CPU time of the epoch (with this process's threads) and the load beside it.
+    assert out["cpu_per_epoch_s"] > 0
+    assert out["load_avg"] >= 0
     assert out["peak_memory_bytes"] is None or out["peak_memory_bytes"] >= 0
     # Same seed, same result.
     again = cmp.train_variant(small_task, "sparse+lap", width, 3e-3, seed=0)

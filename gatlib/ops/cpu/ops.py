@@ -6,18 +6,32 @@ and uses the FlashAttention identity ``sum_j alpha_ij dL/dalpha_ij`` computed pe
 
 ``graph`` is the tensor list of a ``GraphCSR``:
 ``[rowptr, col, row, perm, rowptr_t, col_t, perm_t]``.
+
+On a small graph (``E * H`` up to ``kernels.FOLD_MAX_ENTRIES``) every op first folds the heads
+into the graph (:func:`~gatlib.ops.cpu.kernels.fold_heads`): the same maths on one head of a
+graph ``H`` times larger, so each step is one call of torch's kernels whatever ``H`` is. Inputs
+and outputs are only viewed differently (``[N, H, C]`` as ``[N * H, 1, C]``); the
+log-sum-exp saved for the backward pass keeps its ``[H, T]`` shape either way.
+
+In eager mode, :func:`eager_op` runs the same forward and backward functions under a plain
+``torch.autograd.Function`` (about 0.2 ms less per layer than the registered op's dispatch,
+whose tensor-list argument costs a pytree walk per call); under ``torch.compile``, a dispatch
+mode, functorch transforms or tensor subclasses the registered op runs.
 """
 from __future__ import annotations
 
+import functools
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from .._autograd import register_attention_autograd as _register_autograd
-from .kernels import expand, sddmm, segment_sum, softmax_stats, softmax_weights_, spmm
+from .kernels import (expand, fold_heads, index_select, sddmm, segment_sum, softmax_stats,
+                      softmax_weights_, source_sum, spmm)
 
-__all__ = ["graph_tensors"]
+__all__ = ["graph_tensors", "eager_op"]
 
 _F32 = (torch.float16, torch.bfloat16)
 
@@ -25,6 +39,23 @@ _F32 = (torch.float16, torch.bfloat16)
 def graph_tensors(csr) -> List[Tensor]:
     """The tensors of a ``GraphCSR`` in the order the registered ops take them."""
     return [csr.rowptr, csr.col, csr.row, csr.perm, csr.rowptr_t, csr.col_t, csr.perm_t]
+
+
+def _one(x: Optional[Tensor]) -> Optional[Tensor]:
+    """``[N, H, *]`` -> ``[N * H, 1, *]``: a tensor of H heads as one head of the folded graph."""
+    if x is None:
+        return None
+    return x.reshape((x.size(0) * x.size(1), 1) + tuple(x.shape[2:]))
+
+
+def _lse_out(lse: Tensor, T: int, H: int) -> Tensor:
+    """The folded graph's log-sum-exp ``[1, T * H]`` as ``[H, T]``."""
+    return lse.view(T, H).t().contiguous()
+
+
+def _lse_in(lse: Tensor) -> Tensor:
+    """``[H, T]`` -> the folded graph's ``[1, T * H]``."""
+    return lse.t().reshape(1, -1)
 
 
 def _up(x: Optional[Tensor]) -> Optional[Tensor]:
@@ -42,7 +73,7 @@ def _to_sorted(x: Optional[Tensor], perm: Tensor,
     """Caller-order ``[E, H]`` -> head-major target-sorted ``[H, E]`` (into ``out`` if given)."""
     if x is None:
         return None
-    return torch.index_select(x.t().contiguous(), 1, perm, out=out)       # [H, E]
+    return index_select(x.t().contiguous(), 1, perm, out=out)              # [H, E]
 
 
 def _to_caller(x: Tensor, perm: Tensor) -> Tensor:
@@ -77,7 +108,7 @@ def _attend_bwd(score: Tensor, lse: Tensor, v: Tensor, grad_out: Tensor,
     rowptr, col, row, perm, rowptr_t, col_t, perm_t = graph
     alpha = softmax_weights_(score, lse, row, buf)                         # [H, E]
     w = alpha if keep is None else alpha * keep
-    w_t = torch.index_select(w, 1, perm_t, out=buf)                        # [H, E] by source
+    w_t = index_select(w, 1, perm_t, out=buf)                              # [H, E] by source
     grad_v = spmm(rowptr_t, col_t, w_t, grad_out, v.size(0))               # [S, H, C]
     g = sddmm(rowptr, col, grad_out, v)                                    # [H, E] dL/dalpha
     if keep is not None:
@@ -85,7 +116,7 @@ def _attend_bwd(score: Tensor, lse: Tensor, v: Tensor, grad_out: Tensor,
     if grad_alpha is not None:
         g.add_(_to_sorted(grad_alpha, perm, out=buf))
     # FlashAttention's identity: sum_j alpha_ij dL/dalpha_ij, one number per target and head.
-    dot = segment_sum(torch.mul(alpha, g, out=buf), rowptr)                # [H, T]
+    dot = segment_sum(torch.mul(alpha, g, out=buf), rowptr, row)           # [H, T]
     return g.sub_(expand(dot, row, out=buf)).mul_(alpha), grad_v           # [H, E]
 
 
@@ -104,7 +135,7 @@ def _gat_score(a_src: Tensor, a_dst: Tensor, graph: List[Tensor],
                edge_score: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """The pre-activation ``a_src[j] + a_dst[i] (+ edge_score)`` -> ``[H, E]``, and a scratch
     tensor of the same shape."""
-    pre = torch.index_select(a_src.t().contiguous(), 1, graph[1])         # [H, E]
+    pre = index_select(a_src.t().contiguous(), 1, graph[1])                # [H, E]
     buf = expand(a_dst.t(), graph[2])                                      # [H, E]
     pre.add_(buf)
     if edge_score is not None:
@@ -112,11 +143,21 @@ def _gat_score(a_src: Tensor, a_dst: Tensor, graph: List[Tensor],
     return pre, buf
 
 
-@torch.library.custom_op("gatlib::gat_attention", mutates_args=(), device_types="cpu")
-def gat_attention_op(a_src: Tensor, a_dst: Tensor, v: Tensor, graph: List[Tensor],
-                     edge_score: Optional[Tensor], dropout_mask: Optional[Tensor],
-                     negative_slope: float, dropout: float,
-                     return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
+def gat_forward(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope, dropout,
+                return_attention):
+    """The forward of ``gatlib::gat_attention`` (arguments and outputs as the op's)."""
+    (T, H), C = a_dst.shape, v.size(2)
+    folded = fold_heads(graph, H)
+    if folded is None:
+        return _gat_fwd(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope,
+                        dropout, return_attention)
+    out, lse, alpha = _gat_fwd(_one(a_src), _one(a_dst), _one(v), folded, _one(edge_score),
+                               _one(dropout_mask), negative_slope, dropout, return_attention)
+    return out.view(T, H, C), _lse_out(lse, T, H), alpha.reshape(-1, H)
+
+
+def _gat_fwd(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope, dropout,
+             return_attention):
     dtype = v.dtype
     a_src, a_dst, v, edge_score = _up(a_src), _up(a_dst), _up(v), _up(edge_score)
     score, _ = _gat_score(a_src, a_dst, graph, edge_score)                 # [H, E]
@@ -125,6 +166,15 @@ def gat_attention_op(a_src: Tensor, a_dst: Tensor, v: Tensor, graph: List[Tensor
     out, lse, alpha = _attend_fwd(score, v, graph, a_dst.size(0), keep)
     alpha = _to_caller(alpha, graph[3]) if return_attention else alpha.new_empty(0, alpha.size(0))
     return out.to(dtype), lse, alpha.to(dtype)
+
+
+@torch.library.custom_op("gatlib::gat_attention", mutates_args=(), device_types="cpu")
+def gat_attention_op(a_src: Tensor, a_dst: Tensor, v: Tensor, graph: List[Tensor],
+                     edge_score: Optional[Tensor], dropout_mask: Optional[Tensor],
+                     negative_slope: float, dropout: float,
+                     return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    return gat_forward(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope, dropout,
+                       return_attention)
 
 
 @gat_attention_op.register_fake
@@ -136,33 +186,58 @@ def _(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope, dropout,
             v.new_empty(E, H))
 
 
-@torch.library.custom_op("gatlib::gat_attention_backward", mutates_args=(), device_types="cpu")
-def gat_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor], a_src: Tensor,
-                              a_dst: Tensor, v: Tensor, lse: Tensor, graph: List[Tensor],
-                              edge_score: Optional[Tensor], dropout_mask: Optional[Tensor],
-                              negative_slope: float,
-                              dropout: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+def gat_backward(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score, dropout_mask,
+                 negative_slope, dropout):
+    """The backward of ``gatlib::gat_attention`` (arguments and outputs as
+    ``gatlib::gat_attention_backward``'s)."""
+    (S, H), T = a_src.shape, a_dst.size(0)
+    folded = fold_heads(graph, H)
+    if folded is None:
+        return _gat_bwd(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score,
+                        dropout_mask, negative_slope, dropout)
+    g_src, g_dst, g_v, g_es = _gat_bwd(_one(grad_out), _one(grad_alpha), _one(a_src),
+                                       _one(a_dst), _one(v), _lse_in(lse), folded,
+                                       _one(edge_score), _one(dropout_mask), negative_slope,
+                                       dropout)
+    g_es = g_es.view(-1, H) if edge_score is not None else g_es
+    return g_src.view(S, H), g_dst.view(T, H), g_v.view(v.shape), g_es
+
+
+def _gat_bwd(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score, dropout_mask,
+             negative_slope, dropout):
     dtypes = (a_src.dtype, a_dst.dtype, v.dtype)
     es_dtype = edge_score.dtype if edge_score is not None else v.dtype
     a_src, a_dst, v, edge_score = _up(a_src), _up(a_dst), _up(v), _up(edge_score)
     grad_out, grad_alpha = _up(grad_out), _up(grad_alpha)
     score, buf = _gat_score(a_src, a_dst, graph, edge_score)               # [H, E]
-    # leaky_relu'(x) = 1 for x > 0, negative_slope otherwise (as torch's own backward).
-    positive = score > 0                                                   # [H, E]
+    # leaky_relu'(x) = 1 for x > 0, negative_slope otherwise (as torch's own backward). The
+    # flags are written as bytes and read as bool (a bool-valued comparison is 8x slower), and
+    # take a quarter of the memory a copy of the pre-activation would.
+    positive = torch.gt(score, 0, out=torch.empty_like(score, dtype=torch.uint8))
+    positive = positive.view(torch.bool)                                   # [H, E]
     _leaky_relu_(score, negative_slope)
     keep = _keep_scale(dropout_mask, dropout, graph[3], score.dtype)
     g_pre, grad_v = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep, buf)
     g_pre = torch.where(positive, g_pre, torch.mul(g_pre, negative_slope, out=buf),
                         out=g_pre)                                         # [H, E]
-    grad_a_dst = segment_sum(g_pre, graph[0]).t()                          # [T, H]
-    grad_a_src = g_pre.new_zeros(g_pre.size(0), a_src.size(0))             # [H, S]
-    grad_a_src = grad_a_src.index_add_(1, graph[1], g_pre).t()             # [S, H]
+    grad_a_dst = segment_sum(g_pre, graph[0], graph[2]).t()                # [T, H]
+    grad_a_src = source_sum(g_pre, graph[1], a_src.size(0)).t()            # [S, H]
     if edge_score is not None:
         grad_es = _to_caller(g_pre, graph[3]).to(es_dtype)                 # [E, H]
     else:
         grad_es = g_pre.new_empty(0)
     return (grad_a_src.to(dtypes[0]).contiguous(), grad_a_dst.to(dtypes[1]).contiguous(),
             grad_v.to(dtypes[2]), grad_es)
+
+
+@torch.library.custom_op("gatlib::gat_attention_backward", mutates_args=(), device_types="cpu")
+def gat_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor], a_src: Tensor,
+                              a_dst: Tensor, v: Tensor, lse: Tensor, graph: List[Tensor],
+                              edge_score: Optional[Tensor], dropout_mask: Optional[Tensor],
+                              negative_slope: float,
+                              dropout: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    return gat_backward(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score,
+                        dropout_mask, negative_slope, dropout)
 
 
 @gat_attention_backward_op.register_fake
@@ -186,10 +261,18 @@ def _dot_score(q: Tensor, k: Tensor, graph: List[Tensor], bias: Optional[Tensor]
     return score
 
 
-@torch.library.custom_op("gatlib::sparse_attention", mutates_args=(), device_types="cpu")
-def sparse_attention_op(q: Tensor, k: Tensor, v: Tensor, graph: List[Tensor],
-                        bias: Optional[Tensor], dropout_mask: Optional[Tensor], scale: float,
-                        dropout: float, return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
+def dot_forward(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention):
+    """The forward of ``gatlib::sparse_attention`` (arguments and outputs as the op's)."""
+    (T, H, _), C = q.shape, v.size(2)
+    folded = fold_heads(graph, H)
+    if folded is None:
+        return _dot_fwd(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention)
+    out, lse, alpha = _dot_fwd(_one(q), _one(k), _one(v), folded, _one(bias), _one(dropout_mask),
+                               scale, dropout, return_attention)
+    return out.view(T, H, C), _lse_out(lse, T, H), alpha.reshape(-1, H)
+
+
+def _dot_fwd(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention):
     dtype = v.dtype
     q, k, v, bias = _up(q), _up(k), _up(v), _up(bias)
     score = _dot_score(q, k, graph, bias, scale)                           # [H, E]
@@ -197,6 +280,13 @@ def sparse_attention_op(q: Tensor, k: Tensor, v: Tensor, graph: List[Tensor],
     out, lse, alpha = _attend_fwd(score, v, graph, q.size(0), keep)
     alpha = _to_caller(alpha, graph[3]) if return_attention else alpha.new_empty(0, alpha.size(0))
     return out.to(dtype), lse, alpha.to(dtype)
+
+
+@torch.library.custom_op("gatlib::sparse_attention", mutates_args=(), device_types="cpu")
+def sparse_attention_op(q: Tensor, k: Tensor, v: Tensor, graph: List[Tensor],
+                        bias: Optional[Tensor], dropout_mask: Optional[Tensor], scale: float,
+                        dropout: float, return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    return dot_forward(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention)
 
 
 @sparse_attention_op.register_fake
@@ -207,13 +297,23 @@ def _(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention):
             v.new_empty(E, H))
 
 
-@torch.library.custom_op("gatlib::sparse_attention_backward", mutates_args=(),
-                         device_types="cpu")
-def sparse_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor], q: Tensor,
-                                 k: Tensor, v: Tensor, lse: Tensor, graph: List[Tensor],
-                                 bias: Optional[Tensor], dropout_mask: Optional[Tensor],
-                                 scale: float,
-                                 dropout: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+def dot_backward(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale,
+                 dropout):
+    """The backward of ``gatlib::sparse_attention`` (arguments and outputs as
+    ``gatlib::sparse_attention_backward``'s)."""
+    H = q.size(1)
+    folded = fold_heads(graph, H)
+    if folded is None:
+        return _dot_bwd(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale,
+                        dropout)
+    g_q, g_k, g_v, g_bias = _dot_bwd(_one(grad_out), _one(grad_alpha), _one(q), _one(k), _one(v),
+                                     _lse_in(lse), folded, _one(bias), _one(dropout_mask),
+                                     scale, dropout)
+    g_bias = g_bias.view(-1, H) if bias is not None else g_bias
+    return g_q.view(q.shape), g_k.view(k.shape), g_v.view(v.shape), g_bias
+
+
+def _dot_bwd(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale, dropout):
     dtypes = (q.dtype, k.dtype, v.dtype)
     bias_dtype = bias.dtype if bias is not None else v.dtype
     q, k, v, bias = _up(q), _up(k), _up(v), _up(bias)
@@ -224,13 +324,24 @@ def sparse_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor],
     g_score, grad_v = _attend_bwd(score, lse, v, grad_out, grad_alpha, graph, keep,
                                   torch.empty_like(score))
     grad_q = spmm(rowptr, col, g_score, k, q.size(0)).mul_(scale)          # [T, H, D]
-    g_score_t = torch.index_select(g_score, 1, perm_t, out=score)          # [H, E]
+    g_score_t = index_select(g_score, 1, perm_t, out=score)                # [H, E]
     grad_k = spmm(rowptr_t, col_t, g_score_t, q, k.size(0)).mul_(scale)    # [S, H, D]
     if bias is not None:
         grad_bias = _to_caller(g_score, perm).to(bias_dtype)               # [E, H]
     else:
         grad_bias = g_score.new_empty(0)
     return grad_q.to(dtypes[0]), grad_k.to(dtypes[1]), grad_v.to(dtypes[2]), grad_bias
+
+
+@torch.library.custom_op("gatlib::sparse_attention_backward", mutates_args=(),
+                         device_types="cpu")
+def sparse_attention_backward_op(grad_out: Tensor, grad_alpha: Optional[Tensor], q: Tensor,
+                                 k: Tensor, v: Tensor, lse: Tensor, graph: List[Tensor],
+                                 bias: Optional[Tensor], dropout_mask: Optional[Tensor],
+                                 scale: float,
+                                 dropout: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    return dot_backward(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale,
+                        dropout)
 
 
 @sparse_attention_backward_op.register_fake
@@ -240,6 +351,61 @@ def _(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale, drop
 
 
 _register_autograd(sparse_attention_op, torch.ops.gatlib.sparse_attention_backward)
+
+
+# ------------------------------------------------------------------------- the eager path
+
+class _Attention(torch.autograd.Function):
+    """An attention op's forward and backward functions as one autograd node: the same
+    arguments, outputs and gradients as the registered op (``lse`` not differentiable)."""
+
+    @staticmethod
+    def forward(ctx, fwd, bwd, x1, x2, v, graph, term, mask, param, dropout, return_attention):
+        out, lse, alpha = fwd(x1, x2, v, graph, term, mask, param, dropout, return_attention)
+        ctx.save_for_backward(x1, x2, v, lse, term, mask)
+        ctx.graph, ctx.bwd, ctx.args, ctx.out_shape = graph, bwd, (param, dropout), out.shape
+        ctx.mark_non_differentiable(lse)
+        ctx.set_materialize_grads(False)
+        return out, lse, alpha
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out, _grad_lse, grad_alpha):
+        x1, x2, v, lse, term, mask = ctx.saved_tensors
+        if grad_alpha is not None and grad_alpha.numel() == 0:
+            grad_alpha = None
+        if grad_out is None:                   # only the weights were used
+            grad_out = v.new_zeros(ctx.out_shape)
+        g1, g2, g_v, g_term = ctx.bwd(grad_out, grad_alpha, x1, x2, v, lse, ctx.graph, term,
+                                      mask, *ctx.args)
+        return (None, None, g1, g2, g_v, None, g_term if term is not None else None, None,
+                None, None, None)
+
+
+_EAGER = {"gat_attention": (gat_forward, gat_backward),
+          "sparse_attention": (dot_forward, dot_backward)}
+
+
+def _plain(*tensors) -> bool:
+    return all(t is None or type(t) is Tensor for t in tensors)
+
+
+@functools.lru_cache(maxsize=None)
+def eager_op(op: str):
+    """The CPU backend's callable for ``op``: the registered ``torch.ops.gatlib.<op>``, or, for
+    the attention ops in plain eager mode, the same functions under :class:`_Attention`."""
+    registered = getattr(torch.ops.gatlib, op)
+    if op not in _EAGER:
+        return registered
+    fwd, bwd = _EAGER[op]
+
+    def call(x1, x2, v, graph, term, mask, param, dropout, return_attention):
+        if (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+                or is_in_torch_dispatch_mode() or not _plain(x1, x2, v, term, mask, *graph)):
+            return registered(x1, x2, v, graph, term, mask, param, dropout, return_attention)
+        return _Attention.apply(fwd, bwd, x1, x2, v, graph, term, mask, param, dropout,
+                                return_attention)
+    return call
 
 
 # ------------------------------------------------------------------------ segment softmax

@@ -1,0 +1,82 @@
+"""The small-graphs benchmark's pieces (no timings asserted): the batches have the shapes they
+claim, each layer pair computes the same function, and the script writes its table."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = (Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
+          / "small_graphs.py")
+
+
+@pytest.fixture(scope="module")
+def sg():
+    spec = importlib.util.spec_from_file_location("small_graphs_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_molecule_like_graph(sg):
+    g = torch.Generator().manual_seed(0)
+    ei = sg.molecule_like(30, 32, g)
+    assert ei.shape == (2, 64)
+    assert (ei[0] != ei[1]).all()                                    # no self-loops
+    pairs = set(map(tuple, ei.t().tolist()))
+    assert len(pairs) == 64 and all((b, a) in pairs for a, b in pairs)  # undirected, no dups
+    # Connected: the spanning tree reaches every node from node 0.
+    adj = {i: set() for i in range(30)}
+    for a, b in pairs:
+        adj[a].add(b)
+    seen, todo = {0}, [0]
+    while todo:
+        for b in adj[todo.pop()] - seen:
+            seen.add(b)
+            todo.append(b)
+    assert len(seen) == 30
+    assert sg.molecule_like(4, 100, g).size(1) == 12                 # capped at the full graph
+
+
+@pytest.mark.parametrize("shape", ["NCI1", "PROTEINS", "ZINC", "CLUSTER"])
+def test_batch_shapes(sg, shape):
+    ei, N, M = sg.graph_batch(shape, 16, seed=1)
+    assert ei.size(1) == 2 * M and int(ei.max()) < N
+    if shape != "CLUSTER":
+        n, m = sg.SHAPES[shape]
+        assert 0.5 * n * 16 <= N <= 1.5 * n * 16
+        assert 0.4 * m * 16 <= M <= 1.6 * m * 16
+    else:
+        assert 30 * 16 <= N <= 90 * 16 and M > 5 * N                  # dense-ish SBM graphs
+    ei2, N2, _ = sg.graph_batch(shape, 16, seed=1)
+    assert N2 == N and torch.equal(ei2, ei)
+    with pytest.raises(ValueError, match="shape"):
+        sg.graph_batch("QM9", 4)
+
+
+@pytest.mark.parametrize("layer", ["gat", "gatv2", "transformer"])
+def test_layer_pairs_agree(sg, layer):
+    ei, N, _ = sg.graph_batch("ZINC", 8)
+    x = torch.randn(N, 12, requires_grad=True)
+    grad = torch.randn(N, 2 * 5)
+    pyg, ours = sg.layer_pair(layer, 12, 2, 5)
+    steps = {"pyg": sg.make_step(pyg, x, ei, grad), "gatlib": sg.make_step(ours, x, ei, grad)}
+    assert sg.check(steps, x) < 1e-5
+    wall, cpu = sg.alternate(steps, warmup=1, n=3)
+    assert set(wall) == set(cpu) == {"pyg", "gatlib"}
+    assert all(t > 0 for t in wall.values()) and all(t >= 0 for t in cpu.values())
+
+
+def test_script_end_to_end(sg, tmp_path):
+    out = tmp_path / "sg"
+    res = sg.main(["--shapes", "ZINC", "--batch-sizes", "4", "--threads", "1",
+                   "--layers", "gat,transformer", "--warmup", "1", "--steps", "2",
+                   "--out", str(out)])
+    assert [r["layer"] for r in res["rows"]] == ["gat", "transformer"]
+    table = (tmp_path / "sg.md").read_text()
+    assert "| ZINC x 4 |" in table and "GATConv / GATConv" in table and "x** |" in table
+    record = json.loads((tmp_path / "sg.json").read_text())
+    assert record["heads"] == 4 and record["channels"] == 16 and record["torch_geometric"]
+    assert all(r["max_error"] < 1e-4 and len(r["load"]) == 2 and r["speedup_cpu"] > 0
+               for r in record["rows"])
