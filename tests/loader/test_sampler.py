@@ -13,7 +13,7 @@ from torch_geometric.utils import k_hop_subgraph
 from gatlib.graph import to_csr
 from gatlib.loader import NeighborSampler, neighbor_loader, sample_neighbors
 from gatlib.loader import loader as loader_module
-from tests.conftest import random_graph
+from ..conftest import random_graph
 
 
 def star(num_leaves: int) -> torch.Tensor:
