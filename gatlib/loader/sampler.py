@@ -82,16 +82,35 @@ def _expand(start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
     return seg, pos
 
 
+def _floyd(start: Tensor, deg: Tensor, k: int,
+           generator: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
+    """``k`` distinct in-edges of each node (all with ``deg > k``), uniformly, by Floyd's
+    algorithm run for all nodes at once: step ``s`` draws ``t`` uniform in ``[0, j]`` with ``j =
+    deg - k + s`` and keeps ``t``, or ``j`` when ``t`` was kept before. O(n k^2) work, whatever
+    the degrees. Returns ``(seg, pos)`` grouped by node."""
+    n, dev = deg.numel(), deg.device
+    picks = torch.empty(n, k, dtype=torch.long, device=dev)                 # [n, k]
+    for s in range(k):
+        j = deg - k + s                                                      # [n]
+        u = torch.rand(n, dtype=torch.float64, device=dev, generator=generator)
+        t = torch.minimum((u * (j + 1)).long(), j)                           # [n] in [0, j]
+        seen = (picks[:, :s] == t.unsqueeze(1)).any(1)                       # [n]
+        picks[:, s] = torch.where(seen, j, t)
+    seg = torch.arange(n, device=dev).repeat_interleave(k)                  # [n k]
+    return seg, (start.unsqueeze(1) + picks).view(-1)
+
+
 def _pick(start: Tensor, deg: Tensor, k: int, replace: bool,
           generator: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
     """``k`` in-edges of each frontier node whose in-edges sit at CSR positions
     ``[start, start + deg)``: ``(seg, pos)``, grouped by frontier node (``seg`` ascending).
 
     ``k < 0`` takes every in-edge; with ``replace`` each node draws ``k`` uniform positions in
-    ``[0, deg)`` (none when ``deg = 0``); without, ``min(k, deg)`` distinct ones, uniformly: the
-    candidate in-edges are shuffled by one random permutation and then stably sorted by node,
-    which leaves each node's in-edges in a uniformly random order, of which the first ``k``
-    are kept.
+    ``[0, deg)`` (none when ``deg = 0``); without, ``min(k, deg)`` distinct ones, uniformly. For
+    a node with ``k < deg <= k^2`` the candidate in-edges are shuffled by one random permutation
+    and then stably sorted by node, which leaves each node's in-edges in a uniformly random
+    order, of which the first ``k`` are kept (O(deg) work); a node of higher degree uses
+    :func:`_floyd` (O(k^2) work), so a hub costs no more than its fanout.
     """
     dev = deg.device
     if k < 0:
@@ -107,7 +126,8 @@ def _pick(start: Tensor, deg: Tensor, k: int, replace: bool,
     seg_all, pos_all = _expand(start, torch.where(whole, deg, 0))          # all in-edges
     if bool(whole.all()):
         return seg_all, pos_all
-    part_deg = torch.where(whole, 0, deg)                                    # [n]
+    hub = deg > k * k                                                        # [n]
+    part_deg = torch.where(whole | hub, 0, deg)                              # [n]
     seg, pos = _expand(start, part_deg)                                      # [M]
     shuffle = torch.randperm(seg.numel(), device=dev, generator=generator)  # [M]
     order = shuffle[torch.argsort(seg[shuffle], stable=True)]               # by node, random within
@@ -115,8 +135,10 @@ def _pick(start: Tensor, deg: Tensor, k: int, replace: bool,
     first = torch.cumsum(part_deg, 0) - part_deg                            # [n]
     rank = torch.arange(seg.numel(), device=dev) - first[seg]               # [M]
     keep = rank < k
-    seg = torch.cat([seg_all, seg[keep]])
-    pos = torch.cat([pos_all, pos[keep]])
+    hubs = hub.nonzero().view(-1)                                            # [n_h]
+    seg_hub, pos_hub = _floyd(start[hubs], deg[hubs], k, generator)         # [n_h k]
+    seg = torch.cat([seg_all, seg[keep], hubs[seg_hub]])
+    pos = torch.cat([pos_all, pos[keep], pos_hub])
     regroup = torch.argsort(seg, stable=True)
     return seg[regroup], pos[regroup]
 

@@ -37,26 +37,29 @@ def per_target_sources(out, target_local: int):
 
 # ------------------------------------------------------------------------- distribution
 
-def test_star_without_replacement_uniform_over_leaves_and_pairs():
-    D, k, trials = 5, 2, 4000
+@pytest.mark.parametrize("D, k", [(5, 2), (5, 3), (6, 2), (4, 1)])
+def test_star_without_replacement_uniform_over_leaves_and_subsets(D, k):
+    """Both ways of drawing k of deg distinct in-edges: a shuffle (deg <= k^2: (5, 3)) and
+    Floyd's algorithm (deg > k^2: (5, 2), (6, 2), (4, 1))."""
+    trials = 4000
     graph = to_csr(star(D), D + 1)
     # Duplicate seeds are sampled independently: one call draws `trials` neighbourhoods.
     out = sample_neighbors(graph, torch.zeros(trials, dtype=torch.long), [k],
                            generator=torch.Generator().manual_seed(0))
     assert out.num_sampled_edges == [trials * k]
-    leaves, pairs = Counter(), Counter()
+    leaves, subsets = Counter(), Counter()
     cols = out.col.view(trials, k)              # edges are grouped by target, k per seed copy
     assert (cols == torch.arange(trials).view(-1, 1)).all()
     src = out.node[out.row].view(trials, k)
     for row in src.tolist():
         assert len(set(row)) == k               # no duplicate edge per target
         leaves.update(row)
-        pairs[tuple(sorted(row))] += 1
+        subsets[tuple(sorted(row))] += 1
     assert set(leaves) == set(range(1, D + 1))
     assert chisquare([leaves[i] for i in range(1, D + 1)]).pvalue > 1e-3
-    all_pairs = list(itertools.combinations(range(1, D + 1), 2))
-    assert set(pairs) == set(all_pairs)        # every k-subset reachable...
-    assert chisquare([pairs[p] for p in all_pairs]).pvalue > 1e-3   # ...equally often
+    all_subsets = list(itertools.combinations(range(1, D + 1), k))
+    assert set(subsets) == set(all_subsets)    # every k-subset reachable...
+    assert chisquare([subsets[c] for c in all_subsets]).pvalue > 1e-3   # ...equally often
     # The edge ids are the caller's: leaf l is edge l - 1.
     assert torch.equal(out.edge.view(trials, k) + 1, src)
 
