@@ -255,3 +255,25 @@ def test_bad_seeds_and_arguments():
         neighbor_loader(data, [2], 4, replace=1)
     with pytest.raises(NotImplementedError, match="seed nodes only"):
         NeighborSampler(data, [2]).sample_from_edges(None)
+
+
+def test_distributed_sampler_splits_the_seeds_between_ranks():
+    """Under DDP each rank passes a DistributedSampler over the seed positions (no process
+    group needed to build one): the ranks' seeds partition input_nodes, epoch by epoch."""
+    from torch.utils.data.distributed import DistributedSampler
+    data = random_data()
+    train = torch.arange(0, data.num_nodes, 2)
+    for epoch in (0, 1):
+        seen = []
+        for rank in (0, 1):
+            split = DistributedSampler(range(train.numel()), num_replicas=2, rank=rank,
+                                       shuffle=True, seed=0)
+            split.set_epoch(epoch)
+            loader = neighbor_loader(data, [3, 2], 4, input_nodes=train, sampler=split,
+                                     seed=10 * epoch + rank)
+            for batch in loader:
+                assert torch.equal(batch.n_id[batch.edge_index],
+                                   data.edge_index[:, batch.e_id])
+                assert torch.equal(train[batch.input_id], batch.n_id[:batch.batch_size])
+                seen.append(batch.n_id[:batch.batch_size])
+        assert sorted(torch.cat(seen).tolist()) == train.tolist()
