@@ -17,11 +17,11 @@ of first appearance; the sampled edges are listed hop by hop, grouped by target.
 from __future__ import annotations
 
 import numbers
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
-from torch_geometric.sampler import (BaseSampler, NodeSamplerInput, SamplerOutput)
+from torch_geometric.sampler import BaseSampler, NodeSamplerInput, SamplerOutput
 
 from ..graph.csr import GraphCSR, to_csr
 
@@ -278,7 +278,7 @@ class NeighborSampler(BaseSampler):
         self._generator_key = None
 
     @property
-    def graph(self) -> GraphCSR:
+    def graph(self) -> "_CSRView":
         """A light ``GraphCSR``-like view of the kept fields (for :func:`sample_neighbors`)."""
         return _CSRView(self.rowptr, self.col, self.perm)
 

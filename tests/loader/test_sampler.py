@@ -30,11 +30,6 @@ def random_data(num_nodes=60, num_edges=300, seed=0, edge_dim=3):
                 y=torch.arange(num_nodes), num_nodes=num_nodes)
 
 
-def per_target_sources(out, target_local: int):
-    mask = out.col == target_local
-    return out.node[out.row[mask]], out.edge[mask]
-
-
 # ------------------------------------------------------------------------- distribution
 
 @pytest.mark.parametrize("D, k", [(5, 2), (5, 3), (6, 2), (4, 1)])
