@@ -1,0 +1,349 @@
+"""Neighbour sampling over gatlib's CSR structure, in vectorised torch, for PyG's loaders.
+
+PyG's ``NeighborLoader`` samples through ``pyg-lib`` or ``torch-sparse``; where neither is
+installed it cannot sample at all. :class:`NeighborSampler` is a
+``torch_geometric.sampler.BaseSampler`` written in plain torch over a :class:`GraphCSR`, so
+PyG's own ``NodeLoader`` turns its output into the usual mini-batch ``Data`` (``n_id``,
+``e_id``, ``batch_size``, ``input_id``, ``num_sampled_nodes``, ``num_sampled_edges`` and the
+node and edge attributes of the graph). :func:`neighbor_loader` returns PyG's own
+``NeighborLoader`` whenever PyG can sample, else a ``NodeLoader`` with this sampler.
+
+Conventions (PyG's): a target ``i`` samples among its in-edges ``j -> i`` (row 0 of
+``edge_index`` is the source). Hop ``l`` expands the nodes first reached at hop ``l - 1``
+(the seeds at hop 1) by ``num_neighbors[l - 1]`` in-edges each. The sampled nodes are the seeds
+in the order given (duplicates kept, as PyG keeps them), then the new nodes of each hop in order
+of first appearance; the sampled edges are listed hop by hop, grouped by target.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.sampler import BaseSampler, NodeSamplerInput, SamplerOutput
+
+from ..graph.csr import GraphCSR, to_csr
+
+__all__ = ["NeighborSampler", "sample_neighbors", "check_num_neighbors", "check_seeds"]
+
+
+# ---------------------------------------------------------------------------- argument checks
+
+def check_num_neighbors(num_neighbors) -> List[int]:
+    """``num_neighbors`` as a list of Python ints (one fanout per hop, ``-1`` = all in-edges),
+    or a TypeError/ValueError naming the bad entry."""
+    if isinstance(num_neighbors, Tensor):
+        num_neighbors = num_neighbors.tolist()
+    if not isinstance(num_neighbors, (list, tuple)):
+        raise TypeError(f"num_neighbors must be a list of ints, one fanout per hop (layer), e.g. "
+                        f"[10, 5]; -1 takes every in-neighbour. Got {type(num_neighbors).__name__}")
+    out = []
+    for hop, k in enumerate(num_neighbors):
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"num_neighbors[{hop}] must be an int (a fanout; -1 for all "
+                            f"neighbours), got {type(k).__name__} {k!r}")
+        if k < -1:
+            raise ValueError(f"num_neighbors[{hop}] = {k}: a fanout is an int >= 0, or -1 for "
+                             f"all neighbours")
+        out.append(int(k))
+    return out
+
+
+def check_seeds(seeds, num_nodes: int, name: str = "seeds") -> Tensor:
+    """``seeds`` as a 1-D LongTensor of node ids in ``[0, num_nodes)``, else a clear error."""
+    if not isinstance(seeds, Tensor):
+        raise TypeError(f"{name} must be a 1-D LongTensor of node ids, got "
+                        f"{type(seeds).__name__}")
+    if seeds.dtype == torch.bool or seeds.dtype.is_floating_point or seeds.dtype.is_complex:
+        raise TypeError(f"{name} must hold integer node ids, got dtype {seeds.dtype} (turn a "
+                        f"boolean mask into ids with mask.nonzero().view(-1))")
+    if seeds.dim() != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(seeds.shape)}")
+    seeds = seeds.long()
+    if seeds.numel() > 0:
+        lo, hi = int(seeds.min()), int(seeds.max())
+        if lo < 0 or hi >= num_nodes:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name} holds node id {bad}, outside [0, {num_nodes}) (the graph "
+                             f"has {num_nodes} nodes)")
+    return seeds
+
+
+# ---------------------------------------------------------------------------- sampling core
+
+def _expand(start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
+    """For segments ``[start[s], start[s] + count[s])``: the segment id and the position of
+    every element, segment after segment: ``([M], [M])`` with ``M = count.sum()``."""
+    n = count.numel()
+    seg = torch.repeat_interleave(torch.arange(n, device=count.device), count)   # [M]
+    first = torch.cumsum(count, 0) - count                                     # [n]
+    pos = start[seg] + torch.arange(seg.numel(), device=count.device) - first[seg]  # [M]
+    return seg, pos
+
+
+def _floyd(start: Tensor, deg: Tensor, k: int,
+           generator: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
+    """``k`` distinct in-edges of each node (all with ``deg > k``), uniformly, by Floyd's
+    algorithm run for all nodes at once: step ``s`` draws ``t`` uniform in ``[0, j]`` with ``j =
+    deg - k + s`` and keeps ``t``, or ``j`` when ``t`` was kept before. O(n k^2) work, whatever
+    the degrees. Returns ``(seg, pos)`` grouped by node."""
+    n, dev = deg.numel(), deg.device
+    picks = torch.empty(n, k, dtype=torch.long, device=dev)                 # [n, k]
+    for s in range(k):
+        j = deg - k + s                                                      # [n]
+        u = torch.rand(n, dtype=torch.float64, device=dev, generator=generator)
+        t = torch.minimum((u * (j + 1)).long(), j)                           # [n] in [0, j]
+        seen = (picks[:, :s] == t.unsqueeze(1)).any(1)                       # [n]
+        picks[:, s] = torch.where(seen, j, t)
+    seg = torch.arange(n, device=dev).repeat_interleave(k)                  # [n k]
+    return seg, (start.unsqueeze(1) + picks).view(-1)
+
+
+def _pick(start: Tensor, deg: Tensor, k: int, replace: bool,
+          generator: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
+    """``k`` in-edges of each frontier node whose in-edges sit at CSR positions
+    ``[start, start + deg)``: ``(seg, pos)``, grouped by frontier node (``seg`` ascending).
+
+    ``k < 0`` takes every in-edge; with ``replace`` each node draws ``k`` uniform positions in
+    ``[0, deg)`` (none when ``deg = 0``); without, ``min(k, deg)`` distinct ones, uniformly. For
+    a node with ``k < deg <= k^2`` the candidate in-edges are shuffled by one random permutation
+    and then stably sorted by node, which leaves each node's in-edges in a uniformly random
+    order, of which the first ``k`` are kept (O(deg) work); a node of higher degree uses
+    :func:`_floyd` (O(k^2) work), so a hub costs no more than its fanout.
+    """
+    dev = deg.device
+    if k < 0:
+        return _expand(start, deg)
+    if replace:
+        count = torch.where(deg > 0, k, 0)                                  # [n]
+        seg, _ = _expand(start, count)                                       # [M]
+        d = deg[seg]                                                         # [M]
+        u = torch.rand(seg.numel(), dtype=torch.float64, device=dev, generator=generator)
+        off = torch.minimum((u * d).long(), d - 1)                           # [M] in [0, deg)
+        return seg, start[seg] + off
+    whole = deg <= k                                                         # [n]
+    seg_all, pos_all = _expand(start, torch.where(whole, deg, 0))          # all in-edges
+    if bool(whole.all()):
+        return seg_all, pos_all
+    hub = deg > k * k                                                        # [n]
+    part_deg = torch.where(whole | hub, 0, deg)                              # [n]
+    seg, pos = _expand(start, part_deg)                                      # [M]
+    shuffle = torch.randperm(seg.numel(), device=dev, generator=generator)  # [M]
+    order = shuffle[torch.argsort(seg[shuffle], stable=True)]               # by node, random within
+    seg, pos = seg[order], pos[order]
+    first = torch.cumsum(part_deg, 0) - part_deg                            # [n]
+    rank = torch.arange(seg.numel(), device=dev) - first[seg]               # [M]
+    keep = rank < k
+    hubs = hub.nonzero().view(-1)                                            # [n_h]
+    seg_hub, pos_hub = _floyd(start[hubs], deg[hubs], k, generator)         # [n_h k]
+    seg = torch.cat([seg_all, seg[keep], hubs[seg_hub]])
+    pos = torch.cat([pos_all, pos[keep], pos_hub])
+    regroup = torch.argsort(seg, stable=True)
+    return seg[regroup], pos[regroup]
+
+
+def _first_occurrence(ids: Tensor) -> Tuple[Tensor, Tensor]:
+    """The distinct values of ``ids`` sorted, and the position of each one's first occurrence."""
+    sorted_ids, order = torch.sort(ids, stable=True)                        # [n], [n]
+    first = torch.ones_like(sorted_ids, dtype=torch.bool)
+    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    return sorted_ids[first], order[first]
+
+
+def _relabel(src: Tensor, known: Tensor, known_local: Tensor,
+             num_nodes: int) -> Tuple[Tensor, Tensor]:
+    """Local ids of the global node ids ``src [M]``: a known node (``known`` sorted, with local
+    ids ``known_local``) keeps its id; new nodes get ``num_nodes, num_nodes + 1, ...`` in order of
+    first appearance in ``src``. Returns ``(src_local [M], new_nodes [M'])``."""
+    dev = src.device
+    uniq, inv = torch.unique(src, return_inverse=True)                      # [U], [M]
+    local = torch.empty_like(uniq)                                           # [U]
+    if known.numel() > 0:
+        at = torch.searchsorted(known, uniq).clamp_max(known.numel() - 1)  # [U]
+        found = known[at] == uniq
+        local[found] = known_local[at[found]]
+    else:
+        found = torch.zeros_like(uniq, dtype=torch.bool)
+    first = torch.full_like(uniq, src.numel()).scatter_reduce_(
+        0, inv, torch.arange(src.numel(), device=dev), "amin")              # [U]
+    new = (~found).nonzero().view(-1)                                        # [U']
+    new = new[torch.argsort(first[new])]                                     # by first appearance
+    local[new] = num_nodes + torch.arange(new.numel(), device=dev)
+    return local[inv], uniq[new]
+
+
+def sample_neighbors(graph: GraphCSR, seeds: Tensor, num_neighbors: Sequence[int],
+                     replace: bool = False,
+                     generator: Optional[torch.Generator] = None) -> SamplerOutput:
+    """Sample a multi-hop in-neighbourhood around ``seeds`` (no Python loop over nodes).
+
+    Hop ``l`` (``l = 1 .. L``) expands each node first reached at hop ``l - 1`` (the seeds at
+    hop 1) by ``num_neighbors[l - 1]`` of its in-edges ``j -> i``, drawn uniformly without
+    replacement (``min(k, deg)`` distinct in-edges) or with replacement (``k`` draws, none for a
+    node without in-edges); ``-1`` takes them all. A node is expanded once, at the hop after it
+    is first reached, so with ``-1`` at every hop the result is the exact ``L``-hop
+    in-neighbourhood, every in-edge of every node within ``L - 1`` hops included.
+
+    Args:
+        graph: the graph (its ``rowptr``/``col``/``perm``: in-edges grouped by target).
+        seeds: ``[B]`` node ids; duplicates are kept (each copy is a seed row of its own, as
+            PyG does), a seed without in-edges is kept alone.
+        num_neighbors: one fanout per hop, each an int ``>= 0`` or ``-1``.
+        replace (default False): sample with replacement.
+        generator (optional): the random source (on the graph's device); default torch's.
+
+    Returns:
+        PyG's ``SamplerOutput``: ``node [N']`` global ids, seeds first; ``row``/``col [E']``
+        local source/target of each sampled edge (PyG's direction: ``row -> col``); ``edge
+        [E']`` the edge ids in the caller's edge order of ``edge_index``;
+        ``num_sampled_nodes`` (``L + 1`` ints: seeds, then new nodes per hop) and
+        ``num_sampled_edges`` (``L`` ints).
+    """
+    fanouts = check_num_neighbors(num_neighbors)
+    rowptr, col, perm = graph.rowptr, graph.col, graph.perm
+    dev = rowptr.device
+    seeds = check_seeds(seeds, graph.num_dst).to(dev)
+    known, known_local = _first_occurrence(seeds)
+    nodes, rows, cols, edges = [seeds], [], [], []
+    num_nodes, begin = seeds.numel(), 0
+    counts_n, counts_e = [seeds.numel()], []
+    frontier = seeds
+    for k in fanouts:
+        start = rowptr[frontier]                                             # [n]
+        deg = rowptr[frontier + 1] - start                                   # [n]
+        seg, pos = _pick(start, deg, k, replace, generator)                 # [M], [M]
+        src_local, new = _relabel(col[pos], known, known_local, num_nodes)  # [M], [M']
+        rows.append(src_local)
+        cols.append(begin + seg)
+        edges.append(perm[pos])
+        counts_e.append(pos.numel())
+        counts_n.append(new.numel())
+        nodes.append(new)
+        # The nodes of this hop join the known set (kept sorted, for searchsorted).
+        new_local = num_nodes + torch.arange(new.numel(), device=dev)
+        known, order = torch.sort(torch.cat([known, new]))
+        known_local = torch.cat([known_local, new_local])[order]
+        begin, num_nodes, frontier = num_nodes, num_nodes + new.numel(), new
+    empty = seeds.new_empty(0)
+    return SamplerOutput(node=torch.cat(nodes),
+                         row=torch.cat(rows) if rows else empty,
+                         col=torch.cat(cols) if cols else empty,
+                         edge=torch.cat(edges) if edges else empty,
+                         num_sampled_nodes=counts_n, num_sampled_edges=counts_e)
+
+
+# ---------------------------------------------------------------------------- PyG sampler
+
+class NeighborSampler(BaseSampler):
+    """A ``torch_geometric.sampler.BaseSampler`` that samples in-neighbourhoods over gatlib's CSR
+    structure in plain torch (no ``pyg-lib`` or ``torch-sparse`` needed).
+
+    Use it through PyG's ``NodeLoader`` (or :func:`gatlib.loader.neighbor_loader`)::
+
+        loader = NodeLoader(data, NeighborSampler(data, [10, 5]), batch_size=512)
+
+    Each batch is a PyG ``Data``: the seeds are its first ``batch.batch_size`` nodes, ``n_id``
+    and ``e_id`` map nodes and edges back to ``data`` (``e_id`` in ``data.edge_index``'s order),
+    node and edge attributes are sliced by them, and ``num_sampled_nodes`` /
+    ``num_sampled_edges`` count them hop by hop (see :func:`sample_neighbors`).
+
+    Args:
+        data: a PyG ``Data`` (its ``edge_index`` and ``num_nodes``), a ``GraphCSR``, or an
+            ``edge_index [2, E]``.
+        num_neighbors (list of int): fanout per hop, ``-1`` for all in-neighbours.
+        replace (bool, default False): sample with replacement.
+        seed (int, optional): seed of the sampler's own generator (reproducible batches); in
+            ``DataLoader`` worker processes the generator is re-seeded from ``seed`` and the
+            worker's seed, so workers draw different streams. Default: torch's global generator
+            (which ``DataLoader`` seeds per worker itself).
+        num_nodes (int, optional): the node count when ``data`` is an ``edge_index``.
+
+    Only the three index tensors the sampler reads (``rowptr``, ``col``, ``perm``) are kept, as
+    every ``DataLoader`` worker holds a copy of the sampler.
+    """
+
+    def __init__(self, data, num_neighbors: Sequence[int], replace: bool = False,
+                 seed: Optional[int] = None, num_nodes: Optional[int] = None):
+        self.num_neighbors = check_num_neighbors(num_neighbors)
+        if not isinstance(replace, bool):
+            raise TypeError(f"replace must be a bool, got {type(replace).__name__}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        self.replace, self.seed = replace, None if seed is None else int(seed)
+        graph = _graph_of(data, num_nodes)
+        self.rowptr, self.col, self.perm = graph.rowptr, graph.col, graph.perm
+        self.num_nodes = graph.num_dst
+        self._generator: Optional[torch.Generator] = None
+        self._generator_key = None
+
+    @property
+    def graph(self) -> "_CSRView":
+        """A light ``GraphCSR``-like view of the kept fields (for :func:`sample_neighbors`)."""
+        return _CSRView(self.rowptr, self.col, self.perm)
+
+    def _generator_now(self) -> Optional[torch.Generator]:
+        if self.seed is None:
+            return None
+        info = torch.utils.data.get_worker_info()
+        key = None if info is None else (info.id, info.seed)
+        if self._generator is None or key != self._generator_key:
+            seed = self.seed if info is None else (self.seed * 1_000_003 + info.seed) % (2 ** 63)
+            self._generator = torch.Generator(device=self.rowptr.device).manual_seed(seed)
+            self._generator_key = key
+        return self._generator
+
+    def sample_from_nodes(self, index: NodeSamplerInput, **kwargs) -> SamplerOutput:
+        if index.input_type is not None:
+            raise TypeError("gatlib's NeighborSampler samples homogeneous graphs (PyG Data); for "
+                            "HeteroData use PyG's NeighborLoader with pyg-lib")
+        if index.time is not None:
+            raise ValueError("gatlib's NeighborSampler does not do temporal sampling (seed "
+                             "times were given); use PyG's NeighborLoader with pyg-lib")
+        out = sample_neighbors(self.graph, index.node, self.num_neighbors, self.replace,
+                               self._generator_now())
+        out.metadata = (index.input_id, index.time)
+        return out
+
+    def sample_from_edges(self, index, neg_sampling=None):
+        raise NotImplementedError("gatlib's NeighborSampler samples around seed nodes only "
+                                  "(NodeLoader); for link prediction use PyG's "
+                                  "LinkNeighborLoader with pyg-lib")
+
+    @property
+    def edge_permutation(self):
+        # Edge ids are returned in the caller's order already (perm applied while sampling).
+        return None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(num_nodes={self.num_nodes}, "
+                f"num_edges={self.col.numel()}, num_neighbors={self.num_neighbors}, "
+                f"replace={self.replace})")
+
+
+class _CSRView:
+    """The three fields of a ``GraphCSR`` that sampling reads (no derived structures)."""
+
+    def __init__(self, rowptr: Tensor, col: Tensor, perm: Tensor):
+        self.rowptr, self.col, self.perm = rowptr, col, perm
+
+    @property
+    def num_dst(self) -> int:
+        return self.rowptr.numel() - 1
+
+
+def _graph_of(data, num_nodes: Optional[int] = None) -> GraphCSR:
+    """The ``GraphCSR`` of a PyG ``Data``, a ``GraphCSR`` or an ``edge_index``."""
+    from torch_geometric.data import Data
+    if isinstance(data, GraphCSR):
+        return data
+    if isinstance(data, Tensor):
+        return to_csr(data, num_nodes)
+    if isinstance(data, Data):
+        if data.edge_index is None:
+            raise ValueError("data has no edge_index: gatlib's NeighborSampler reads "
+                             "data.edge_index [2, E] (row 0 source j, row 1 target i)")
+        return to_csr(data.edge_index, data.num_nodes)
+    raise TypeError(f"data must be a PyG Data, a GraphCSR or an edge_index tensor, got "
+                    f"{type(data).__name__} (HeteroData and remote stores need PyG's "
+                    f"NeighborLoader with pyg-lib)")
