@@ -20,6 +20,7 @@ memory (it prints only; about 3 GB of memory at its default size).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import List, Optional
 import torch
 
 from . import __version__
-from .benchmarks import gat_forward, gat_inputs
+from .experiments.bench import gat_forward, gat_inputs
 from .graph import complete_graph, to_csr
 from .ops import dense_attention, sparse_attention
 from .utils import measure
@@ -68,7 +69,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     # 3. Time and peak memory, each candidate in a fresh process.
     print("\n[3] forward + backward, median of 5 runs after warm-up, each in a fresh process:")
-    res = {impl: measure("gatlib.benchmarks:gat_step", dict(impl=impl, **size), repeats=5)
+    res = {impl: measure("gatlib.experiments.bench:gat_step", dict(impl=impl, **size), repeats=5)
            for impl in ("gatlib", "reference")}
     print(f"    {'path':<34} {'time (ms)':>10} {'peak (MiB)':>11}")
     for impl, label in (("gatlib", "gatlib (CPU backend)"),
@@ -90,8 +91,23 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+# What the experiments extra installs (pyproject.toml), by import name.
+_EXTRA = ("yaml", "matplotlib", "sklearn")
+
+
+def _missing_extra() -> List[str]:
+    """The modules of the experiments extra that cannot be imported."""
+    missing = []
+    for name in _EXTRA:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def _train(args: argparse.Namespace) -> int:
-    from .train import load_config, parse_seeds, run_config, summarize
+    from .experiments import load_config, parse_seeds, run_config, summarize
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     cfg = load_config(args.config, overrides)      # checked before any data is read
     seeds = parse_seeds(args.seeds)
@@ -106,7 +122,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 _COMPARE_LRS = "0.003"
-# gatlib.train.compare.DEFAULT_TASKS, named here so that --help needs no heavy import.
+# gatlib.experiments.compare.DEFAULT_TASKS, named here so that --help needs no heavy import.
 _COMPARE_TASKS = "cluster,sequence,digits,mutag"
 
 
@@ -117,8 +133,8 @@ def _default_jobs() -> int:
 def _compare(args: argparse.Namespace) -> int:
     import platform
 
-    from .train import parse_seeds
-    from .train.compare import DEFAULT_TASKS, TASKS, compare, missing_task_data, write_report
+    from .experiments import parse_seeds
+    from .experiments.compare import DEFAULT_TASKS, TASKS, compare, missing_task_data, write_report
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     if tasks is None:
         tasks = list(DEFAULT_TASKS)
@@ -192,7 +208,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from .train import summarize
+    from .experiments import summarize
     print(summarize(Path(args.results_dir), plots=not args.no_plots))
     return 0
 
@@ -331,6 +347,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     130 interrupted)."""
     args = build_parser().parse_args(argv)
     from .utils import UserError
+    if args.command in ("train", "summarize", "compare") and _missing_extra():
+        print(f"gatlib {args.command}: needs the experiments extra ({', '.join(_missing_extra())} "
+              f"missing): pip install 'gatlib[experiments]'", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except UserError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from gatlib.benchmarks import (DENSE_BATCH_IMPLS, attention_inputs, device_name,
+from gatlib.experiments.bench import (DENSE_BATCH_IMPLS, attention_inputs, device_name,
                                graph_batch_sizes, padded_dense_attention, time_candidates,
                                write_results)
 from gatlib.ops import dense_attention
@@ -62,7 +62,7 @@ def main(argv=None) -> dict:
     for dataset in args.datasets.split(","):
         sizes = graph_batch_sizes(dataset, args.batch_size)
         err = check(sizes, args.heads, args.dim, args.device)
-        t, m = time_candidates("gatlib.benchmarks:dense_batch_step", DENSE_BATCH_IMPLS,
+        t, m = time_candidates("gatlib.experiments.bench:dense_batch_step", DENSE_BATCH_IMPLS,
                                dict(sizes=sizes, heads=args.heads, dim=args.dim,
                                     device=args.device),
                                args.repeats, args.device, where=dataset)

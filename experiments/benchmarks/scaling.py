@@ -47,7 +47,7 @@ import torch
 from tqdm import tqdm
 
 import gatlib
-from gatlib.benchmarks import (attention_inputs, crossover, device_name, extrapolate,
+from gatlib.experiments.bench import (attention_inputs, crossover, device_name, extrapolate,
                                fit_loglog)
 from gatlib.graph import complete_graph, to_csr
 from gatlib.ops import dense_attention, select, sparse_attention
@@ -143,8 +143,8 @@ def scores_bytes(n: int, heads: int) -> int:
 
 def sweep_nodes(args, bar) -> list:
     sizes = dict(heads=args.heads, dim=args.dim, seed=args.seed, device=args.device)
-    sparse = Candidate("sparse", "gatlib.benchmarks:sparse_attention_step")
-    dense = Candidate("dense", "gatlib.benchmarks:dense_attention_step")
+    sparse = Candidate("sparse", "gatlib.experiments.bench:sparse_attention_step")
+    dense = Candidate("dense", "gatlib.experiments.bench:dense_attention_step")
     rows = []
     for n in args.nodes:
         row = {"nodes": n, "edges": round(n * args.degree)}
@@ -168,10 +168,10 @@ def sweep_density(args, bar) -> dict:
     sizes = dict(num_nodes=n, heads=args.heads, dim=args.dim, seed=args.seed,
                  device=args.device)
     bar.set_postfix_str(f"density: dense N={n:,}")
-    dense = Candidate("dense", "gatlib.benchmarks:dense_attention_step").run(
+    dense = Candidate("dense", "gatlib.experiments.bench:dense_attention_step").run(
         n, sizes, args, memory_bound=scores_bytes(n, args.heads))
     bar.update()
-    sparse = Candidate("sparse", "gatlib.benchmarks:sparse_attention_step")
+    sparse = Candidate("sparse", "gatlib.experiments.bench:sparse_attention_step")
     rows = []
     for d in args.degrees:
         e = n * n if d >= n else round(n * d)

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 import gatlib
-from gatlib.benchmarks import device_name, write_results
+from gatlib.experiments.bench import device_name, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -561,7 +561,7 @@ def run_seed(cfg: Dict[str, Any], seed: int, results: Path, progress: bool = Tru
     :func:`run_identity`) already finished, or resume it from its checkpoint.
 
     Args:
-        cfg: a resolved config (:func:`gatlib.train.load_config`).
+        cfg: a resolved config (:func:`gatlib.experiments.load_config`).
         seed: the seed; the run folder is ``<results>/<name>/<seed>``.
         results: the results folder.
         progress (default True): tqdm bars.

@@ -51,8 +51,8 @@ from .. import __version__
 from ..data import DatasetDamaged, DatasetNotFound
 from ..utils import FolderLock, PeakMemory, atomic_write_json, atomic_write_text
 from .config import config_diff, config_hash
-from .run import seed_everything
-from .summarize import save_figure
+from .runs import seed_everything
+from .summary import save_figure
 
 __all__ = ["Task", "TASKS", "DEFAULT_TASKS", "TASK_DATASETS", "VARIANTS", "SEQUENCE_VARIANTS",
            "build_task", "missing_task_data", "parse_variant", "width_for_budget",

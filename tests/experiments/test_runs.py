@@ -14,8 +14,8 @@ import yaml
 
 import gatlib.data
 from gatlib import cli
-from gatlib.train import run as run_mod
-from gatlib.train.checkpoint import load_checkpoint, save_checkpoint
+from gatlib.experiments import runs as run_mod
+from gatlib.experiments.checkpoint import load_checkpoint, save_checkpoint
 from gatlib.utils import FolderLock, FolderLocked
 
 from .test_cli import _config, _graph_config, _interrupt_on_call, toy  # noqa: F401
@@ -113,7 +113,7 @@ def test_bad_override_is_named_before_any_data_is_loaded(tmp_path, monkeypatch, 
     # A YAML value is checked the same way, and numbers are spelt one way (1e-3 is a float).
     cfg = _config(tmp_path)
     cfg.write_text(cfg.read_text() + "optim: {lr: 1e-3}\n")
-    from gatlib.train import load_config
+    from gatlib.experiments import load_config
     assert load_config(cfg)["optim"]["lr"] == 0.001
     cfg.write_text(cfg.read_text().replace("lr: 1e-3", "lr: fast"))
     assert _train(cfg, res) == 2

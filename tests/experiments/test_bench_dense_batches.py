@@ -10,12 +10,12 @@ import torch
 from torch_geometric.data import Data
 
 import gatlib.data
-from gatlib import benchmarks
-from gatlib.benchmarks import (DENSE_BATCH_IMPLS, attention_inputs, dense_batch_step,
+from gatlib.experiments import bench as benchmarks
+from gatlib.experiments.bench import (DENSE_BATCH_IMPLS, attention_inputs, dense_batch_step,
                                graph_batch_sizes, padded_dense_attention)
 from gatlib.ops import dense_attention, reference
 
-SCRIPT = (Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
+SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"
           / "dense_batches.py")
 
 

@@ -6,7 +6,7 @@ import torch
 
 from gatlib.cli import main
 from gatlib.data import DatasetNotFound
-from gatlib.train import compare as cmp
+from gatlib.experiments import compare as cmp
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from torch_geometric.data import Data
 
 import gatlib.data
 from gatlib import cli
-from gatlib.train import apply_overrides, load_config, parse_seeds
-from gatlib.train import run as run_mod
+from gatlib.experiments import apply_overrides, load_config, parse_seeds
+from gatlib.experiments import runs as run_mod
 
 
 def _toy_node_dataset():
@@ -210,7 +210,7 @@ def test_roc_auc_matches_pairwise_definition():
 
 
 def test_summarize_without_runs(tmp_path, capsys):
-    from gatlib.train import summarize
+    from gatlib.experiments import summarize
     with pytest.raises(FileNotFoundError, match="no finished runs"):
         summarize(tmp_path)
     assert cli.main(["summarize", str(tmp_path)]) == 2

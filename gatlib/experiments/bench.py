@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .graph import complete_graph, to_csr
-from .ops import dense_attention, gat_attention, reference, sparse_attention, use_backend
-from .utils.measure import measure
+from ..graph import complete_graph, to_csr
+from ..ops import dense_attention, gat_attention, reference, sparse_attention, use_backend
+from ..utils.measure import measure
 
 __all__ = ["GAT_IMPLS", "random_graph", "gat_inputs", "gat_forward", "gat_step",
            "available_impls", "device_name", "scaling_graph", "attention_inputs",
