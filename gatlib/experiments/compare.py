@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -48,19 +46,22 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..data import DatasetDamaged, DatasetNotFound
-from ..utils import FolderLock, PeakMemory, atomic_write_json, atomic_write_text
+from ..data import DatasetNotFound
+from ..data.splits import split_mask
+from ..utils import FolderLock, atomic_write_json
 from .config import config_diff, config_hash
-from .runs import seed_everything
-from .summary import save_figure
+from .loop import EarlyStopping, EpochClock, fit, seed_everything
+from .metrics import accuracy, balanced_accuracy, balanced_cross_entropy
+from .models import build_model
+from .protocols import BatchProtocol, NodeProtocol
+from .report import compare_table, plot_compare, write_report  # noqa: F401 (re-exported)
+from .tasks import (DEFAULT_TASKS, SEQUENCE_VARIANTS, TASK_DATASETS, TASKS, VARIANTS, Task,
+                    build_task, missing_task_data)
 
 __all__ = ["Task", "TASKS", "DEFAULT_TASKS", "TASK_DATASETS", "VARIANTS", "SEQUENCE_VARIANTS",
            "build_task", "missing_task_data", "parse_variant", "width_for_budget",
-           "train_variant", "compare", "compare_table"]
+           "train_variant", "make_protocol", "compare", "compare_table", "write_report"]
 
-VARIANTS = ("sparse", "sparse+lap", "dense", "dense+lap", "gps", "gps+lap")
-SEQUENCE_VARIANTS = ("sparse[window]", "sparse[dilated]", "sparse[global]", "sparse[bigbird]",
-                     "dense", "gps")
 _LAYER = {"sparse": "transformer", "dense": "dense", "gps": "gps"}
 
 
@@ -80,18 +81,16 @@ def parse_variant(name: str) -> Tuple[str, bool, Optional[str]]:
 
 def _build_model(task: Task, variant: str, width: int, heads: int = 4, num_layers: int = 3,
                  pe_dim: int = 8, pe_channels: int = 8) -> torch.nn.Module:
-    from ..nn import GraphClassifier, NodeClassifier
     kind, lap, _ = parse_variant(variant)
-    common = dict(num_layers=num_layers, layer=_LAYER[kind], heads=heads, dropout=task.dropout,
-                  attn_dropout=0.0, residual=True, act="gelu",
-                  pe_dim=pe_dim if lap else 0, pe_channels=pe_channels if lap else 0)
-    if task.level == "node":
-        # project_input: sparse, dense and hybrid models share one layout (input map, layers
-        # of width W, output map) and differ only in what each layer attends over.
-        return NodeClassifier(task.num_features, width // heads, task.num_classes,
-                              norm="layer", project_input=True, **common)
-    return GraphClassifier(task.num_features, width, task.num_classes, norm="batch",
-                           pool=task.pool, **common)
+    # project_input (node models): sparse, dense and hybrid models share one layout (input
+    # map, layers of width W, output map) and differ only in what each layer attends over.
+    node = task.level == "node"
+    return build_model(task.level, task.num_features, width // heads if node else width,
+                       task.num_classes, layer=_LAYER[kind], num_layers=num_layers,
+                       heads=heads, dropout=task.dropout, attn_dropout=0.0, residual=True,
+                       norm="layer" if node else "batch", act="gelu", pool=task.pool,
+                       pe="lap" if lap else None, pe_dim=pe_dim, pe_channels=pe_channels,
+                       project_input=node)
 
 
 def width_for_budget(task: Task, variant: str, budget: int, heads: int = 4,
@@ -111,158 +110,94 @@ def width_for_budget(task: Task, variant: str, budget: int, heads: int = 4,
 # ---------------------------------------------------------------------------------- training
 
 def _loss(task: Task, out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
-    """Cross-entropy; for the balanced-accuracy tasks (PATTERN, CLUSTER) weighted per batch by
-    ``(n - n_c) / n`` for class ``c`` of ``n_c`` of the ``n`` nodes, as Dwivedi et al. weight it,
-    so that a model cannot score by predicting the majority class."""
-    if task.metric != "balanced_accuracy" or y.numel() == 0:
+    """Cross-entropy; for the balanced-accuracy tasks (PATTERN, CLUSTER) class-weighted per
+    batch (:func:`~gatlib.experiments.metrics.balanced_cross_entropy`)."""
+    if task.metric != "balanced_accuracy":
         return F.cross_entropy(out, y, reduction=reduction)
-    counts = torch.bincount(y, minlength=task.num_classes).to(out.dtype)   # [classes]
-    weight = (y.numel() - counts) / y.numel() * (counts > 0)                # [classes]
-    return F.cross_entropy(out, y, weight=weight, reduction=reduction)
+    return balanced_cross_entropy(out, y, task.num_classes, reduction)
 
 
 def _score(metric: str, pred: Tensor, y: Tensor, num_classes: int) -> float:
-    if y.numel() == 0:
-        return float("nan")
+    """Accuracy, or balanced accuracy (the mean recall over the classes present)."""
     if metric == "accuracy":
-        return (pred == y).float().mean().item()
-    # Balanced accuracy: the mean recall over the classes present (Dwivedi et al.'s metric for
-    # PATTERN and CLUSTER, where chance is 1 / classes whatever the class sizes).
-    hits = torch.zeros(num_classes).index_add_(0, y, (pred == y).float())
-    counts = torch.bincount(y, minlength=num_classes).float()
-    present = counts > 0
-    return (hits[present] / counts[present]).mean().item()
+        return accuracy(pred, y)
+    return balanced_accuracy(pred, y, num_classes)
 
 
-class _Split:
-    """Batches of one split, with the edges of the variant's pattern and the node mask."""
-
-    def __init__(self, task: Task, split: str, variant: str, seed: int, shuffle: bool):
-        from torch_geometric.loader import DataLoader
-        _, _, pattern = parse_variant(variant)
-        graphs = task.splits[split]
-        if pattern is not None:
-            if pattern not in task.patterns:
-                raise ValueError(f"task {task.name!r} has no pattern {pattern!r}; it has "
-                                 f"{sorted(task.patterns) or 'none'}")
-            cache: Dict[int, Tensor] = {}
-            graphs = [g.clone() for g in graphs]
-            for g in graphs:
-                if g.num_nodes not in cache:
-                    cache[g.num_nodes] = task.patterns[pattern](g.num_nodes)
-                g.edge_index = cache[g.num_nodes]
-        self.mask_name = f"{split}_mask" if task.masks else None
-        self.seed = seed
-        self.batches = (graphs if task.masks else
-                        DataLoader(graphs, batch_size=task.batch_size, shuffle=shuffle))
-
-    def __iter__(self):
-        for b in self.batches:
-            mask = None
-            if self.mask_name is not None:
-                mask = getattr(b, self.mask_name)
-                if mask.dim() == 2:
-                    mask = mask[:, self.seed % mask.size(1)]
-                mask = mask.bool()
-            yield b, mask
+def _graphs(task: Task, split: str, pattern: Optional[str]) -> List[Any]:
+    """A split's graphs, with the edges of the variant's attention pattern when it has one."""
+    graphs = task.splits[split]
+    if pattern is None:
+        return graphs
+    if pattern not in task.patterns:
+        raise ValueError(f"task {task.name!r} has no pattern {pattern!r}; it has "
+                         f"{sorted(task.patterns) or 'none'}")
+    cache: Dict[int, Tensor] = {}
+    graphs = [g.clone() for g in graphs]
+    for g in graphs:
+        if g.num_nodes not in cache:
+            cache[g.num_nodes] = task.patterns[pattern](g.num_nodes)
+        g.edge_index = cache[g.num_nodes]
+    return graphs
 
 
-def _forward(model, b, device) -> Tensor:
-    b = b.to(device)
-    batch = getattr(b, "batch", None)
-    pe = b.pe if getattr(model, "pe_encoder", None) is not None else None
-    return model(b.x, b.edge_index, batch, pe=pe)
-
-
-@torch.no_grad()
-def _evaluate(model, splits: Sequence[_Split], task: Task, device
-              ) -> List[Tuple[float, float]]:
-    """``(score, mean loss)`` of each split. On a masked node task (one graph, split by masks)
-    the graph goes through the model once for all splits."""
-    model.eval()
-    shared: Dict[int, Tensor] = {}
-    scores = []
-    for split in splits:
-        preds, ys, loss, n = [], [], 0.0, 0
-        for b, mask in split:
-            y = b.y.view(-1).to(device)
-            if mask is None:
-                out = _forward(model, b, device)
-            else:
-                if id(b) not in shared:
-                    shared[id(b)] = _forward(model, b, device)
-                m = mask.to(device)
-                out, y = shared[id(b)][m], y[m]
-            loss += _loss(task, out, y, reduction="sum").item()
-            n += y.numel()
-            preds.append(out.argmax(-1).cpu())
-            ys.append(y.cpu())
-        scores.append((_score(task.metric, torch.cat(preds), torch.cat(ys), task.num_classes),
-                       loss / max(n, 1)))
-    return scores
+def make_protocol(task: Task, variant: str, seed: int, device: Any = "cpu"):
+    """How a variant meets a task's data: a :class:`NodeProtocol` for a single graph split by
+    masks (split ``seed % S`` of ``S`` stored ones), else a :class:`BatchProtocol` over the
+    splits' graphs (the training set shuffled)."""
+    score = lambda out, y: _score(task.metric, out.argmax(-1).cpu(), y.cpu(),  # noqa: E731
+                                  task.num_classes)
+    loss = lambda out, y, reduction="mean": _loss(task, out, y, reduction)     # noqa: E731
+    _, _, pattern = parse_variant(variant)
+    if task.masks:
+        data = _graphs(task, "train", pattern)[0].to(device)
+        masks = {s: split_mask(getattr(data, f"{s}_mask"), seed) for s in ("train", "val", "test")}
+        return NodeProtocol(data.x, data.edge_index, data.y.view(-1), masks,
+                            getattr(data, "pe", None), loss, score,
+                            eval_loss=lambda out, y: loss(out, y, "sum").item() / max(y.numel(), 1))
+    from torch_geometric.loader import DataLoader
+    loaders = {s: DataLoader(_graphs(task, s, pattern), batch_size=task.batch_size,
+                             shuffle=(s == "train")) for s in ("train", "val", "test")}
+    return BatchProtocol(loaders, device, loss, score, train_loss="sum")
 
 
 def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
                   device: str = "cpu", progress: bool = False) -> Dict[str, Any]:
     """Train one (variant, width, learning rate, seed) and return its metrics.
 
-    The test score is read at the epoch of the best validation score (ties go to the lower
-    validation loss). ``time_per_epoch_s`` counts training steps only (median wall time of the
-    epochs after the first); ``cpu_per_epoch_s`` is the same median in process CPU time, which
-    other processes on the machine do not inflate (with one thread, as in ``compare``'s
-    workers, it is the epoch's own work); ``load_avg`` is the largest 1-minute load average
-    seen at an epoch's end. ``peak_memory_bytes`` is the peak memory that the first training
-    epoch adds (see :class:`PeakMemory`).
+    All epochs run (no early stopping); the test score is read at the epoch of the best
+    validation score (ties go to the lower validation loss). ``time_per_epoch_s`` counts
+    training steps only (median wall time of the epochs after the first); ``cpu_per_epoch_s``
+    is the same median in process CPU time, which other processes on the machine do not
+    inflate (with one thread, as in ``compare``'s workers, it is the epoch's own work);
+    ``load_avg`` is the largest 1-minute load average seen at an epoch's end.
+    ``peak_memory_bytes`` is the peak memory that the first training epoch adds (see
+    :class:`PeakMemory`).
     """
     start = time.perf_counter()
     seed_everything(seed)
     model = _build_model(task, variant, width).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=task.weight_decay)
-    train = _Split(task, "train", variant, seed, shuffle=True)
-    val = _Split(task, "val", variant, seed, shuffle=False)
-    test = _Split(task, "test", variant, seed, shuffle=False)
-    best = {"val": -math.inf, "val_loss": math.inf, "test": float("nan"), "epoch": -1}
-    times, cpu, curve, peak, load = [], [], [], None, 0.0
+    protocol = make_protocol(task, variant, seed, device)
+    stopper, clock, curve = EarlyStopping("best_val"), EpochClock(device, peak=True), []
     bar = tqdm(range(task.epochs), desc=f"{task.name} {variant} lr={lr:g} seed {seed}",
                leave=False, disable=not progress)
-    for epoch in bar:
-        model.train()
-        mem = PeakMemory(device) if epoch == 0 else None
-        t0, c0 = time.perf_counter(), time.process_time()
-        if mem is not None:
-            mem.__enter__()
-        total = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch
-        for b, mask in train:
-            opt.zero_grad()
-            out = _forward(model, b, device)
-            y = b.y.view(-1).to(device)
-            if mask is not None:
-                out, y = out[mask.to(device)], y[mask.to(device)]
-            loss = _loss(task, out, y)
-            loss.backward()
-            opt.step()
-            total += loss.detach().double()
-        total = total.item()  # also waits for the last step before the clock stops
-        if mem is not None:
-            mem.__exit__(None, None, None)
-            peak = mem.bytes
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        load = max(load, os.getloadavg()[0])
-        (val_score, val_loss), (test_score, _) = _evaluate(model, (val, test), task, device)
-        curve.append({"epoch": epoch, "train_loss": total, "val": val_score, "test": test_score})
-        if val_score > best["val"] or (val_score == best["val"] and val_loss < best["val_loss"]):
-            best = {"val": val_score, "val_loss": val_loss, "test": test_score, "epoch": epoch}
-        bar.set_postfix(val=f"{val_score:.3f}")
+
+    def log(epoch: int, train_loss: float, s: Dict[str, Any]) -> None:
+        curve.append({"epoch": epoch, "train_loss": train_loss, "val": s["val"][0],
+                      "test": s["test"][0]})
+        bar.set_postfix(val=f"{s['val'][0]:.3f}")
+    fit(model, opt, protocol, stopper, bar, clock=clock, splits=("val", "test"), log=log)
     bar.close()
+    best = stopper.best
     # The first epoch pays one-off costs (CSR views, caches, allocator warm-up): leave it out.
-    steady, steady_cpu = times[1:] or times, cpu[1:] or cpu
+    steady, steady_cpu = clock.times[1:] or clock.times, clock.cpu[1:] or clock.cpu
     return {"task": task.name, "variant": variant, "width": width, "lr": lr, "seed": seed,
             "params": sum(p.numel() for p in model.parameters()), "metric": task.metric,
             "val": best["val"], "test": best["test"], "best_epoch": best["epoch"],
             "epochs": task.epochs, "time_per_epoch_s": float(np.median(steady)),
-            "cpu_per_epoch_s": float(np.median(steady_cpu)), "load_avg": load,
-            "peak_memory_bytes": peak, "device": str(device),
+            "cpu_per_epoch_s": float(np.median(steady_cpu)), "load_avg": clock.load,
+            "peak_memory_bytes": clock.peak_bytes, "device": str(device),
             "wall_s": time.perf_counter() - start, "curve": curve}
 
 

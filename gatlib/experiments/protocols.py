@@ -33,7 +33,8 @@ class NodeProtocol:
         graph: the graph as the model takes it (``edge_index [2, E]`` or a ``GraphCSR``).
         y: labels ``[N]``.
         masks: ``{"train", "val", "test": [N] bool}``.
-        pe: positional encodings ``[N, K]`` or None.
+        pe: positional encodings ``[N, K]`` or None (given to a model that has a positional
+            encoder).
         loss: ``loss(out, y, reduction="mean")``, the training loss.
         score: ``score(logits, y) -> float``.
         eval_loss: ``eval_loss(logits, y) -> float``, the mean loss an evaluation reports.
@@ -46,7 +47,8 @@ class NodeProtocol:
         self.loss, self.score, self.eval_loss = loss, score, eval_loss
 
     def forward(self, model: torch.nn.Module) -> Tensor:
-        return model(self.x, self.graph, pe=self.pe)                              # [N, C]
+        pe = self.pe if getattr(model, "pe_encoder", None) is not None else None
+        return model(self.x, self.graph, pe=pe)                                   # [N, C]
 
     def train_epoch(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> float:
         """One full-batch step on the training nodes; returns its loss."""
@@ -136,7 +138,7 @@ class BatchProtocol:
                 outs.append(logits)
                 ys.append(y)
             if not ys:
-                out[split] = (self.score(torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)),
+                out[split] = (self.score(torch.zeros(0, 1), torch.zeros(0, dtype=torch.long)),
                               0.0)
                 continue
             y = torch.cat(ys)                                                       # [T]
