@@ -29,7 +29,7 @@ import torch
 
 import gatlib
 from gatlib.experiments.bench import (LAYER_IMPLS, available_impls, gat_forward, gat_inputs,
-                               gat_layer_setup)
+                                     gat_layer_setup)
 from gatlib.graph import to_csr
 from gatlib.utils import atomic_write_json, atomic_write_text, measure
 
@@ -100,7 +100,8 @@ def main(argv=None) -> dict:
                               else [i for i in LAYER_IMPLS if i in available_impls()])
     subject = ("GAT attention" if args.what == "attention"
                else f"GATConv layer ({args.in_channels} input features)")
-    target = "gatlib.experiments.bench:" + ("gat_step" if args.what == "attention" else "gat_layer_step")
+    target = "gatlib.experiments.bench:" + ("gat_step" if args.what == "attention"
+                                            else "gat_layer_step")
     size = _size(args)
     print(f"{subject} forward+backward: {args.nodes:,} nodes, {args.edges:,} edges, "
           f"{args.heads} heads x {args.channels}, device {args.device}, "

@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 import gatlib
 from gatlib.experiments.bench import (attention_inputs, crossover, device_name, extrapolate,
-                               fit_loglog)
+                                     fit_loglog)
 from gatlib.graph import complete_graph, to_csr
 from gatlib.ops import dense_attention, select, sparse_attention
 from gatlib.utils import atomic_write_json, atomic_write_text, measure

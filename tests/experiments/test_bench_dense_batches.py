@@ -11,8 +11,9 @@ from torch_geometric.data import Data
 
 import gatlib.data
 from gatlib.experiments import bench as benchmarks
-from gatlib.experiments.bench import (DENSE_BATCH_IMPLS, attention_inputs, dense_batch_step,
-                               graph_batch_sizes, padded_dense_attention)
+from gatlib.experiments.bench import attention_inputs
+from gatlib.experiments.bench_graphs import (DENSE_BATCH_IMPLS, dense_batch_step,
+                                             graph_batch_sizes, padded_dense_attention)
 from gatlib.ops import dense_attention, reference
 
 SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"

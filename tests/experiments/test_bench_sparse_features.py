@@ -11,7 +11,8 @@ from torch_geometric.data import Data
 
 import gatlib.data
 from gatlib.experiments import bench as benchmarks
-from gatlib.experiments.bench import PLANETOID_IMPLS, planetoid_epoch_step, planetoid_model
+from gatlib.experiments.bench_graphs import (PLANETOID_IMPLS, planetoid_epoch_step,
+                                             planetoid_model)
 
 SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"
           / "sparse_features.py")
