@@ -53,6 +53,7 @@ from .config import config_diff, config_hash
 from .loop import EarlyStopping, EpochClock, fit, seed_everything
 from .metrics import accuracy, balanced_accuracy, balanced_cross_entropy
 from .models import build_model
+from .pool import start_pool, stop_pool
 from .protocols import BatchProtocol, NodeProtocol
 from .report import compare_table, plot_compare, write_report  # noqa: F401 (re-exported)
 from .tasks import (DEFAULT_TASKS, SEQUENCE_VARIANTS, TASK_DATASETS, TASKS, VARIANTS, Task,
@@ -245,51 +246,6 @@ def _say(msg: str) -> None:
 _WORKER_TASKS: Dict[Tuple[str, bool, int], Task] = {}
 
 
-def _worker_init() -> None:
-    import threading
-    # One thread per worker: workers, not threads, share the cores.
-    torch.set_num_threads(1)
-    # tqdm's default lock is a multiprocessing semaphore; a worker stopped by Ctrl-C would
-    # leave it behind (and a warning about it). Workers draw no bars: a thread lock will do.
-    tqdm.set_lock(threading.RLock())
-
-
-def _noop() -> None:
-    return None
-
-
-def _start_pool(jobs: int):
-    """``jobs`` worker processes, started now with Ctrl-C ignored (a worker inherits that from
-    birth, even while it imports): Ctrl-C is the parent's to handle, and it stops the workers,
-    so the user sees one line, not a traceback from each worker."""
-    import multiprocessing as mp
-    import signal
-    import threading
-    from concurrent.futures import ProcessPoolExecutor
-    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"),
-                               initializer=_worker_init)
-    if threading.current_thread() is not threading.main_thread():
-        return pool
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        for _ in range(jobs):
-            pool.submit(_noop)            # each submit starts a worker while none is idle
-    finally:
-        signal.signal(signal.SIGINT, old)
-    return pool
-
-
-def _stop_pool(pool) -> None:
-    """Stop the workers at once (their unfinished runs are lost; finished ones are on disk)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.join(5)
-    # The pool sees its workers gone, fails what was pending and frees its queues.
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _worker_run(name: str, quick: bool, epochs: int, variant: str, width: int, lr: float,
                 seed: int, device: str, path: str, ident: Dict[str, Any]) -> Dict[str, Any]:
     """One run in a worker process (tasks hold lambdas, so the worker builds its own)."""
@@ -337,7 +293,7 @@ def compare(tasks: Sequence[str] = DEFAULT_TASKS, variants: Optional[Sequence[st
     pool = None
     with FolderLock(results, what="comparison"):
         try:
-            pool = _start_pool(jobs) if jobs > 1 else None
+            pool = start_pool(jobs) if jobs > 1 else None
             rows = []
             for name in tasks:
                 rows += _compare_task(name, variants, seeds, budget, lrs, results, device,
@@ -345,7 +301,7 @@ def compare(tasks: Sequence[str] = DEFAULT_TASKS, variants: Optional[Sequence[st
             return rows
         except KeyboardInterrupt:
             if pool is not None:                 # stop the workers now, not after their run
-                _stop_pool(pool)
+                stop_pool(pool)
                 pool = None
             raise
         finally:
