@@ -42,6 +42,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 import gatlib
+from gatlib.experiments.bench import add_int_args
 from gatlib.experiments.bench_report import fmt_mb as _fmt_mb
 from gatlib.experiments.bench_report import gpu_plot as plot
 from gatlib.experiments.bench_report import gpu_table as table
@@ -295,12 +296,7 @@ def main(argv=None) -> dict:
     p.add_argument("--avg-degree", type=int, default=10, help="edges per node of the sweep")
     p.add_argument("--no-products", dest="products", action="store_false",
                    help="skip the ogbn-products-sized graph")
-    p.add_argument("--in-channels", type=int, default=100)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    add_int_args(p, in_channels=100, heads=8, channels=16, repeats=10, warmup=2, seed=0)
     p.add_argument("--check-tol", type=float, default=1e-4,
                    help="largest max abs error relative to scale accepted by the check")
     p.add_argument("--peak-bandwidth", type=float, default=None,

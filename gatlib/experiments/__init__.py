@@ -6,15 +6,18 @@ scikit-learn), which the core (``gatlib.graph``, ``ops``, ``pe``, ``nn``, ``data
 The layout, one concern a module:
 
 - ``config``: YAML configs, overrides, validation, hashes;
-- ``loop``: the one training loop (:func:`fit`) with its early-stopping policy
-  (:class:`EarlyStopping`) and epoch clock;
-- ``protocols``: how batches are made, the loss computed and a model evaluated, for one graph
-  split by node masks (:class:`NodeProtocol`) and for batches of graphs
-  (:class:`BatchProtocol`); the metrics;
-- ``models``: the one model builder; ``tasks``: the comparison's tasks;
-- ``runs`` (one config and seed, resumable) and ``supervised`` (its node and graph training),
-  ``compare`` and ``report`` (the comparison and its table and plots), ``summary``;
-- ``bench`` and ``demo``: what ``experiments/benchmarks/`` and ``gatlib demo`` time.
+- ``loop``: the one training loop (:func:`~gatlib.experiments.loop.fit`) with its
+  early-stopping policy (``EarlyStopping``) and epoch clock (``EpochClock``);
+- ``protocols``: how a model meets its data, for one graph split by node masks
+  (``NodeProtocol``) and for mini-batches of graphs (``BatchProtocol``); ``metrics``: scores
+  and losses; ``models``: the one model builder;
+- ``runs`` (a config and seed in its run folder: identity, locks, resume) and ``supervised``
+  (its node and graph training, picked by the config's ``protocol``), ``checkpoint``,
+  ``summary`` (tables and learning curves);
+- ``tasks`` (the comparison's tasks, in one place), ``compare`` (variants, budgets, cached
+  runs), ``pool`` (its worker processes), ``report`` (its table and plots);
+- ``bench``, ``bench_graphs``, ``bench_report``: what ``experiments/benchmarks/`` and
+  ``gatlib demo`` (``demo``) time and print.
 
 Names are imported on first use, so that ``gatlib.experiments.tasks`` (the task names the
 command's help shows) loads without the extra.

@@ -23,7 +23,7 @@ from ..utils.measure import measure
 __all__ = ["GAT_IMPLS", "random_graph", "gat_inputs", "gat_forward", "gat_step",
            "available_impls", "device_name", "scaling_graph", "attention_inputs",
            "sparse_attention_step", "dense_attention_step", "fit_loglog", "extrapolate",
-           "crossovers", "crossover", "time_candidates", "write_results"]
+           "crossovers", "crossover", "time_candidates", "add_int_args", "write_results"]
 
 # What each candidate is: gatlib's fast path, its pure-PyTorch reference, PyG's own path for the
 # same maths (as GATConv computes it: its softmax utility, then gather and scatter), and
@@ -286,6 +286,12 @@ def time_candidates(target: str, impls: Sequence[str], kwargs: dict, repeats: in
         raise SystemExit(f"{where}: " + "; ".join(bad))
     return ({i: r["time_s"] * 1e3 for i, r in res.items()},
             {i: r["peak_bytes"] for i, r in res.items()})
+
+
+def add_int_args(parser, **defaults: int) -> None:
+    """Add an int option ``--<name>`` (underscores as dashes) per keyword, with its default."""
+    for name, default in defaults.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
 
 
 def write_results(stem, lines: Sequence[str], record: dict) -> None:
