@@ -21,7 +21,7 @@ Every task returns a list of ``torch_geometric.data.Data`` with a graph label ``
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
