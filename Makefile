@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    creates .venv, installs gatlib (torch pinned to the 2.13.0 CPU build), runs
+#   make run    creates .venv, installs gatlib with its experiments extra (torch pinned to the
+#               2.13.0 CPU build), runs
 #               gatlib compare (dense vs sparse attention, the small default set)
 #   make test   the same set-up, then the whole test suite, in three named groups
 # Other targets: make bench (CPU benchmark against PyG, about 5.5 GB of memory; writes
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[test,gpu]" $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[experiments,test,gpu]" $(TORCH)
 	touch $(STAMP)
 
 # The main job: dense vs sparse vs hybrid attention on the small default set (CLUSTER-style SBM,
@@ -36,10 +37,10 @@ test: $(STAMP)
 	@failed=""; \
 	echo "== make test 1/3 (the longest): graphs, operators (Triton kernels under the interpreter), encodings, layers =="; \
 	$(PYTEST) $(CORE) || failed="$$failed 1"; \
-	echo "== make test 2/3: data, utilities, README examples, benchmark scripts =="; \
-	$(PYTEST) tests $(addprefix --ignore=,$(CORE)) --ignore=tests/train || failed="$$failed 2"; \
-	echo "== make test 3/3: training runs end to end, the dense-vs-sparse comparison =="; \
-	$(PYTEST) tests/train || failed="$$failed 3"; \
+	echo "== make test 2/3: data, utilities, README examples, the slim core =="; \
+	$(PYTEST) tests $(addprefix --ignore=,$(CORE)) --ignore=tests/experiments || failed="$$failed 2"; \
+	echo "== make test 3/3: the experiments: training runs end to end, the dense-vs-sparse comparison, benchmark scripts =="; \
+	$(PYTEST) tests/experiments || failed="$$failed 3"; \
 	if [ -n "$$failed" ]; then echo "make test: group(s)$$failed failed"; exit 1; fi; \
 	echo "make test: all three groups passed"
 

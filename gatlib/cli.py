@@ -20,6 +20,7 @@ memory (it prints only; about 3 GB of memory at its default size).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -28,70 +29,32 @@ from typing import List, Optional
 import torch
 
 from . import __version__
-from .benchmarks import gat_forward, gat_inputs
-from .graph import complete_graph, to_csr
-from .ops import dense_attention, sparse_attention
-from .utils import measure
-
-
-def _max_err(a: List[torch.Tensor], b: List[torch.Tensor]) -> float:
-    return max((x - y).abs().max().item() for x, y in zip(a, b))
+from .experiments.tasks import DEFAULT_TASKS
 
 
 def _demo(args: argparse.Namespace) -> int:
-    torch.manual_seed(args.seed)
-    print(f"gatlib {__version__} demo on torch {torch.__version__} "
-          f"({torch.get_num_threads()} CPU threads)")
+    from .experiments.demo import demo
+    return demo(nodes=args.nodes, edges=args.edges, heads=args.heads, channels=args.channels,
+                seed=args.seed)
 
-    # 1. Dense attention equals sparse attention over the complete graph.
-    n, H, D = 256, args.heads, args.channels
-    q, k, v = (torch.randn(n, H, D) for _ in range(3))
-    err = (sparse_attention(q, k, v, complete_graph(n)) - dense_attention(q, k, v)).abs().max()
-    print(f"\n[1] sparse attention on complete_graph({n}) vs dense attention (SDPA): "
-          f"max abs difference {err.item():.2e}")
 
-    # 2. GAT attention on a random graph: gatlib vs the reference, forward and backward.
-    size = dict(num_nodes=args.nodes, num_edges=args.edges, heads=args.heads,
-                channels=args.channels, seed=args.seed)
-    grads = {}
-    for impl in ("gatlib", "reference"):
-        x = gat_inputs(**size)
-        graph = to_csr(x["edge_index"], args.nodes) if impl == "gatlib" else x["edge_index"]
-        out = gat_forward(impl, x["a_src"], x["a_dst"], x["v"], graph)
-        out.backward(x["grad"])
-        grads[impl] = [out.detach()] + [x[t].grad for t in ("a_src", "a_dst", "v")]
-    err = _max_err(grads["gatlib"], grads["reference"])
-    print(f"\n[2] gat_attention on a random graph ({args.nodes:,} nodes, {args.edges:,} edges, "
-          f"{args.heads} heads x {args.channels}):\n    output and gradients vs the reference: "
-          f"max abs difference {err:.2e}")
-    ok = err < 1e-4
+# What the experiments extra installs (pyproject.toml), by import name.
+_EXTRA = ("yaml", "matplotlib", "sklearn")
 
-    # 3. Time and peak memory, each candidate in a fresh process.
-    print("\n[3] forward + backward, median of 5 runs after warm-up, each in a fresh process:")
-    res = {impl: measure("gatlib.benchmarks:gat_step", dict(impl=impl, **size), repeats=5)
-           for impl in ("gatlib", "reference")}
-    print(f"    {'path':<34} {'time (ms)':>10} {'peak (MiB)':>11}")
-    for impl, label in (("gatlib", "gatlib (CPU backend)"),
-                        ("reference", "reference (builds [E, H, C])")):
-        r = res[impl]
-        if r["status"] != "ok":
-            print(f"    {label:<34} {r['status']}: {r['message'].splitlines()[0]}")
-            ok = False
-            continue
-        peak = "n/a" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:,.0f}"
-        print(f"    {label:<34} {r['time_s'] * 1e3:>10,.0f} {peak:>11}")
-    g, ref = res["gatlib"], res["reference"]
-    if g["status"] == ref["status"] == "ok":
-        line = f"    gatlib is {ref['time_s'] / g['time_s']:.1f}x faster"
-        if g["peak_bytes"] and ref["peak_bytes"]:
-            line += f" and uses {g['peak_bytes'] / ref['peak_bytes']:.2f}x the peak memory"
-        print(line)
-    print("\nOK" if ok else "\nFAILED: see above")
-    return 0 if ok else 1
+
+def _missing_extra() -> List[str]:
+    """The modules of the experiments extra that cannot be imported."""
+    missing = []
+    for name in _EXTRA:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import load_config, parse_seeds, run_config, summarize
+    from .experiments import load_config, parse_seeds, run_config, summarize
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     cfg = load_config(args.config, overrides)      # checked before any data is read
     seeds = parse_seeds(args.seeds)
@@ -106,8 +69,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 _COMPARE_LRS = "0.003"
-# gatlib.train.compare.DEFAULT_TASKS, named here so that --help needs no heavy import.
-_COMPARE_TASKS = "cluster,sequence,digits,mutag"
+_COMPARE_TASKS = ",".join(DEFAULT_TASKS)
 
 
 def _default_jobs() -> int:
@@ -117,8 +79,8 @@ def _default_jobs() -> int:
 def _compare(args: argparse.Namespace) -> int:
     import platform
 
-    from .train import parse_seeds
-    from .train.compare import DEFAULT_TASKS, TASKS, compare, missing_task_data, write_report
+    from .experiments import parse_seeds
+    from .experiments.compare import TASKS, compare, missing_task_data, write_report
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     if tasks is None:
         tasks = list(DEFAULT_TASKS)
@@ -192,7 +154,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from .train import summarize
+    from .experiments import summarize
     print(summarize(Path(args.results_dir), plots=not args.no_plots))
     return 0
 
@@ -331,6 +293,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     130 interrupted)."""
     args = build_parser().parse_args(argv)
     from .utils import UserError
+    if args.command in ("train", "summarize", "compare") and _missing_extra():
+        print(f"gatlib {args.command}: needs the experiments extra ({', '.join(_missing_extra())} "
+              f"missing): pip install 'gatlib[experiments]'", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except UserError as exc:

@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 import gatlib
-from gatlib.benchmarks import (LAYER_IMPLS, available_impls, gat_forward, gat_inputs,
-                               gat_layer_setup)
+from gatlib.experiments.bench import (LAYER_IMPLS, add_int_args, available_impls, gat_forward,
+                                     gat_inputs, gat_layer_setup)
 from gatlib.graph import to_csr
 from gatlib.utils import atomic_write_json, atomic_write_text, measure
 
@@ -83,12 +83,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--what", choices=("attention", "layer"), default="attention")
     p.add_argument("--in-channels", type=int, default=64, help="input features (layer only)")
-    p.add_argument("--nodes", type=int, default=100_000)
-    p.add_argument("--edges", type=int, default=2_000_000)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    add_int_args(p, nodes=100_000, edges=2_000_000, heads=8, channels=16, repeats=5, seed=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--impls", default=None,
                    help="comma-separated candidates (default: all installed)")
@@ -100,7 +95,8 @@ def main(argv=None) -> dict:
                               else [i for i in LAYER_IMPLS if i in available_impls()])
     subject = ("GAT attention" if args.what == "attention"
                else f"GATConv layer ({args.in_channels} input features)")
-    target = "gatlib.benchmarks:" + ("gat_step" if args.what == "attention" else "gat_layer_step")
+    target = "gatlib.experiments.bench:" + ("gat_step" if args.what == "attention"
+                                            else "gat_layer_step")
     size = _size(args)
     print(f"{subject} forward+backward: {args.nodes:,} nodes, {args.edges:,} edges, "
           f"{args.heads} heads x {args.channels}, device {args.device}, "

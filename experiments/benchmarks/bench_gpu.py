@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import platform
 import sys
 import tempfile
@@ -43,6 +42,10 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 import gatlib
+from gatlib.experiments.bench import add_int_args
+from gatlib.experiments.bench_report import fmt_mb as _fmt_mb
+from gatlib.experiments.bench_report import gpu_plot as plot
+from gatlib.experiments.bench_report import gpu_table as table
 from gatlib.ops import reference, segment_softmax, select, use_backend
 from gatlib.utils import atomic_write_json, atomic_write_text, measure
 
@@ -268,85 +271,6 @@ def softmax_bytes(num_edges: int, heads: int, itemsize: int = 4) -> int:
     return num_edges * heads * itemsize * 2 + num_edges * 8
 
 
-def _fmt_ms(r):
-    return f"{r['time_s'] * 1e3:,.2f}" if r.get("status") == "ok" else r.get("status", "")
-
-
-def _fmt_mb(r):
-    if r.get("status") != "ok":
-        return r.get("status", "")
-    return "n/a" if r.get("peak_bytes") is None else f"{r['peak_bytes'] / 2**20:,.0f}"
-
-
-def table(rows: List[dict]) -> str:
-    lines = ["| subject | graph | nodes | edges | implementation | check (max scaled err) | "
-             "fwd+bwd (ms) | peak memory (MiB) | gatlib speed-up | gatlib memory ratio | "
-             "fwd bandwidth (GB/s) | of peak |",
-             "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        base = next((r for r in rows if r["subject"] == row["subject"]
-                     and r["graph"] == row["graph"] and r["impl"] == "gatlib"), None)
-        t, ok = row["timing"], row["timing"].get("status") == "ok"
-        speed = mem = ""
-        if ok and base is not None and base["timing"].get("status") == "ok":
-            speed = f"{t['time_s'] / base['timing']['time_s']:.2f}x"
-            if t.get("peak_bytes") and base["timing"].get("peak_bytes"):
-                mem = f"{base['timing']['peak_bytes'] / t['peak_bytes']:.3f}"
-        c = row["check"]
-        chk = c["status"] if c.get("error") is None else f"{c['status']} ({c['error']:.1e})"
-        bw = row.get("bandwidth") or {}
-        gbps = "" if bw.get("gbps") is None else f"{bw['gbps']:,.1f}"
-        frac = "" if bw.get("fraction") is None else f"{bw['fraction']:.0%}"
-        lines.append(
-            f"| {row['subject']} | {row['graph']} | {row['num_nodes']:,} | {row['num_edges']:,} | "
-            f"{row['impl']} | {chk} | {_fmt_ms(t)} | {_fmt_mb(t)} | {speed} | {mem} | "
-            f"{gbps} | {frac} |")
-    return "\n".join(lines)
-
-
-def plot(rows: List[dict], path: Path) -> None:
-    """Log-log time and peak memory against edges, one line per subject and implementation."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    series: Dict[tuple, list] = {}
-    for row in rows:
-        if row["timing"].get("status") == "ok":
-            series.setdefault((row["subject"], row["impl"]), []).append(row)
-    for (subject, impl), pts in sorted(series.items()):
-        pts = sorted(pts, key=lambda r: r["num_edges"])
-        e = [p["num_edges"] for p in pts]
-        style = "-" if impl == "gatlib" else "--"
-        axes[0].plot(e, [p["timing"]["time_s"] * 1e3 for p in pts], style, marker="o",
-                     label=f"{subject}: {impl}")
-        mem = [(p["num_edges"], p["timing"]["peak_bytes"] / 2**20) for p in pts
-               if p["timing"].get("peak_bytes")]
-        if mem:
-            axes[1].plot(*zip(*mem), style, marker="o", label=f"{subject}: {impl}")
-    from matplotlib.ticker import NullFormatter
-    for ax, ylabel in zip(axes, ("forward + backward (ms)", "peak memory (MiB)")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())   # decade labels only
-        ax.set_xlabel("edges")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Atomic like the other outputs: write beside, then rename.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 # ----------------------------------------------------------------------------------- main
 
 def _sizes(args) -> List[dict]:
@@ -372,12 +296,7 @@ def main(argv=None) -> dict:
     p.add_argument("--avg-degree", type=int, default=10, help="edges per node of the sweep")
     p.add_argument("--no-products", dest="products", action="store_false",
                    help="skip the ogbn-products-sized graph")
-    p.add_argument("--in-channels", type=int, default=100)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    add_int_args(p, in_channels=100, heads=8, channels=16, repeats=10, warmup=2, seed=0)
     p.add_argument("--check-tol", type=float, default=1e-4,
                    help="largest max abs error relative to scale accepted by the check")
     p.add_argument("--peak-bandwidth", type=float, default=None,

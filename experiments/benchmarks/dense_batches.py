@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from gatlib.benchmarks import (DENSE_BATCH_IMPLS, attention_inputs, device_name,
-                               graph_batch_sizes, padded_dense_attention, time_candidates,
-                               write_results)
+from gatlib.experiments.bench import attention_inputs, device_name, time_candidates, write_results
+from gatlib.experiments.bench_graphs import (DENSE_BATCH_IMPLS, graph_batch_sizes,
+                                             padded_dense_attention)
 from gatlib.ops import dense_attention
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,8 @@ def main(argv=None) -> dict:
     for dataset in args.datasets.split(","):
         sizes = graph_batch_sizes(dataset, args.batch_size)
         err = check(sizes, args.heads, args.dim, args.device)
-        t, m = time_candidates("gatlib.benchmarks:dense_batch_step", DENSE_BATCH_IMPLS,
+        t, m = time_candidates("gatlib.experiments.bench_graphs:dense_batch_step",
+                               DENSE_BATCH_IMPLS,
                                dict(sizes=sizes, heads=args.heads, dim=args.dim,
                                     device=args.device),
                                args.repeats, args.device, where=dataset)

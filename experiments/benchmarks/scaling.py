@@ -34,7 +34,6 @@ Run:  python experiments/benchmarks/scaling.py [--device cuda] [--quick] [--max-
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
 import platform
@@ -47,8 +46,9 @@ import torch
 from tqdm import tqdm
 
 import gatlib
-from gatlib.benchmarks import (attention_inputs, crossover, device_name, extrapolate,
-                               fit_loglog)
+from gatlib.experiments.bench import (attention_inputs, crossover, device_name, extrapolate,
+                                     fit_loglog)
+from gatlib.experiments.bench_report import markdown, plot_density, plot_nodes
 from gatlib.graph import complete_graph, to_csr
 from gatlib.ops import dense_attention, select, sparse_attention
 from gatlib.utils import atomic_write_json, atomic_write_text, measure
@@ -143,8 +143,8 @@ def scores_bytes(n: int, heads: int) -> int:
 
 def sweep_nodes(args, bar) -> list:
     sizes = dict(heads=args.heads, dim=args.dim, seed=args.seed, device=args.device)
-    sparse = Candidate("sparse", "gatlib.benchmarks:sparse_attention_step")
-    dense = Candidate("dense", "gatlib.benchmarks:dense_attention_step")
+    sparse = Candidate("sparse", "gatlib.experiments.bench:sparse_attention_step")
+    dense = Candidate("dense", "gatlib.experiments.bench:dense_attention_step")
     rows = []
     for n in args.nodes:
         row = {"nodes": n, "edges": round(n * args.degree)}
@@ -168,10 +168,10 @@ def sweep_density(args, bar) -> dict:
     sizes = dict(num_nodes=n, heads=args.heads, dim=args.dim, seed=args.seed,
                  device=args.device)
     bar.set_postfix_str(f"density: dense N={n:,}")
-    dense = Candidate("dense", "gatlib.benchmarks:dense_attention_step").run(
+    dense = Candidate("dense", "gatlib.experiments.bench:dense_attention_step").run(
         n, sizes, args, memory_bound=scores_bytes(n, args.heads))
     bar.update()
-    sparse = Candidate("sparse", "gatlib.benchmarks:sparse_attention_step")
+    sparse = Candidate("sparse", "gatlib.experiments.bench:sparse_attention_step")
     rows = []
     for d in args.degrees:
         e = n * n if d >= n else round(n * d)
@@ -231,165 +231,6 @@ def analyse_fits(nodes_rows, density, args) -> dict:
                                  [_ok(r["sparse"], "peak_bytes") for r in rows], args, "E",
                                  nodes=[density["nodes"]] * len(rows))
     return fits
-
-
-# ----------------------------------------------------------------------------- report
-
-def ms(r):
-    return f"{r['time_s'] * 1e3:,.1f}" if r.get("status") == "ok" else r["status"]
-
-
-def mib(r):
-    if r.get("status") != "ok":
-        return r["status"]
-    return "n/a" if r["peak_bytes"] is None else f"{r['peak_bytes'] / MIB:,.1f}"
-
-
-def ratio(a, b, key):
-    """``a / b`` of ``key`` where both were measured (and b is not zero)."""
-    x, y = _ok(a, key), _ok(b, key)
-    return f"{x / y:,.2f}" if x is not None and y else ""
-
-
-def markdown(record) -> str:
-    a, b = record["nodes_sweep"], record["density_sweep"]
-    lines = [f"# Sparse versus dense attention: scaling ({record['device']})", "",
-             record["header"], "",
-             f"Check: sparse attention over complete_graph({record['check']['nodes']}) equals "
-             f"dense_attention; max abs diff "
-             f"{max(record['check']['max_abs_diff'].values()):.2e} (output and gradients).", "",
-             f"## A. Nodes, average degree {record['args']['degree']:g}", "",
-             "| N | E | sparse ms | dense ms | sparse MiB | dense MiB | time dense/sparse | "
-             "memory dense/sparse |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in a:
-        lines.append(f"| {r['nodes']:,} | {r['edges']:,} | {ms(r['sparse'])} | {ms(r['dense'])} "
-                     f"| {mib(r['sparse'])} | {mib(r['dense'])} | "
-                     f"{ratio(r['dense'], r['sparse'], 'time_s')} | "
-                     f"{ratio(r['dense'], r['sparse'], 'peak_bytes')} |")
-    d = b["dense"]
-    lines += ["", f"## B. Density, N = {b['nodes']:,}", "",
-              f"Dense attention at N = {b['nodes']:,}: {ms(d)} ms, {mib(d)} MiB.", "",
-              "| degree | E | density E/N^2 | sparse ms | sparse MiB | time dense/sparse | "
-              "memory dense/sparse |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in b["rows"]:
-        lines.append(f"| {r['degree']:,} | {r['edges']:,} | {r['density']:.2e} | "
-                     f"{ms(r['sparse'])} | {mib(r['sparse'])} | "
-                     f"{ratio(d, r['sparse'], 'time_s')} | "
-                     f"{ratio(d, r['sparse'], 'peak_bytes')} |")
-    skipped = [(f"A N={r['nodes']:,}", c, r[c]["message"]) for r in a for c in CANDIDATES
-               if r[c]["status"] != "ok"]
-    skipped += [(f"B degree {r['degree']:,}", "sparse", r["sparse"]["message"])
-                for r in b["rows"] if r["sparse"]["status"] != "ok"]
-    if skipped:
-        lines += ["", "Not measured: " + "; ".join(
-            f"{w} {c} ({m.splitlines()[0]})" for w, c, m in skipped) + "."]
-    lines += ["", "## Fitted slopes (log-log least squares)", "",
-              f"Over the sizes where fixed overhead no longer dominates: N >= "
-              f"{record['args']['fit_min_nodes']:,} and time >= {record['args']['fit_min_ms']:g} "
-              f"ms (memory: peak >= 1 MiB). Expected: sparse ~1 in E (so in N at a fixed "
-              f"degree), dense ~2 in N (time; memory too if the scores are materialised).", "",
-              "| candidate | quantity | slope | against | range | points |",
-              "|---|---|---:|---|---|---:|"]
-    for name, label in (("sparse", "sparse (sweep A)"), ("dense", "dense (sweep A)"),
-                        ("sparse_density", f"sparse (sweep B, N = {b['nodes']:,})")):
-        for what in ("time", "memory"):
-            f = record["fits"][name][what]
-            lines.append(f"| {label} | {what} | " + (
-                "not enough points | | | |" if f is None else
-                f"{f['slope']:.2f} | {f['against']} | {f['from']:,}–{f['to']:,} | "
-                f"{f['points']} |"))
-    cn, cd = record["crossovers"]["crossover_nodes"], record["crossovers"]["crossover_density"]
-    lines += ["", "## Crossovers (interpolated in log-log space)", ""]
-    for what in ("time", "memory"):
-        x = cn[what]
-        lines.append(f"- {what}, sweep A (degree {record['args']['degree']:g}): " + (
-            "the curves do not cross in the range measured" if x is None else
-            f"dense is cheaper below N ≈ {x:,.0f}, sparse above"))
-    for what in ("time", "memory"):
-        x = cd[what]
-        lines.append(f"- {what}, sweep B (N = {b['nodes']:,}): " + (
-            "the curves do not cross in the range measured" if x is None else
-            f"dense becomes cheaper above density E/N^2 ≈ {x:.3g} "
-            f"(average degree ≈ {x * b['nodes']:,.0f})"))
-    lines += ["", f"Wall time of the run: {record['wall_s'] / 60:.1f} min.", ""]
-    return "\n".join(lines)
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def _panels(title, xlabel):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    for ax, ylabel in zip(axes, ("forward + backward time (ms)", "peak memory of a step (MiB)")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle(title)
-    return plt, fig, axes
-
-
-QUANTITIES = (("time_s", "time", 1e3), ("peak_bytes", "memory", 1 / MIB))
-
-
-def plot_nodes(record) -> bytes:
-    rows, fits = record["nodes_sweep"], record["fits"]
-    plt, fig, axes = _panels(f"Sparse vs dense attention on {record['device']}: "
-                             f"average degree {record['args']['degree']:g}, "
-                             f"{record['args']['heads']} heads x {record['args']['dim']}, fp32",
-                             "nodes N")
-    for ax, (key, what, unit) in zip(axes, QUANTITIES):
-        for c, color in zip(CANDIDATES, ("C0", "C1")):
-            pts = [(r["nodes"], r[c][key] * unit) for r in rows
-                   if _ok(r[c], key) is not None]
-            if pts:
-                ax.plot(*zip(*pts), "o-", color=color, label=f"{c} (measured)")
-            f = fits[c][what]
-            if f:
-                xs = [f["from"], f["to"]]
-                ax.plot(xs, [math.exp(f["intercept"]) * x ** f["slope"] * unit for x in xs],
-                        "--", color=color, lw=2, alpha=0.7,
-                        label=f"{c} fit: slope {f['slope']:.2f}")
-        x = record["crossovers"]["crossover_nodes"][what]
-        if x:
-            ax.axvline(x, color="grey", ls=":", label=f"crossover N ≈ {x:,.0f}")
-        ax.set_title(f"{what} against N")
-        ax.legend(fontsize=8)
-    png = _png(fig)
-    plt.close(fig)
-    return png
-
-
-def plot_density(record) -> bytes:
-    b = record["density_sweep"]
-    n = b["nodes"]
-    plt, fig, axes = _panels(f"Sparse attention against density on {record['device']}: "
-                             f"N = {n:,}, {record['args']['heads']} heads x "
-                             f"{record['args']['dim']}, fp32", "density E / N^2")
-    for ax, (key, what, unit) in zip(axes, QUANTITIES):
-        pts = [(r["density"], r["sparse"][key] * unit) for r in b["rows"]
-               if _ok(r["sparse"], key) is not None]
-        if pts:
-            ax.plot(*zip(*pts), "o-", color="C0", label="sparse (measured)")
-        if _ok(b["dense"], key) is not None:
-            ax.axhline(b["dense"][key] * unit, color="C1", label=f"dense, N = {n:,}")
-        x = record["crossovers"]["crossover_density"][what]
-        if x:
-            ax.axvline(x, color="grey", ls=":", label=f"crossover E/N^2 ≈ {x:.3g}")
-        top = ax.secondary_xaxis("top", functions=(lambda d: d * n, lambda k: k / n))
-        top.set_xlabel("average degree")
-        ax.set_title(f"{what} against density", pad=28)
-        ax.legend(fontsize=8)
-    png = _png(fig)
-    plt.close(fig)
-    return png
 
 
 # ----------------------------------------------------------------------------- main

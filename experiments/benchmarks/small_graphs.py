@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 import gatlib
-from gatlib.benchmarks import device_name, write_results
+from gatlib.experiments.bench import add_int_args, device_name, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,12 +223,7 @@ def main(argv=None) -> dict:
     p.add_argument("--batch-sizes", default="128,256")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--layers", default=",".join(LAYERS))
-    p.add_argument("--in-channels", type=int, default=64)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
+    add_int_args(p, in_channels=64, heads=4, channels=16, warmup=5, steps=40, seed=0)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     import torch_geometric

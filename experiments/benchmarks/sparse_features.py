@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from gatlib.benchmarks import (PLANETOID_IMPLS, device_name, planetoid_model, time_candidates,
-                               write_results)
+from gatlib.experiments.bench import device_name, time_candidates, write_results
+from gatlib.experiments.bench_graphs import PLANETOID_IMPLS, planetoid_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"           # git-ignored: a run leaves the checkout clean
@@ -53,7 +53,8 @@ def main(argv=None) -> dict:
     for dataset in args.datasets.split(","):
         for layer in args.layers.split(","):
             err = check(dataset, layer)
-            t, m = time_candidates("gatlib.benchmarks:planetoid_epoch_step", PLANETOID_IMPLS,
+            t, m = time_candidates("gatlib.experiments.bench_graphs:planetoid_epoch_step",
+                                   PLANETOID_IMPLS,
                                    dict(dataset=dataset, layer=layer), args.repeats,
                                    where=f"{dataset} {layer}")
             row = {"dataset": dataset, "layer": layer, "max_error": err, "ms": t, "peak": m}

@@ -15,8 +15,7 @@ from typing import List, Optional
 
 from ..utils.errors import UserError
 
-__all__ = ["dataset_root", "mirror_roots", "ensure_raw", "DatasetNotFound", "DatasetDamaged",
-           "planetoid"]
+__all__ = ["dataset_root", "mirror_roots", "ensure_raw", "DatasetNotFound", "DatasetDamaged"]
 
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -73,15 +72,3 @@ def ensure_raw(relpath: str, root: Optional[Path] = None) -> Path:
         + ", ".join(str(p) for p in looked)
         + ". Set GATLIB_DATA to a folder holding them in PyG's layout, or GATLIB_MIRROR to a "
           "mirror of that layout (its raw/ folders are linked, never written).")
-
-
-def planetoid(name: str, root: Optional[Path] = None, **kwargs):
-    """PyG's ``Planetoid`` dataset (``Cora``, ``CiteSeer``, ``PubMed``) from the local root,
-    linked from a mirror when needed, never downloaded. A registered name (Cora, CiteSeer) is
-    loaded through :func:`gatlib.data.load_dataset`, which checks its files' sha256 first."""
-    from . import registry
-    if name.lower() in registry._REGISTRY and registry.get(name).pyg_class == "Planetoid":
-        return registry.load_dataset(name, root=root, **kwargs)
-    from torch_geometric.datasets import Planetoid
-    folder = ensure_raw(f"Planetoid/{name}", root)
-    return Planetoid(str(folder.parent), name, **kwargs)

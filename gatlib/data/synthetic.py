@@ -23,6 +23,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce
 
+from .splits import stratified_masks
+
 __all__ = ["csbm", "sbm_pattern", "sbm_cluster"]
 
 
@@ -112,25 +114,6 @@ def _undirected(pairs: Tensor, perm: Tensor, num_nodes: int) -> Tensor:
 
 def _balanced_sizes(n: int, k: int) -> List[int]:
     return [n // k + (1 if c < n % k else 0) for c in range(k)]
-
-
-def _stratified_masks(y: Tensor, num_classes: int, split: Sequence[float],
-                      g: torch.Generator) -> Tuple[Tensor, Tensor, Tensor]:
-    """Disjoint train/val/test masks with the fractions of ``split`` inside every class."""
-    if len(split) != 3 or any(f < 0 for f in split) or sum(split) > 1.0 + 1e-9:
-        raise ValueError(f"split must be three non-negative fractions (train, val, test) "
-                         f"summing to at most 1, got {tuple(split)!r}")
-    masks = [torch.zeros(y.numel(), dtype=torch.bool) for _ in range(3)]
-    for c in range(num_classes):
-        idx = (y == c).nonzero().view(-1)
-        idx = idx[torch.randperm(idx.numel(), generator=g)]
-        n_tr = int(round(split[0] * idx.numel()))
-        n_va = int(round(split[1] * idx.numel()))
-        n_te = min(int(round(split[2] * idx.numel())), idx.numel() - n_tr - n_va)
-        masks[0][idx[:n_tr]] = True
-        masks[1][idx[n_tr:n_tr + n_va]] = True
-        masks[2][idx[n_tr + n_va:n_tr + n_va + n_te]] = True
-    return masks[0], masks[1], masks[2]
 
 
 def _features(tokens: Tensor, vocab: int, one_hot: bool) -> Tensor:
@@ -234,7 +217,7 @@ def csbm(num_nodes: int = 1000, num_classes: int = 2, avg_degree: float = 5.0,
         u = (u - u.mean(0, keepdim=True)) * math.sqrt(C / (C - 1))
     noise = torch.randn(n, F, generator=g) / math.sqrt(F)                          # [N, F]
     x = math.sqrt(mu / n) * u[y] + noise                                           # [N, F]
-    train, val, test = _stratified_masks(y, C, split, g)
+    train, val, test = stratified_masks(y, C, split, g)
     return Data(x=x, y=y, edge_index=edge_index, train_mask=train, val_mask=val,
                 test_mask=test, num_nodes=n)
 

@@ -13,22 +13,23 @@ through the same sparse and dense attention layers (DESIGN.md section 6).
   a grid graph (or of the complete graph: a plain transformer over patches, as in Dosovitskiy
   et al., "An Image is Worth 16x16 Words", ICLR 2021). Works offline: the data ships with
   scikit-learn.
-- :func:`stratified_split`: train / val / test indices with the same class proportions in
-  every part.
+- :func:`stratified_split` (from :mod:`gatlib.data.splits`): train / val / test indices with
+  the same class proportions in every part.
 
 Every task returns a list of ``torch_geometric.data.Data`` with a graph label ``y`` of shape
 ``[1]``, ready for ``torch_geometric.loader.DataLoader``.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
 from ..graph import check_edge_index, complete_graph, grid_graph, path_graph
-from .synthetic import _check_positive_int, _stratified_masks
+from .splits import stratified_split
+from .synthetic import _check_positive_int
 
 __all__ = ["long_range_sequences", "receptive_field", "digits_graphs", "stratified_split",
            "SEQUENCE_PATTERNS"]
@@ -237,40 +238,3 @@ def digits_graphs(patch: int = 1, radius: int = 1, diagonal: bool = True, coords
     data = [Data(x=x[i], y=y[i:i + 1], edge_index=edge_index, num_nodes=side * side)
             for i in range(x.size(0))]
     return data, 10
-
-
-# ------------------------------------------------------------------------------ splits
-
-def stratified_split(y: Tensor, fractions: Sequence[float] = (0.8, 0.1, 0.1),
-                     seed: int = 0) -> Tuple[Tensor, Tensor, Tensor]:
-    """Disjoint train / val / test indices with the class proportions of ``y`` in each part.
-
-    Inside every class the items are shuffled and cut by ``fractions`` (rounded per class).
-    When the fractions sum to 1, items left over by rounding go to train, so the three parts
-    cover every item. For the graph tasks of this module,
-    ``y = torch.cat([d.y for d in data_list])``.
-
-    Args:
-        y: labels ``[N]``, any integer values.
-        fractions: ``(train, val, test)`` fractions, non-negative, summing to at most 1
-            (default (0.8, 0.1, 0.1)).
-        seed: random seed (default 0).
-
-    Returns:
-        ``(train, val, test)``: sorted LongTensors of indices into ``y``.
-    """
-    if not isinstance(y, Tensor):
-        raise TypeError(f"y must be a 1-D integer tensor of labels, got {type(y).__name__}")
-    if y.dim() != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise TypeError(f"y must be a 1-D integer tensor of labels, got dtype {y.dtype} and "
-                        f"shape {tuple(y.shape)}")
-    fractions = tuple(float(f) for f in fractions)
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) > 1.0 + 1e-9:
-        raise ValueError(f"fractions must be three non-negative numbers (train, val, test) "
-                         f"summing to at most 1, got {fractions!r}")
-    classes, labels = torch.unique(y, return_inverse=True)                     # labels [N]
-    g = torch.Generator().manual_seed(int(seed))
-    train, val, test = _stratified_masks(labels, classes.numel(), fractions, g)
-    if abs(sum(fractions) - 1.0) <= 1e-9:
-        train = ~(val | test)
-    return tuple(m.nonzero().view(-1) for m in (train, val, test))

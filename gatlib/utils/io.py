@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from .errors import UserError
 
@@ -18,10 +18,13 @@ class DamagedFile(UserError, ValueError):
     """A results file that cannot be read (altered outside gatlib); the message names it."""
 
 
-def atomic_write_bytes(path: Union[str, Path], data: bytes) -> Path:
+def atomic_write_bytes(path: Union[str, Path], data: bytes,
+                       before_replace: Optional[Callable[[], None]] = None) -> Path:
     """Write ``data`` to a temporary file beside ``path`` (a name unique to this call, so that
     two processes never share one), flush it to disk (``fsync``), then rename it into place
-    and sync the folder: after a crash ``path`` is the old file or the complete new one."""
+    and sync the folder: after a crash ``path`` is the old file or the complete new one.
+    ``before_replace`` (default None) runs once the new data are on disk, just before the
+    rename (a checkpoint moves the file it replaces aside there)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -34,6 +37,8 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> Path:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

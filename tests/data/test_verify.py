@@ -15,7 +15,7 @@ import gatlib.data.root
 from gatlib import cli
 from gatlib.data import (DatasetDamaged, DatasetNotFound, check_dataset, dataset_status, get,
                          load_dataset, mirror_roots)
-from gatlib.data import registry
+from gatlib.data import checks, registry
 
 MIRROR = next((m for m in mirror_roots() if (m / "TUDataset" / "MUTAG" / "raw").is_dir()
                and (m / "Planetoid" / "Cora" / "raw").is_dir()), None)
@@ -50,12 +50,12 @@ def offline(monkeypatch):
 @pytest.fixture
 def count_hashes(monkeypatch):
     seen = []
-    real = registry._sha256
+    real = checks._sha256
 
     def counting(path, *a):
         seen.append(path.name)
         return real(path, *a)
-    monkeypatch.setattr(registry, "_sha256", counting)
+    monkeypatch.setattr(checks, "_sha256", counting)
     return seen
 
 

@@ -7,8 +7,11 @@ from torch_geometric.data import Data
 
 import gatlib.data
 from gatlib import cli
-from gatlib.train import apply_overrides, load_config, parse_seeds
-from gatlib.train import run as run_mod
+from gatlib.experiments import apply_overrides, load_config, parse_seeds
+from gatlib.experiments import supervised as run_mod
+from gatlib.data.splits import stratified_folds
+from gatlib.experiments.metrics import roc_auc
+from gatlib.experiments.protocols import BatchProtocol
 
 
 def _toy_node_dataset():
@@ -80,16 +83,18 @@ def test_train_end_to_end_and_summary(toy, tmp_path, capsys):
 
 
 def _interrupt_on_call(monkeypatch, name: str, n: int):
-    """Make ``run_mod.<name>`` raise KeyboardInterrupt on its n-th call; return the original."""
+    """Make ``run_mod.<name>`` (``_evaluate``: a graph run's evaluation of a split) raise
+    KeyboardInterrupt on its n-th call; return the original."""
     calls = {"n": 0}
-    real = getattr(run_mod, name)
+    where, attr = (BatchProtocol, "evaluate") if name == "_evaluate" else (run_mod, name)
+    real = getattr(where, attr)
 
     def flaky(*args):
         calls["n"] += 1
         if calls["n"] == n:
             raise KeyboardInterrupt
         return real(*args)
-    monkeypatch.setattr(run_mod, name, flaky)
+    monkeypatch.setattr(where, attr, flaky)
     return real
 
 
@@ -169,7 +174,7 @@ def test_graph_run_logs_every_fold_and_resumes_mid_fold(toy, tmp_path, monkeypat
     assert finished < 10 and logged > 3 * finished      # it died inside a fold
     with open(seed_dir / "log.jsonl", "a") as f:
         f.write('{"fold": 4, "epoch": 2, "tra')             # as if killed while appending
-    monkeypatch.setattr(run_mod, "_evaluate", real)
+    monkeypatch.setattr(BatchProtocol, "evaluate", real)
     cli.main(["train", "--config", str(path), "--results", str(part), "--quiet"])
     got = json.loads((seed_dir / "metrics.json").read_text())
     assert got["test_accuracy_folds"] == want["test_accuracy_folds"]
@@ -180,7 +185,7 @@ def test_graph_run_logs_every_fold_and_resumes_mid_fold(toy, tmp_path, monkeypat
 
 def test_folds_are_stratified_and_disjoint():
     y = torch.tensor([0] * 30 + [1] * 10)
-    folds = run_mod._stratified_folds(y, 10, seed=0)
+    folds = stratified_folds(y, 10, seed=0)
     assert sorted(torch.cat(folds).tolist()) == list(range(40))
     assert all(int((y[f] == 1).sum()) == 1 for f in folds)
 
@@ -206,11 +211,11 @@ def test_roc_auc_matches_pairwise_definition():
     pos, neg = score[y == 1], score[y == 0]
     gt = (pos.view(-1, 1) > neg.view(1, -1)).double()
     pairs = gt + 0.5 * (pos.view(-1, 1) == neg.view(1, -1)).double()
-    assert abs(run_mod._roc_auc(score, y) - pairs.mean().item()) < 1e-12
+    assert abs(roc_auc(score, y) - pairs.mean().item()) < 1e-12
 
 
 def test_summarize_without_runs(tmp_path, capsys):
-    from gatlib.train import summarize
+    from gatlib.experiments import summarize
     with pytest.raises(FileNotFoundError, match="no finished runs"):
         summarize(tmp_path)
     assert cli.main(["summarize", str(tmp_path)]) == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ["bench_gat", "bench_gpu", "dense_batches", "scaling", "sparse_features"]
 
 
@@ -54,6 +54,6 @@ def test_make_test_names_its_groups():
     assert len(groups) == 3
     assert recipe.count("$(PYTEST)") == 3 and "--durations=5" in text
     # The groups together are the whole suite: the core folders, the rest, then training.
-    assert "--ignore=tests/train" in recipe and "$(PYTEST) tests/train" in recipe
+    assert "--ignore=tests/experiments" in recipe and "$(PYTEST) tests/experiments" in recipe
     assert "$(addprefix --ignore=,$(CORE))" in recipe
     assert "make test" in (ROOT / ".ci" / "run").read_text()

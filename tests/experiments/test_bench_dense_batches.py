@@ -10,12 +10,13 @@ import torch
 from torch_geometric.data import Data
 
 import gatlib.data
-from gatlib import benchmarks
-from gatlib.benchmarks import (DENSE_BATCH_IMPLS, attention_inputs, dense_batch_step,
-                               graph_batch_sizes, padded_dense_attention)
+from gatlib.experiments import bench as benchmarks
+from gatlib.experiments.bench import attention_inputs
+from gatlib.experiments.bench_graphs import (DENSE_BATCH_IMPLS, dense_batch_step,
+                                             graph_batch_sizes, padded_dense_attention)
 from gatlib.ops import dense_attention, reference
 
-SCRIPT = (Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
+SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"
           / "dense_batches.py")
 
 

@@ -6,7 +6,7 @@ import torch
 
 from gatlib.cli import main
 from gatlib.data import DatasetNotFound
-from gatlib.train import compare as cmp
+from gatlib.experiments import compare as cmp
 
 
 @pytest.fixture(scope="module")
@@ -91,18 +91,18 @@ def test_sequence_patterns_replace_the_edges():
     task = cmp.TASKS["sequence"](True)          # the edges only: no encodings needed
     from gatlib.graph import path_graph
     L = task.splits["train"][0].num_nodes
-    split = cmp._Split(task, "train", "sparse[global]", 0, shuffle=False)
-    b, mask = next(iter(split))
-    assert mask is None
+    protocol = cmp.make_protocol(task, "sparse[global]", 0)
+    b = next(iter(protocol.loaders["val"]))
+    assert isinstance(protocol, cmp.BatchProtocol)
     first = b.edge_index[:, b.edge_index.max(0).values < L]
     # Node 0 (the read-out token) receives from every position with the global pattern.
     assert set(first[0, first[1] == 0].tolist()) == set(range(L))
-    split = cmp._Split(task, "train", "sparse[window]", 0, shuffle=False)
-    b, _ = next(iter(split))
+    protocol = cmp.make_protocol(task, "sparse[window]", 0)
+    b = next(iter(protocol.loaders["val"]))
     first = b.edge_index[:, b.edge_index.max(0).values < L]
     assert torch.equal(first, path_graph(L, 2, self_loops=True))
     with pytest.raises(ValueError, match="has no pattern 'foo'"):
-        cmp._Split(task, "train", "sparse[foo]", 0, shuffle=False)
+        cmp.make_protocol(task, "sparse[foo]", 0)
 
 
 def test_compare_resumes_and_reports(tmp_path, small_task, monkeypatch):
@@ -236,13 +236,14 @@ def test_masked_node_task_is_evaluated_with_one_forward(monkeypatch):
                     masks=True)
     torch.manual_seed(0)
     model = cmp._build_model(task, "sparse", 16)
-    val = cmp._Split(task, "val", "sparse", 0, shuffle=False)
-    test = cmp._Split(task, "test", "sparse", 0, shuffle=False)
-    alone = [cmp._evaluate(model, (s,), task, "cpu")[0] for s in (val, test)]
+    protocol = cmp.make_protocol(task, "sparse", 0)
+    assert isinstance(protocol, cmp.NodeProtocol)
+    alone = [protocol.evaluate(model, (s,))[s] for s in ("val", "test")]
     calls = []
-    real = cmp._forward
-    monkeypatch.setattr(cmp, "_forward", lambda *a: calls.append(1) or real(*a))
-    both = cmp._evaluate(model, (val, test), task, "cpu")
+    real = protocol.forward
+    monkeypatch.setattr(protocol, "forward", lambda *a: calls.append(1) or real(*a))
+    scores = protocol.evaluate(model, ("val", "test"))
+    both = [scores["val"], scores["test"]]
     assert len(calls) == 1
     for got, want in zip(both, alone):
         assert got == pytest.approx(want)

@@ -14,8 +14,9 @@ import yaml
 
 import gatlib.data
 from gatlib import cli
-from gatlib.train import run as run_mod
-from gatlib.train.checkpoint import load_checkpoint, save_checkpoint
+from gatlib.experiments import supervised as run_mod
+from gatlib.experiments.protocols import BatchProtocol
+from gatlib.experiments.checkpoint import load_checkpoint, save_checkpoint
 from gatlib.utils import FolderLock, FolderLocked
 
 from .test_cli import _config, _graph_config, _interrupt_on_call, toy  # noqa: F401
@@ -54,12 +55,12 @@ def test_finished_run_of_another_config_is_refused_naming_the_changed_keys(toy, 
     assert _metrics(res) == first                                  # untouched
     # The same config is the same run: its result is reused, nothing trains.
     calls = []
-    real = run_mod._train_node
-    run_mod._train_node = lambda *a: calls.append(1) or real(*a)
+    real = run_mod.train_node
+    run_mod.train_node = lambda *a: calls.append(1) or real(*a)
     try:
         assert _train(cfg, res, "train.epochs=4") == 0
     finally:
-        run_mod._train_node = real
+        run_mod.train_node = real
     assert calls == [] and _metrics(res) == first
     # Another name keeps both; --restart replaces the run.
     assert _train(cfg, res, "model.heads=4", "train.epochs=3", "name=toy-gat-2") == 0
@@ -113,7 +114,7 @@ def test_bad_override_is_named_before_any_data_is_loaded(tmp_path, monkeypatch, 
     # A YAML value is checked the same way, and numbers are spelt one way (1e-3 is a float).
     cfg = _config(tmp_path)
     cfg.write_text(cfg.read_text() + "optim: {lr: 1e-3}\n")
-    from gatlib.train import load_config
+    from gatlib.experiments import load_config
     assert load_config(cfg)["optim"]["lr"] == 0.001
     cfg.write_text(cfg.read_text().replace("lr: 1e-3", "lr: fast"))
     assert _train(cfg, res) == 2
@@ -252,7 +253,7 @@ def test_a_damaged_folds_file_restarts_the_folds(toy, tmp_path, monkeypatch, cap
     assert fold >= 1 and re.search(
         rf"interrupted at epoch \d of fold {fold}; re-run the same command to resume "
         rf"\(from the start of fold {fold}", err), err
-    monkeypatch.setattr(run_mod, "_evaluate", real)
+    monkeypatch.setattr(BatchProtocol, "evaluate", real)
     seed_dir = res / "toy-graphs" / "0"
     (seed_dir / "folds.json").write_text('[{"val": 0.5, "te')
     assert _train(path, res) == 0

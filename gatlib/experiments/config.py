@@ -36,7 +36,10 @@ DEFAULTS: Dict[str, Any] = {
     "name": None,                 # run name; default: the config file's stem
     "dataset": None,              # a name of gatlib.data's registry
     "task": "node",               # node | graph
-    "protocol": "planetoid",      # planetoid | splits | cv10
+    # How the model is trained and scored (gatlib.experiments.supervised): planetoid (one
+    # public node split) | splits (node split seed % S of S stored ones) | cv10 (10-fold graph
+    # cross-validation); it must fit the task. Unset: planetoid for node tasks, cv10 for graph.
+    "protocol": None,
     "metric": "accuracy",         # accuracy | roc_auc
     "normalize_features": False,  # row-normalise node features (the GAT paper's preprocessing)
     # Node tasks: hand the model sparse CSR features (true | false | auto: when at most 10% of
@@ -67,7 +70,7 @@ SCHEMA: Dict[str, Tuple] = {
     "name": ("str",),
     "dataset": ("str",),
     "task": ("choice", ("node", "graph")),
-    "protocol": ("choice", ("planetoid", "splits", "cv10")),
+    "protocol": ("choice", (None, "planetoid", "splits", "cv10")),
     "metric": ("choice", ("accuracy", "roc_auc")),
     "normalize_features": ("bool",),
     "sparse_features": ("choice", (True, False, "auto")),
@@ -299,6 +302,12 @@ def validate_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
         raise ConfigError(f"config key name must be a folder name (no '/'), got {name!r}")
     if not out["dataset"]:
         raise ConfigError("config key dataset must name a dataset (e.g. Cora)")
+    if out["protocol"] is None:
+        out["protocol"] = "cv10" if out["task"] == "graph" else "planetoid"
+    if (out["protocol"] == "cv10") != (out["task"] == "graph"):
+        raise ConfigError(f"config key protocol={out['protocol']} does not fit "
+                          f"task={out['task']}: node tasks use planetoid or splits, graph "
+                          f"tasks cv10")
     if out["sparse_features"] is True and out["pe"]["type"] is not None:
         raise ConfigError("sparse_features=true cannot be combined with positional encodings "
                           "(pe.type); set sparse_features=auto or false")

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from gatlib.benchmarks import (attention_inputs, crossover, crossovers, dense_attention_step,
-                               extrapolate, fit_loglog, scaling_graph, sparse_attention_step)
+from gatlib.experiments.bench import (attention_inputs, crossover, crossovers,
+                                     dense_attention_step, extrapolate, fit_loglog,
+                                     scaling_graph, sparse_attention_step)
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks" / "scaling.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "benchmarks" / "scaling.py"
 
 
 # ----------------------------------------------------------------------------- setup functions

@@ -10,10 +10,11 @@ import torch
 from torch_geometric.data import Data
 
 import gatlib.data
-from gatlib import benchmarks
-from gatlib.benchmarks import PLANETOID_IMPLS, planetoid_epoch_step, planetoid_model
+from gatlib.experiments import bench as benchmarks
+from gatlib.experiments.bench_graphs import (PLANETOID_IMPLS, planetoid_epoch_step,
+                                             planetoid_model)
 
-SCRIPT = (Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
+SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"
           / "sparse_features.py")
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 
-from ..utils import fsync_dir
+from ..utils import atomic_write_bytes
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_latest", "CheckpointDamaged",
            "checkpoint_files"]
@@ -45,24 +44,16 @@ def save_checkpoint(obj: Any, path: Path) -> None:
     torch.save(obj, buf)
     payload = buf.getvalue()
     data = _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
-    # The new file goes to a temporary name unique to this call, is flushed to disk, and only
-    # then replaces the current one: until then the current checkpoint is untouched.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The new file goes to a temporary name unique to this call and is flushed to disk; only
+    # then is the current one moved aside and the new one renamed into place.
+    atomic_write_bytes(path, data, before_replace=lambda: _keep_previous(path))
+
+
+def _keep_previous(path: Path) -> None:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.replace(path, _prev(path))      # killed here: only .prev exists, and it is good
-        except FileNotFoundError:              # the first checkpoint
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+        os.replace(path, _prev(path))          # killed here: only .prev exists, and it is good
+    except FileNotFoundError:                  # the first checkpoint
+        pass
 
 
 def load_checkpoint(path: Path) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = (Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
+SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"
           / "small_graphs.py")
 
 
