@@ -23,7 +23,7 @@ from torch.utils.checkpoint import checkpoint
 from ..graph.adjacency import Adjacency, as_adjacency
 from ..graph.csr import GraphCSR
 from ..graph.loops import self_loop_attr
-from ..graph.validate import check_real, compiling
+from .._checks import check_real, compiling
 from ..ops import gat_attention, sparse_attention
 from ._dropout import dropout
 from ._fused import gatv2_score, head_dots

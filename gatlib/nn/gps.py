@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Union
 
 from torch import Tensor, nn
 
-from ..graph.validate import check_tensor
+from .._checks import check_tensor
 from ._dropout import Dropout
 from .dense import DenseGraphAttention
 from .performer import PerformerAttention

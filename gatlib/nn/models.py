@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
+from .._checks import check_positive_int, check_probability
 from ..graph.adjacency import as_adjacency
 from ._dropout import Dropout, dropout
 from .conv import GATConv, GATv2Conv, GraphTransformerConv
@@ -81,26 +82,21 @@ class _AttentionStack(nn.Module):
         for name, value in (("in_channels", in_channels), ("hidden_channels", hidden_channels),
                             ("out_channels", out_channels), ("num_layers", num_layers),
                             ("heads", heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            check_positive_int(value, name)
         if layer not in _LAYERS:
             raise ValueError(f"layer must be one of {_LAYERS}, got {layer!r}")
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of 'batch', 'layer' or None, got {norm!r}")
         if act not in _ACTIVATIONS:
             raise ValueError(f"act must be one of {sorted(_ACTIVATIONS)}, got {act!r}")
-        for name, value in (("dropout", dropout), ("attn_dropout", attn_dropout)):
-            if not 0.0 <= float(value) < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {value}")
-        if edge_dim is not None:
-            if isinstance(edge_dim, bool) or not isinstance(edge_dim, int) or edge_dim < 1:
-                raise ValueError(f"edge_dim must be an int >= 1 or None, got {edge_dim!r}")
+        check_probability(dropout, "dropout")
+        check_probability(attn_dropout, "attn_dropout")
+        if check_positive_int(edge_dim, "edge_dim", optional=True) is not None:
             if layer == "dense":
                 raise ValueError("edge_dim is not supported with layer='dense' (dense attention "
                                  "has no edges); use layer='gps' or 'gat', or edge_dim=None")
-        for name, value in (("pe_dim", pe_dim), ("pe_channels", pe_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        check_positive_int(pe_dim, "pe_dim", minimum=0)
+        check_positive_int(pe_channels, "pe_channels", minimum=0)
         if pe not in _PES:
             raise ValueError(f"pe must be 'lap' (Laplacian eigenvectors) or 'rw' (random-walk "
                              f"encodings), got {pe!r}")

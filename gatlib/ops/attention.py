@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..graph.adjacency import as_adjacency
 from ..graph.csr import GraphCSR
-from ..graph.validate import check_real, check_same_device, check_tensor, compiling
+from .._checks import check_real, check_same_device, check_tensor, compiling
 from . import reference
 from .cpu.dropout import keep_mask
 from .cpu.ops import graph_tensors

@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..graph.validate import check_num_nodes, check_same_device, check_tensor
+from .._checks import check_num_nodes, check_same_device, check_tensor
 from . import reference
 from .dispatch import backend_op, select
 
