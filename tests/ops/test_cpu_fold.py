@@ -7,7 +7,8 @@ import torch
 from gatlib.graph import to_csr
 from gatlib.ops import gat_attention, reference, sparse_attention, use_backend
 from gatlib.ops.cpu import kernels
-from gatlib.ops.cpu.ops import eager_op, graph_tensors
+from gatlib.ops.cpu import eager_op
+from gatlib.ops.graph_args import graph_tensors
 
 from ..conftest import random_graph
 

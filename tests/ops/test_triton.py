@@ -17,7 +17,7 @@ pytest.importorskip("triton")
 from gatlib.graph import to_csr  # noqa: E402
 from gatlib.ops import (gat_attention, reference, segment_softmax, select,  # noqa: E402
                         sparse_attention, use_backend)
-from gatlib.ops.cpu.ops import graph_tensors  # noqa: E402
+from gatlib.ops.graph_args import graph_tensors  # noqa: E402
 from gatlib.ops.dispatch import Backend, get_backend  # noqa: E402
 from gatlib.ops.triton import kernels  # noqa: E402
 
