@@ -28,7 +28,8 @@ AttentionOut = Union[Tensor, Tuple[Tensor, Tensor]]
 def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index,
                      num_nodes: Optional[int] = None, bias: Optional[Tensor] = None,
                      scale: Optional[float] = None, return_attention: bool = False,
-                     dropout: float = 0.0, training: bool = True) -> AttentionOut:
+                     dropout: float = 0.0, training: bool = True,
+                     dropout_mask: Optional[Tensor] = None) -> AttentionOut:
     r"""Scaled dot-product attention of each target node over its in-edges.
 
     .. math::
@@ -56,6 +57,9 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index,
             order (the stored order of a sparse adjacency; the softmax weights, before dropout).
         dropout (float, default 0.0): attention dropout probability.
         training (bool, default True): apply dropout only when True.
+        dropout_mask (Tensor, optional): a bool keep mask ``[E, H]`` (caller's order) to use
+            instead of drawing one, e.g. to weight something else with the same dropped
+            weights; used only when dropout is applied.
 
     Shapes:
         q ``[T, H, D]``, k ``[S, H, D]``, v ``[S, H, C]`` -> out ``[T, H, C]``, alpha ``[E, H]``.
@@ -70,7 +74,7 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index,
         scale = 1.0 / math.sqrt(D) if D > 0 else 1.0
     scale = check_real(scale, "scale", positive=True)
     graph, bias, mask, p = _prepare(edge_index, k.size(0), T, num_nodes, H, q, bias, "bias",
-                                    dropout, training, q=q, k=k, v=v)
+                                    dropout, training, dropout_mask, q=q, k=k, v=v)
     backend = select_backend("sparse_attention", q.device, q.dtype, head_dim=max(D, v.size(2)))
     out, _, alpha = backend.call("sparse_attention")(
         q, k, v, backend.graph_args(graph, H), bias, mask, scale, p, return_attention)
@@ -148,9 +152,7 @@ def attend(score: Tensor, v: Tensor, edge_index, num_nodes: Optional[int] = None
             edge order (before dropout).
         dropout (float, default 0.0): attention dropout probability.
         training (bool, default True): apply dropout only when True.
-        dropout_mask (Tensor, optional): a bool keep mask ``[E, H]`` (caller's order) to use
-            instead of drawing one, e.g. to weight something else with the same dropped
-            weights; used only when dropout is applied.
+        dropout_mask (Tensor, optional): as :func:`sparse_attention`.
 
     Shapes:
         score ``[E, H]``, v ``[S, H, C]`` -> out ``[T, H, C]``, alpha ``[E, H]``. A target with
@@ -160,17 +162,12 @@ def attend(score: Tensor, v: Tensor, edge_index, num_nodes: Optional[int] = None
     H = score.size(1)
     check_tensor(v, "v", dim=3, shape=(None, H, None))
     _check_dtypes(score=score, v=v)
-    # A given mask replaces the one _prepare would draw.
-    given = dropout_mask is not None and training and check_probability(dropout, "dropout") > 0
     graph, _, mask, p = _prepare(edge_index, v.size(0), num_nodes, None, H, v, None, "term",
-                                 0.0 if given else dropout, training, score=score, v=v)
+                                 dropout, training, dropout_mask, score=score, v=v)
     E = graph.num_edges
     if score.size(0) != E:
         raise ValueError(f"score must have one row per edge: [E, H] = [{E}, {H}], got "
                          f"{tuple(score.shape)}")
-    if given:
-        check_tensor(dropout_mask, "dropout_mask", floating=False, dim=2, shape=(E, H))
-        mask, p = dropout_mask.bool(), float(dropout)
     backend = select_backend("attend", v.device, v.dtype, head_dim=v.size(2))
     out, _, alpha = backend.call("attend")(score, v, backend.graph_args(graph, H), mask, p,
                                            return_attention)
@@ -187,8 +184,9 @@ def _check_dtypes(**tensors: Tensor) -> None:
 
 def _prepare(edge_index, num_src: int, num_dst: int, num_nodes: Optional[int], H: int,
              like: Tensor, edge_term: Optional[Tensor], term_name: str, dropout: float,
-             training: bool, **tensors: Tensor):
-    """Shared checks of the sparse ops: graph, per-edge term, dropout mask (caller's order)."""
+             training: bool, dropout_mask: Optional[Tensor] = None, **tensors: Tensor):
+    """Shared checks of the sparse ops: graph, per-edge term, dropout mask (caller's order:
+    ``dropout_mask`` when given, else drawn)."""
     if num_nodes is not None and int(num_nodes) != num_dst:
         raise ValueError(f"num_nodes={num_nodes} but the queries have {num_dst} rows; num_nodes "
                          f"is the number of target nodes and must equal q.size(0)")
@@ -217,5 +215,10 @@ def _prepare(edge_index, num_src: int, num_dst: int, num_nodes: Optional[int], H
     mask, p = None, 0.0
     if training and dropout > 0.0:
         p = float(dropout)
-        mask = keep_mask((E, H), p, device)                                # [E, H] keep
+        if dropout_mask is None:
+            mask = keep_mask((E, H), p, device)                            # [E, H] keep
+        else:
+            check_tensor(dropout_mask, "dropout_mask", floating=False, dim=2, shape=(E, H))
+            check_same_device(dropout_mask=dropout_mask, inputs=like)
+            mask = dropout_mask.bool()                                     # [E, H] keep
     return graph, edge_term, mask, p
