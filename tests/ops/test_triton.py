@@ -72,7 +72,7 @@ def grads(inputs, outputs, seed=3):
 def split(monkeypatch):
     """Lower the row split so that small graphs take the split-and-merge path."""
     def set_split(n):
-        monkeypatch.setattr(kernels, "SPLIT", n)
+        monkeypatch.setattr("gatlib.ops.triton.plan.SPLIT", n)
         return n
     return set_split
 

@@ -49,9 +49,9 @@ def _graph_args(graph, heads: int) -> List[Tensor]:
     tensors = graph_tensors(graph)
     if compiling():
         return tensors
-    split = kernels.SPLIT
+    split = plan.SPLIT
     return graph.derived(("triton_plans", split),
-                         lambda: tensors + kernels.graph_plans(tensors, split))
+                         lambda: tensors + plan.graph_plans(tensors, split))
 
 
 _CAPABILITIES = dict(devices=frozenset({"cuda", "cpu"}), dtypes=FLOATS,
@@ -60,7 +60,7 @@ _CAPABILITIES = dict(devices=frozenset({"cuda", "cpu"}), dtypes=FLOATS,
                      device_check=_device_check)
 
 if TRITON_AVAILABLE:
-    from . import kernels
+    from . import kernels, plan
     from .table import KERNELS
     BACKEND = make_backend("triton", KERNELS, op_prefix="triton_", device_types=None,
                            graph_args=_graph_args, **_CAPABILITIES)
