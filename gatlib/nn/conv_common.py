@@ -15,7 +15,7 @@ from ..graph.loops import self_loop_attr
 
 __all__ = ["Pair", "NodeInput", "Size", "COUNTS", "glorot", "lazy", "linear", "reset_glorot",
            "check_channels", "node_inputs", "check_features", "edge_features",
-           "loop_edge_attr", "finish", "layer_repr", "copy_weights"]
+           "loop_edge_attr", "finish", "gat_family_kwargs", "layer_repr", "copy_weights"]
 
 Pair = Union[int, Tuple[int, int]]
 NodeInput = Union[Tensor, Tuple[Tensor, Optional[Tensor]]]
@@ -160,16 +160,31 @@ def loop_edge_attr(edge_attr: Optional[Tensor], graph: GraphCSR, fill_value) -> 
     return torch.cat([kept_attr, fill], dim=0)                             # [E' + L, F_e]
 
 
-def finish(layer: nn.Module, out: Tensor, x_dst: Optional[Tensor], dtype) -> Tensor:
-    """Heads concatenated or averaged, then the residual map and the bias (GAT and GATv2), in
-    the dtype of the projected features (the autocast dtype inside an autocast region)."""
+def finish(layer: nn.Module, res, x_dst: Optional[Tensor], dtype, adj: Adjacency,
+           graph: GraphCSR, return_attention_weights):
+    """The end of GAT's and GATv2's forward from the op's result ``res`` (``out [T, H, C]``, or
+    ``(out, alpha)`` when the weights were asked for): heads concatenated or averaged, then the
+    residual map and the bias, in the dtype of the projected features (the autocast dtype inside
+    an autocast region); with the weights in the input's form when asked for."""
+    out, alpha = res if return_attention_weights else (res, None)
     H, C = layer.heads, layer.out_channels
     out = out.reshape(-1, H * C) if layer.concat else out.mean(dim=1)      # [T, H*C] / [T, C]
     if layer.res is not None and x_dst is not None:
         out = out + layer.res(x_dst)
     if layer.bias is not None:
         out = out + layer.bias
-    return out.to(dtype)
+    out = out.to(dtype)
+    if return_attention_weights:
+        return out, adj.attention_weights(graph, alpha, layer.add_self_loops)
+    return out
+
+
+def gat_family_kwargs(module: nn.Module) -> dict:
+    """The constructor arguments GATConv and GATv2Conv share, read from a PyG layer."""
+    return dict(heads=module.heads, concat=module.concat, negative_slope=module.negative_slope,
+                dropout=module.dropout, add_self_loops=module.add_self_loops,
+                edge_dim=module.edge_dim, fill_value=module.fill_value,
+                residual=getattr(module, "res", None) is not None)
 
 
 def layer_repr(layer: nn.Module) -> str:

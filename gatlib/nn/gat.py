@@ -12,8 +12,8 @@ from ..ops import gat_attention
 from ._dropout import dropout
 from ._fused import head_dots
 from .conv_common import (COUNTS, NodeInput, Pair, Size, check_channels, check_features,
-                          copy_weights, edge_features, finish, glorot, layer_repr, linear,
-                          loop_edge_attr, node_inputs, reset_glorot)
+                          copy_weights, edge_features, finish, gat_family_kwargs, glorot,
+                          layer_repr, linear, loop_edge_attr, node_inputs, reset_glorot)
 
 __all__ = ["GATConv"]
 
@@ -159,20 +159,13 @@ class GATConv(nn.Module):
                             return_attention=bool(return_attention_weights),
                             dropout=self.dropout, training=self.training)  # [T, H, C]
         # The weights come back only when asked for (one pass fewer otherwise).
-        out, alpha = res if return_attention_weights else (res, None)
-        out = finish(self, out, x_dst, h_src.dtype)
-        if return_attention_weights:
-            return out, adj.attention_weights(graph, alpha, self.add_self_loops)
-        return out
+        return finish(self, res, x_dst, h_src.dtype, adj, graph, return_attention_weights)
 
     @classmethod
     def from_pyg(cls, module) -> "GATConv":
         """The gatlib layer computing the same function as a PyG ``GATConv`` (weights copied)."""
-        layer = cls(module.in_channels, module.out_channels, heads=module.heads,
-                    concat=module.concat, negative_slope=module.negative_slope,
-                    dropout=module.dropout, add_self_loops=module.add_self_loops,
-                    edge_dim=module.edge_dim, fill_value=module.fill_value,
-                    bias=module.bias is not None, residual=getattr(module, "res", None) is not None)
+        layer = cls(module.in_channels, module.out_channels, bias=module.bias is not None,
+                    **gat_family_kwargs(module))
         return copy_weights(layer, module)
 
     def __repr__(self) -> str:

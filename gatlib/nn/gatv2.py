@@ -15,8 +15,8 @@ from ..graph.adjacency import as_adjacency
 from ..ops import attend
 from ._fused import gatv2_score
 from .conv_common import (COUNTS, NodeInput, Pair, Size, check_channels, check_features,
-                          copy_weights, edge_features, finish, glorot, layer_repr, linear,
-                          loop_edge_attr, node_inputs, reset_glorot)
+                          copy_weights, edge_features, finish, gat_family_kwargs, glorot,
+                          layer_repr, linear, loop_edge_attr, node_inputs, reset_glorot)
 
 __all__ = ["GATv2Conv"]
 
@@ -137,21 +137,13 @@ class GATv2Conv(nn.Module):
                      return_attention=bool(return_attention_weights),
                      dropout=self.dropout, training=self.training)         # [T, H, C]
         # The weights come back only when asked for (one pass fewer otherwise).
-        out, alpha = res if return_attention_weights else (res, None)
-        out = finish(self, out, x_dst, h_src.dtype)
-        if return_attention_weights:
-            return out, adj.attention_weights(graph, alpha, self.add_self_loops)
-        return out
+        return finish(self, res, x_dst, h_src.dtype, adj, graph, return_attention_weights)
 
     @classmethod
     def from_pyg(cls, module) -> "GATv2Conv":
         """The gatlib layer computing the same function as a PyG ``GATv2Conv``."""
-        layer = cls(module.in_channels, module.out_channels, heads=module.heads,
-                    concat=module.concat, negative_slope=module.negative_slope,
-                    dropout=module.dropout, add_self_loops=module.add_self_loops,
-                    edge_dim=module.edge_dim, fill_value=module.fill_value,
-                    bias=module.lin_l.bias is not None, share_weights=module.share_weights,
-                    residual=getattr(module, "res", None) is not None)
+        layer = cls(module.in_channels, module.out_channels, bias=module.lin_l.bias is not None,
+                    share_weights=module.share_weights, **gat_family_kwargs(module))
         return copy_weights(layer, module)
 
     def __repr__(self) -> str:
