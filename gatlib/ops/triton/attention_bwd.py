@@ -58,9 +58,9 @@ def _attention_bwd_dsum_kernel(
     dsum = tl.zeros([BLOCK_H], dtype=ACC)
     for e0 in range(start, end, BLOCK_E):
         mask_e, mask_eh, j, eid = edge_block(e0, end, mask_h, col_ptr, perm_ptr, BLOCK_E)
-        _, s, _ = edge_scores(t_val, src_ptr, j, eid, mask_e, mask_eh, stride_sn, stride_sh,
-                              offs_h, offs_d, mask_hd, term_ptr, H, scale, slope, KIND,
-                              HAS_TERM)
+        _other, s, _pre = edge_scores(t_val, src_ptr, j, eid, mask_e, mask_eh, stride_sn,
+                                      stride_sh, offs_h, offs_d, mask_hd, term_ptr, H, scale,
+                                      slope, KIND, HAS_TERM)
         alpha = tl.where(mask_eh, tl.exp(s - lse[None, :]), 0.0)              # [BE, BH]
         vv = gather(v_ptr, j, stride_vn, stride_vh, offs_h, offs_c, mask_e,
                     mask_hc).to(ACC)                                          # [BE, BH, BC]
@@ -98,7 +98,7 @@ def _attention_bwd_dst_kernel(
     ACC = lse_ptr.dtype.element_ty
     offs_h, mask_h = heads(H, BLOCK_H)
     offs_d, mask_hd = lanes(D, mask_h, BLOCK_D)
-    scale, slope, _ = scalars(params_ptr)
+    scale, slope, _keep_scale = scalars(params_ptr)
     i, start, end, slot, whole, part = chunk_lanes(chunk_row_ptr, chunk_start_ptr,
                                                    chunk_end_ptr, chunk_slot_ptr, offs_h, mask_h)
     t_val = node_tile(tgt_ptr, i, stride_tn, stride_th, offs_h, offs_d,
@@ -157,9 +157,9 @@ def _attention_bwd_src_kernel(
     grad_v = tl.zeros([BLOCK_H, BLOCK_C], dtype=s_val.dtype)
     for e0 in range(start, end, BLOCK_E):
         mask_e, mask_eh, i, eid = edge_block(e0, end, mask_h, col_t_ptr, eid_t_ptr, BLOCK_E)
-        t_val, s, _ = edge_scores(s_val, tgt_ptr, i, eid, mask_e, mask_eh, stride_tn,
-                                  stride_th, offs_h, offs_d, mask_hd, term_ptr, H, scale,
-                                  slope, KIND, HAS_TERM)
+        t_val, s, _pre = edge_scores(s_val, tgt_ptr, i, eid, mask_e, mask_eh, stride_tn,
+                                     stride_th, offs_h, offs_d, mask_hd, term_ptr, H, scale,
+                                     slope, KIND, HAS_TERM)
         lse = load_lse(lse_ptr, offs_h[None, :] * stride_lh + i[:, None], mask_eh)
         w = tl.where(mask_eh, tl.exp(s - lse), 0.0)                           # [BE, BH]
         if HAS_KEEP:

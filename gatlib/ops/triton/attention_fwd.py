@@ -58,9 +58,9 @@ def _attention_fwd_kernel(
     acc = tl.zeros([BLOCK_H, BLOCK_C], dtype=t_val.dtype)     # running sum of p * v
     for e0 in range(start, end, BLOCK_E):
         mask_e, mask_eh, j, eid = edge_block(e0, end, mask_h, col_ptr, perm_ptr, BLOCK_E)
-        _, s, _ = edge_scores(t_val, src_ptr, j, eid, mask_e, mask_eh, stride_sn, stride_sh,
-                              offs_h, offs_d, mask_hd, term_ptr, H, scale, slope, KIND,
-                              HAS_TERM)
+        _other, s, _pre = edge_scores(t_val, src_ptr, j, eid, mask_e, mask_eh, stride_sn,
+                                      stride_sh, offs_h, offs_d, mask_hd, term_ptr, H, scale,
+                                      slope, KIND, HAS_TERM)
         s = tl.where(mask_eh, s, float("-inf"))
         # Online softmax; a max of -inf (nothing seen yet, or masked) is shifted by 0 instead.
         m_new = tl.maximum(m, tl.max(s, axis=0))
@@ -104,16 +104,16 @@ def _attention_alpha_kernel(
     ACC = lse_ptr.dtype.element_ty
     offs_h, mask_h = heads(H, BLOCK_H)
     offs_d, mask_hd = lanes(D, mask_h, BLOCK_D)
-    scale, slope, _ = scalars(params_ptr)
+    scale, slope, _keep_scale = scalars(params_ptr)
     i, start, end = chunk(chunk_row_ptr, chunk_start_ptr, chunk_end_ptr)
     t_val = node_tile(tgt_ptr, i, stride_tn, stride_th, offs_h, offs_d,
                       mask_hd).to(ACC)[None, :, :]
     lse = load_lse(lse_ptr, offs_h * stride_lh + i, mask_h)   # an empty row: every weight is 0
     for e0 in range(start, end, BLOCK_E):
         mask_e, mask_eh, j, eid = edge_block(e0, end, mask_h, col_ptr, perm_ptr, BLOCK_E)
-        _, s, _ = edge_scores(t_val, src_ptr, j, eid, mask_e, mask_eh, stride_sn, stride_sh,
-                              offs_h, offs_d, mask_hd, term_ptr, H, scale, slope, KIND,
-                              HAS_TERM)
+        _other, s, _pre = edge_scores(t_val, src_ptr, j, eid, mask_e, mask_eh, stride_sn,
+                                      stride_sh, offs_h, offs_d, mask_hd, term_ptr, H, scale,
+                                      slope, KIND, HAS_TERM)
         alpha = tl.exp(s - lse[None, :])                                      # [BE, BH]
         tl.store(alpha_ptr + eid[:, None] * H + offs_h[None, :],
                  alpha.to(alpha_ptr.dtype.element_ty), mask=mask_eh)

@@ -36,13 +36,13 @@ def _segment_softmax_fwd_kernel(
     m = tl.full([BLOCK_H], float("-inf"), dtype=ACC)
     l = tl.zeros([BLOCK_H], dtype=ACC)
     for e0 in range(start, end, BLOCK_E):
-        _, mask_eh, eid, _ = edge_block(e0, end, mask_h, perm_ptr, perm_ptr, BLOCK_E)
+        _mask_e, mask_eh, eid, _j = edge_block(e0, end, mask_h, perm_ptr, perm_ptr, BLOCK_E)
         x = edge_tile(src_ptr, eid, offs_h, mask_eh, H, float("-inf")).to(ACC)  # [BE, BH]
         m_new = tl.maximum(m, tl.max(x, axis=0))
         m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
         l = l * tl.exp(m - m_use) + tl.sum(tl.exp(x - m_use[None, :]), axis=0)
         m = m_new
-    _, _, lse = finish_lse(m, l)
+    _ok, _l_safe, lse = finish_lse(m, l)
     tl.store(lse_ptr + offs_h * stride_lh + i, lse, mask=whole)
     tl.store(ws_m_ptr + slot * H + offs_h, m, mask=part)
     tl.store(ws_l_ptr + slot * H + offs_h, l, mask=part)
@@ -64,7 +64,7 @@ def _segment_softmax_out_kernel(
     i, start, end = chunk(chunk_row_ptr, chunk_start_ptr, chunk_end_ptr)
     lse = load_lse(lse_ptr, offs_h * stride_lh + i, mask_h)   # all -inf: zeros, not NaN
     for e0 in range(start, end, BLOCK_E):
-        _, mask_eh, eid, _ = edge_block(e0, end, mask_h, perm_ptr, perm_ptr, BLOCK_E)
+        _mask_e, mask_eh, eid, _j = edge_block(e0, end, mask_h, perm_ptr, perm_ptr, BLOCK_E)
         x = edge_tile(src_ptr, eid, offs_h, mask_eh, H, float("-inf")).to(ACC)
         y = tl.exp(x - lse[None, :])
         tl.store(out_ptr + eid[:, None] * H + offs_h[None, :], y.to(out_ptr.dtype.element_ty),
@@ -88,7 +88,7 @@ def _segment_softmax_bwd_dot_kernel(
     slot, whole, part = split_lanes(chunk_slot_ptr, offs_h, mask_h)
     dot = tl.zeros([BLOCK_H], dtype=ACC)
     for e0 in range(start, end, BLOCK_E):
-        _, mask_eh, eid, _ = edge_block(e0, end, mask_h, perm_ptr, perm_ptr, BLOCK_E)
+        _mask_e, mask_eh, eid, _j = edge_block(e0, end, mask_h, perm_ptr, perm_ptr, BLOCK_E)
         g = edge_tile(grad_ptr, eid, offs_h, mask_eh, H, 0.0)
         y = edge_tile(y_ptr, eid, offs_h, mask_eh, H, 0.0)
         dot += tl.sum(g.to(ACC) * y.to(ACC), axis=0)
@@ -112,7 +112,7 @@ def _segment_softmax_bwd_kernel(
     i, start, end = chunk(chunk_row_ptr, chunk_start_ptr, chunk_end_ptr)
     dot = tl.load(dot_ptr + i * H + offs_h, mask=mask_h, other=0.0)
     for e0 in range(start, end, BLOCK_E):
-        _, mask_eh, eid, _ = edge_block(e0, end, mask_h, perm_ptr, perm_ptr, BLOCK_E)
+        _mask_e, mask_eh, eid, _j = edge_block(e0, end, mask_h, perm_ptr, perm_ptr, BLOCK_E)
         g = edge_tile(grad_ptr, eid, offs_h, mask_eh, H, 0.0)
         y = edge_tile(y_ptr, eid, offs_h, mask_eh, H, 0.0)
         dx = y.to(ACC) * (g.to(ACC) - dot[None, :])

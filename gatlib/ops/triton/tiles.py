@@ -12,10 +12,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-__all__ = ["heads", "chunk", "split_lanes", "chunk_lanes", "tile_lanes", "program", "lanes", "scalars", "edge_block", "edge_scores",
-           "score", "dscore", "edge_tile", "gather", "node_tile", "load_lse", "finish_lse",
-           "store_row",
-           "lse_merge_kernel", "sum_merge_kernel"]
+__all__ = ["heads", "chunk", "split_lanes", "chunk_lanes", "tile_lanes", "program", "lanes",
+           "scalars", "edge_block", "edge_scores", "score", "dscore", "edge_tile", "gather",
+           "node_tile", "load_lse", "finish_lse", "store_row", "lse_merge_kernel",
+           "sum_merge_kernel"]
 
 
 # --------------------------------------------------------------------------- the prologue
