@@ -505,3 +505,22 @@ def test_transformer_edge_features_with_dropout_equal_the_explicit_formula(bipar
             assert a is None or torch.count_nonzero(a) == 0
         else:
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["gatv2", "transformer"])
+@pytest.mark.parametrize("num_nodes", [0, 5])
+def test_edge_features_on_an_edgeless_graph_match_pyg(kind, num_nodes):
+    """The attend / edge-feature paths with E = 0 (N = 0 too): PyG's output and gradients."""
+    pyg_cls, cls = PAIRS[kind]
+    torch.manual_seed(3)
+    kw = {"add_self_loops": False} if kind == "gatv2" else {}
+    pyg_layer = pyg_cls(6, 4, heads=2, edge_dim=3, **kw)
+    ours = cls.from_pyg(pyg_layer)
+    x = torch.randn(num_nodes, 6, requires_grad=True)
+    ei = torch.empty(2, 0, dtype=torch.long)
+    ea = torch.randn(0, 3, requires_grad=True)
+    got, want = ours(x, ei, ea), pyg_layer(x, ei, ea)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    if num_nodes:
+        for a, b in zip(torch.autograd.grad(got.sum(), [x]), torch.autograd.grad(want.sum(), [x])):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
