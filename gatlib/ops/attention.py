@@ -84,7 +84,7 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index,
 def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index,
                   edge_score: Optional[Tensor] = None, negative_slope: float = 0.2,
                   return_attention: bool = False, dropout: float = 0.0,
-                  training: bool = True) -> AttentionOut:
+                  training: bool = True, dropout_mask: Optional[Tensor] = None) -> AttentionOut:
     r"""Additive (GAT) attention of each target node over its in-edges.
 
     .. math::
@@ -108,6 +108,7 @@ def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index,
             edge order (before dropout).
         dropout (float, default 0.0): attention dropout probability.
         training (bool, default True): apply dropout only when True.
+        dropout_mask (Tensor, optional): as :func:`sparse_attention`.
 
     Shapes:
         a_src ``[S, H]``, a_dst ``[T, H]``, v ``[S, H, C]`` -> out ``[T, H, C]``.
@@ -119,8 +120,8 @@ def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index,
     _check_dtypes(a_src=a_src, a_dst=a_dst, v=v)
     negative_slope = check_real(negative_slope, "negative_slope")
     graph, edge_score, mask, p = _prepare(edge_index, S, a_dst.size(0), None, H, v, edge_score,
-                                          "edge_score", dropout, training, a_src=a_src,
-                                          a_dst=a_dst, v=v)
+                                          "edge_score", dropout, training, dropout_mask,
+                                          a_src=a_src, a_dst=a_dst, v=v)
     backend = select_backend("gat_attention", v.device, v.dtype, head_dim=v.size(2))
     out, _, alpha = backend.call("gat_attention")(
         a_src, a_dst, v, backend.graph_args(graph, H), edge_score, mask, negative_slope, p,

@@ -13,7 +13,7 @@ from gatlib.ops.cpu import kernels
 from gatlib.ops.graph_args import graph_tensors
 
 from ..conftest import backends_under_test, random_graph
-from .helpers import grads
+from .helpers import attention_inputs, grads, run_attention
 
 BACKENDS = backends_under_test()
 CASES = [(20, 20, 60), (60, 60, 500), (15, 7, 40), (12, 12, 0), (1, 1, 1), (0, 0, 0)]
@@ -180,3 +180,19 @@ def test_torch_compile_through_attend():
     for a, b in zip(torch.autograd.grad(eager.sum(), [score, v]),
                     torch.autograd.grad(compiled.sum(), [score, v])):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", ["sparse", "gat"])
+def test_given_dropout_mask_in_the_other_ops(backend, op):
+    """sparse_attention and gat_attention take a given keep mask too (as attend)."""
+    ei = random_graph(20, 60, seed=1)
+    inputs = attention_inputs(op, ei, 20, 20)
+    mask = torch.rand(ei.size(1), 3, generator=torch.Generator().manual_seed(2)) >= 0.3
+    state = torch.get_rng_state()
+    out, _ = run_attention(op, backend, inputs, dropout=0.3, dropout_mask=mask)
+    assert torch.equal(torch.get_rng_state(), state)
+    ref, _ = run_attention(op, "reference", inputs, dropout=0.3, dropout_mask=mask)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    for got, want in zip(grads(inputs, (out,)), grads(inputs, (ref,))):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
