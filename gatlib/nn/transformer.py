@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..graph.adjacency import Adjacency, as_adjacency
 from ..graph.csr import GraphCSR
 from ..ops import sparse_attention
-from ..ops.cpu.dropout import keep_mask
+from ..ops.dropout import keep_mask
 from .conv_common import (COUNTS, NodeInput, Pair, Size, check_channels, check_features,
                           copy_weights, edge_features, layer_repr, linear, node_inputs)
 

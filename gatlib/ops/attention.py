@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..graph.adjacency import as_adjacency
 from .._checks import check_probability, check_real, check_same_device, check_tensor
-from .cpu.dropout import keep_mask
+from .dropout import keep_mask
 from .dispatch import select_backend
 
 __all__ = ["sparse_attention", "gat_attention", "attend"]
