@@ -53,6 +53,7 @@ class Backend:
         device_check: an extra condition per device (returns "" when it holds, else the
             reason), e.g. "on cpu it runs only under TRITON_INTERPRET=1".
         calls: ``{op: callable}`` with the op's arguments and outputs (built by the factory).
+        kernels: the table the calls were made from, ``{op: Kernels(forward, backward)}``.
         graph_args: ``(GraphCSR, heads) -> Tensor[]``: the graph argument of its ops (the seven
             CSR tensors, plus what the backend derives and keeps on the ``GraphCSR``).
     """
@@ -67,6 +68,7 @@ class Backend:
     device_check: Optional[Callable[[torch.device], str]] = None
     calls: Dict[str, Callable] = field(default_factory=dict)
     graph_args: Callable = _seven
+    kernels: Dict[str, Kernels] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.ops:

@@ -267,4 +267,4 @@ def make_backend(name: str, kernels: Dict[str, Kernels], op_prefix: Optional[str
             calls[op] = _define_softmax(prefix, k, device_types)
         else:
             calls[op] = _define_attention(prefix, op, k, device_types, eager)
-    return Backend(name, calls=calls, **capabilities)
+    return Backend(name, calls=calls, kernels=dict(kernels), **capabilities)

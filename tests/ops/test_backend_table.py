@@ -70,5 +70,6 @@ def test_a_table_without_backward_kernels_is_called_as_plain_pytorch():
     backend = make_backend("plain", {"segment_softmax": Kernels(softmax)}, devices=None,
                            dtypes=FLOATS)
     assert backend.call("segment_softmax") is softmax and backend.ops == {"segment_softmax"}
+    assert backend.kernels["segment_softmax"].backward is None
     assert "it does not implement attend" in backend.why_not("attend", torch.device("cpu"),
                                                              torch.float32)
