@@ -1,11 +1,11 @@
 """Dropout for the layers and models: ``F.dropout``'s distribution (each element kept with
 probability ``1 - p``, independently, and scaled by ``1 / (1 - p)``) from a mask of random
-bytes instead of a Bernoulli draw per element on the CPU (:mod:`gatlib.ops.cpu.dropout`)."""
+bytes instead of a Bernoulli draw per element on the CPU (:mod:`gatlib.ops.dropout`)."""
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..ops.cpu.dropout import dropout
+from ..ops.dropout import dropout
 
 __all__ = ["dropout", "Dropout"]
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..graph.csr import GraphCSR
-from ..graph.validate import compiling
+from .._checks import compiling
 from ..ops.cpu.kernels import no_autocast
 
 __all__ = ["head_dots", "gatv2_score", "GATV2_FUSED_MAX"]

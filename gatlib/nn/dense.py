@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..graph.validate import check_tensor
+from .._checks import check_positive_int, check_tensor
 from ..ops.dense import dense_attention
 
 __all__ = ["DenseGraphAttention"]
@@ -39,9 +39,8 @@ class DenseGraphAttention(nn.Module):
     def __init__(self, channels: int, heads: int = 1, dropout: float = 0.0,
                  bias: bool = True) -> None:
         super().__init__()
-        for name, value in (("channels", channels), ("heads", heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_positive_int(channels, "channels")
+        check_positive_int(heads, "heads")
         if channels % heads != 0:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads}); the "
                              f"head dim is channels // heads, so pick e.g. channels="

@@ -6,8 +6,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..graph.validate import check_tensor
-from ..graph.validate import check_positive_int as _check_positive
+from .._checks import check_positive_int, check_tensor
 from ._dropout import dropout
 
 __all__ = ["LapPEEncoder", "RWSEEncoder"]
@@ -45,9 +44,9 @@ class LapPEEncoder(nn.Module):
     def __init__(self, k: int, out_channels: int, hidden: Optional[int] = None,
                  dropout: float = 0.0) -> None:
         super().__init__()
-        self.k = _check_positive(k, "k")
-        self.out_channels = _check_positive(out_channels, "out_channels")
-        self.hidden = None if hidden is None else _check_positive(hidden, "hidden")
+        self.k = check_positive_int(k, "k")
+        self.out_channels = check_positive_int(out_channels, "out_channels")
+        self.hidden = None if hidden is None else check_positive_int(hidden, "hidden")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.dropout = float(dropout)
@@ -104,8 +103,8 @@ class RWSEEncoder(nn.Module):
 
     def __init__(self, steps: int, out_channels: int) -> None:
         super().__init__()
-        self.steps = _check_positive(steps, "steps")
-        self.out_channels = _check_positive(out_channels, "out_channels")
+        self.steps = check_positive_int(steps, "steps")
+        self.out_channels = check_positive_int(out_channels, "out_channels")
         self.norm = nn.BatchNorm1d(self.steps)
         self.lin = nn.Linear(self.steps, self.out_channels)
         self.reset_parameters()

@@ -9,17 +9,14 @@ from typing import Any, Dict, Optional, Union
 
 from torch import Tensor, nn
 
-from ..graph.validate import check_tensor
+from .._checks import check_tensor
 from ._dropout import Dropout
+from .blocks import make_act, make_norm_module
 from .dense import DenseGraphAttention
 from .performer import PerformerAttention
 
 __all__ = ["GPSLayer"]
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "silu": nn.SiLU,
-                "tanh": nn.Tanh}
-#: gatlib's own norm names (kept): BatchNorm1d and a per-node LayerNorm.
-_NORMS = ("batch", "layer", None)
 _ATTN_TYPES = ("multihead", "performer")
 # Keyword arguments of torch.nn.MultiheadAttention that DenseGraphAttention has.
 _MULTIHEAD_KWARGS = ("dropout", "bias")
@@ -103,12 +100,12 @@ class GPSLayer(nn.Module):
         self.local = conv
         self.dropout_local = Dropout(dropout)
         self.dropout_attn = Dropout(dropout)
-        self.norm_local = _make_norm_module(norm, channels, norm_kwargs)
-        self.norm_attn = _make_norm_module(norm, channels, norm_kwargs)
+        self.norm_local = make_norm_module(norm, channels, norm_kwargs)
+        self.norm_attn = make_norm_module(norm, channels, norm_kwargs)
         self.ff = nn.Sequential(
-            nn.Linear(channels, 2 * channels), _make_act(act, act_kwargs), Dropout(dropout),
+            nn.Linear(channels, 2 * channels), make_act(act, act_kwargs), Dropout(dropout),
             nn.Linear(2 * channels, channels), Dropout(dropout))
-        self.norm_ff = _make_norm_module(norm, channels, norm_kwargs)
+        self.norm_ff = make_norm_module(norm, channels, norm_kwargs)
         self.reset_parameters()
 
     @property
@@ -243,59 +240,6 @@ def _make_attention(channels: int, heads: int, attn_type: str,
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         return PerformerAttention(channels, heads, **kwargs)
     raise ValueError(f"attn_type must be one of {list(_ATTN_TYPES)}, got {attn_type!r}")
-
-
-def _make_act(act, act_kwargs: Optional[Dict[str, Any]]) -> nn.Module:
-    """The activation module, resolved as PyG does (a name, a module or a module class)."""
-    kwargs = act_kwargs or {}
-    if isinstance(act, nn.Module):
-        return act
-    if isinstance(act, type) and issubclass(act, nn.Module):
-        return act(**kwargs)
-    if not isinstance(act, str):
-        raise ValueError(f"act must be a name ('relu', 'gelu', ...) or an nn.Module, got "
-                         f"{type(act).__name__}")
-    from torch_geometric.nn.resolver import activation_resolver
-    try:
-        module = activation_resolver(act, **kwargs)
-    except ValueError as err:
-        raise ValueError(f"act must name an activation of torch.nn ('relu', 'gelu', "
-                         f"'leaky_relu', ...), got {act!r}") from err
-    if not isinstance(module, nn.Module):           # PyG's 'swish' is a plain function
-        raise ValueError(f"act={act!r} resolves to a function, not a module; pass "
-                         f"act='silu' (the same function) or an nn.Module")
-    return module
-
-
-def _make_norm_module(norm, channels: int, norm_kwargs: Optional[Dict[str, Any]]) -> nn.Module:
-    """One norm: gatlib's old names, PyG's names (PyG's resolver), a module (copied), a class."""
-    kwargs = norm_kwargs or {}
-    if norm is None or norm in ("batch", "layer"):
-        if kwargs and norm is None:
-            raise ValueError("norm_kwargs given but norm is None")
-        return _make_norm(norm, channels, **kwargs)
-    if isinstance(norm, nn.Module):
-        return copy.deepcopy(norm)                  # one norm per block, never shared
-    if isinstance(norm, type) and issubclass(norm, nn.Module):
-        return norm(channels, **kwargs)
-    if not isinstance(norm, str):
-        raise ValueError(f"norm must be a name, an nn.Module or None, got {type(norm).__name__}")
-    from torch_geometric.nn.resolver import normalization_resolver
-    try:
-        return normalization_resolver(norm, channels, **kwargs)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"norm must be one of PyG's 'batch_norm', 'layer_norm', 'graph_norm', "
-                         f"'instance_norm', gatlib's 'batch' or 'layer', or None; got "
-                         f"{norm!r} ({err})") from err
-
-
-def _make_norm(norm: Optional[str], channels: int, **kwargs: Any) -> nn.Module:
-    """gatlib's own norms: ``'batch'`` (BatchNorm1d), ``'layer'`` (LayerNorm per node), None."""
-    if norm == "batch":
-        return nn.BatchNorm1d(channels, **kwargs)
-    if norm == "layer":
-        return nn.LayerNorm(channels, **kwargs)
-    return nn.Identity()
 
 
 def _copy_multihead(dense: DenseGraphAttention, mha: nn.MultiheadAttention) -> None:

@@ -6,6 +6,8 @@ Both models stack ``num_layers`` attention layers of one kind (``layer``):
   (:class:`GATConv`, :class:`GATv2Conv`, :class:`GraphTransformerConv`);
 - ``'dense'``: :class:`DenseGraphAttention` over all nodes of each graph;
 - ``'gps'``: :class:`GPSLayer` with a :class:`GATConv` local branch.
+
+Their shared machinery is :class:`gatlib.nn.stack.AttentionStack`.
 """
 from __future__ import annotations
 
@@ -13,209 +15,15 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
-from ..graph.adjacency import as_adjacency
 from ._dropout import Dropout, dropout
-from .conv import GATConv, GATv2Conv, GraphTransformerConv
-from .dense import DenseGraphAttention
-from .encoders import LapPEEncoder, RWSEEncoder
-from .gps import _ACTIVATIONS, GPSLayer, _make_norm
+from .blocks import ACTIVATIONS
+from .stack import POOLS, SPARSE, AttentionStack, feature_dropout
 
 __all__ = ["NodeClassifier", "GraphClassifier"]
 
-_LAYERS = ("gat", "gatv2", "transformer", "dense", "gps")
-_SPARSE = {"gat": GATConv, "gatv2": GATv2Conv, "transformer": GraphTransformerConv}
-_NORMS = ("batch", "layer", None)
-_PES = ("lap", "rw")
-def _first_node_pool(h: Tensor, batch: Optional[Tensor]) -> Tensor:
-    """The first node of each graph (a read-out token such as a sequence's CLS): ``[B, W]``."""
-    if batch is None:
-        return h[:1]                                                       # [1, W]
-    if batch.numel() == 0:
-        return h[:0]                                                       # [0, W]
-    starts = torch.ones_like(batch, dtype=torch.bool)                      # [N]
-    starts[1:] = batch[1:] != batch[:-1]
-    return h[starts]                                                       # [B, W]
 
-
-def _dropout(h: Tensor, p: float, training: bool) -> Tensor:
-    """Feature dropout; on a sparse (CSR or COO) ``h`` only the stored entries are dropped.
-
-    Dropout leaves a zero entry zero, so dropping only the stored entries has exactly the
-    distribution of dense dropout, while it draws ``nnz`` random numbers instead of ``N * F``
-    (Cora's bag-of-words features are 1.3% non-zero).
-    """
-    if h.layout == torch.strided:
-        return dropout(h, p, training)
-    if not training or p == 0.0:
-        return h
-    if h.layout == torch.sparse_csr:
-        # The pattern is the input's own, already valid: skip the invariant check.
-        return torch.sparse_csr_tensor(h.crow_indices(), h.col_indices(),
-                                       dropout(h.values(), p, True), size=h.shape,
-                                       check_invariants=False)
-    if h.layout == torch.sparse_coo:
-        h = h.coalesce()
-        return torch.sparse_coo_tensor(h.indices(), dropout(h.values(), p, True),
-                                       size=h.shape, is_coalesced=True, check_invariants=False)
-    raise ValueError(f"x must be a dense, sparse CSR or sparse COO tensor, got layout "
-                     f"{h.layout}; convert it with x.to_dense() or x.to_sparse_csr()")
-
-
-_POOLS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool,
-          "first": _first_node_pool}
-
-
-class _AttentionStack(nn.Module):
-    """What both models share: argument checks, the positional-encoding input, one block per
-    attention layer (dropout -> layer -> residual -> norm -> act) and a readable repr."""
-
-    _defaults: dict = {}
-    value_dropout: float = 0.0          # GATConv's value_dropout (NodeClassifier sets it)
-
-    def _check_args(self, in_channels: int, hidden_channels: int, out_channels: int,
-                    num_layers: int, layer: str, heads: int, dropout: float, attn_dropout: float,
-                    norm: Optional[str], act: str, edge_dim: Optional[int], pe_dim: int,
-                    pe_channels: int, pe: str) -> None:
-        for name, value in (("in_channels", in_channels), ("hidden_channels", hidden_channels),
-                            ("out_channels", out_channels), ("num_layers", num_layers),
-                            ("heads", heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if layer not in _LAYERS:
-            raise ValueError(f"layer must be one of {_LAYERS}, got {layer!r}")
-        if norm not in _NORMS:
-            raise ValueError(f"norm must be one of 'batch', 'layer' or None, got {norm!r}")
-        if act not in _ACTIVATIONS:
-            raise ValueError(f"act must be one of {sorted(_ACTIVATIONS)}, got {act!r}")
-        for name, value in (("dropout", dropout), ("attn_dropout", attn_dropout)):
-            if not 0.0 <= float(value) < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {value}")
-        if edge_dim is not None:
-            if isinstance(edge_dim, bool) or not isinstance(edge_dim, int) or edge_dim < 1:
-                raise ValueError(f"edge_dim must be an int >= 1 or None, got {edge_dim!r}")
-            if layer == "dense":
-                raise ValueError("edge_dim is not supported with layer='dense' (dense attention "
-                                 "has no edges); use layer='gps' or 'gat', or edge_dim=None")
-        for name, value in (("pe_dim", pe_dim), ("pe_channels", pe_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        if pe not in _PES:
-            raise ValueError(f"pe must be 'lap' (Laplacian eigenvectors) or 'rw' (random-walk "
-                             f"encodings), got {pe!r}")
-        if pe_dim > 0 and pe_channels < 1:
-            raise ValueError(f"pe_channels must be >= 1 when pe_dim > 0 (got pe_dim={pe_dim}, "
-                             f"pe_channels={pe_channels}): it is the width of the encoded "
-                             f"positional features concatenated to x")
-
-    def _build_common(self, layer: str, heads: int, dropout: float, attn_dropout: float,
-                      residual: bool, norm: Optional[str], act: str, edge_dim: Optional[int],
-                      pe_dim: int, pe_channels: int, pe: str) -> None:
-        self.layer, self.heads = layer, heads
-        self.dropout, self.attn_dropout = dropout, attn_dropout
-        self.residual, self.norm, self.act_name, self.edge_dim = residual, norm, act, edge_dim
-        self.pe_dim, self.pe_channels, self.pe = pe_dim, pe_channels, pe
-        self.pe_encoder: Optional[nn.Module] = None
-        if pe_dim > 0:
-            self.pe_encoder = (LapPEEncoder(pe_dim, pe_channels) if pe == "lap"
-                               else RWSEEncoder(pe_dim, pe_channels))
-        self.act = _ACTIVATIONS[act]()
-        self.convs = nn.ModuleList()
-        self.norms = nn.ModuleList()
-        # GPS layers carry their own residuals: the stack adds none around them.
-        self.res: Optional[nn.ModuleList] = (nn.ModuleList() if residual and layer != "gps"
-                                             else None)
-
-    def _add_layer(self, conv: nn.Module, in_width: int, out_width: int, last: bool) -> None:
-        """Append an attention layer with its residual map and norm."""
-        self.convs.append(conv)
-        # GPS layers norm themselves; the output layer of a node classifier is never normed.
-        gps_or_last = self.layer == "gps" or last
-        self.norms.append(_make_norm(None if gps_or_last else self.norm, out_width))
-        if self.res is not None:
-            self.res.append(nn.Identity() if in_width == out_width
-                            else nn.Linear(in_width, out_width, bias=False))
-
-    def _make_conv(self, in_width: int, out_channels: int, heads: int, concat: bool,
-                   width: Optional[int] = None) -> nn.Module:
-        """One attention layer; ``width`` is the kept width of a dense or GPS layer."""
-        if self.layer in _SPARSE:
-            extra = ({"value_dropout": self.value_dropout} if self.value_dropout > 0 else {})
-            return _SPARSE[self.layer](in_width, out_channels, heads=heads, concat=concat,
-                                       dropout=self.attn_dropout, edge_dim=self.edge_dim,
-                                       **extra)
-        if self.layer == "dense":
-            return DenseGraphAttention(width, heads, dropout=self.attn_dropout)
-        local = GATConv(width, width // heads, heads=heads, dropout=self.attn_dropout,
-                        edge_dim=self.edge_dim)
-        return GPSLayer(width, local, heads=heads, dropout=self.dropout,
-                        attn_dropout=self.attn_dropout, norm=self.norm, act=self.act_name)
-
-    def _reset_common(self) -> None:
-        if self.pe_encoder is not None:
-            self.pe_encoder.reset_parameters()
-        for module in list(self.convs) + list(self.norms) + list(self.res or []):
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-
-    def _with_pe(self, x: Tensor, pe: Optional[Tensor], batch: Optional[Tensor]) -> Tensor:
-        """``x`` with the encoded positional features appended: ``[N, F]`` -> ``[N, F + P]``."""
-        if x.layout != torch.strided and pe is not None:
-            raise ValueError("positional encodings cannot be appended to sparse node features "
-                             "x: pass a dense x (x.to_dense()) when pe is given")
-        if self.pe_encoder is None:
-            if pe is not None:
-                raise ValueError("pe was given but the model was built with pe_dim=0; build it "
-                                 "with pe_dim=K and pe_channels=P to use positional encodings")
-            return x
-        if pe is None:
-            raise ValueError(f"pe is required: the model was built with pe_dim={self.pe_dim} "
-                             f"(pass the [N, {self.pe_dim}] encodings, e.g. data.pe)")
-        if self.pe == "lap":
-            enc = self.pe_encoder(pe, batch)                               # [N, P]
-        else:
-            enc = self.pe_encoder(pe)                                      # [N, P]
-        return torch.cat([x, enc.to(x.dtype)], dim=-1)                     # [N, F + P]
-
-    def _graph(self, x: Tensor, edge_index):
-        """The graph every layer of one forward pass shares: the caller's ``GraphCSR`` as is
-        (its self-loop graph is then built once and kept on it), any other adjacency converted
-        once here, so the layers do not each rebuild it. Dense layers read no graph: passed
-        through as given."""
-        if self.layer == "dense":
-            return edge_index
-        return as_adjacency(edge_index, x.size(0), x.size(0)).graph()
-
-    def _block(self, i: int, h: Tensor, edge_index, batch: Optional[Tensor],
-               edge_attr: Optional[Tensor], last: bool) -> Tensor:
-        """Layer ``i``: dropout -> attention -> residual -> norm -> act (no act when last)."""
-        conv = self.convs[i]
-        if self.layer == "gps":
-            # A GPS layer has its own dropout, residuals, norms and feed-forward activation.
-            return conv(h, edge_index, batch, edge_attr)                   # [N, W]
-        h_in = _dropout(h, self.dropout, self.training)                    # [N, F_i]
-        if self.layer == "dense":
-            out = conv(h_in, batch)                                        # [N, W]
-        elif edge_attr is None:
-            out = conv(h_in, edge_index)                                   # [N, F_i+1]
-        else:
-            out = conv(h_in, edge_index, edge_attr)                        # [N, F_i+1]
-        if self.res is not None:
-            # The skip reads the un-dropped input, so dropout does not compound along it.
-            out = out + self.res[i](h)
-        if last:
-            return out
-        return self.act(self.norms[i](out))
-
-    def _extra_repr_items(self):
-        for name, default in self._defaults.items():
-            value = getattr(self, "act_name" if name == "act" else name)
-            if value != default:
-                yield f"{name}={value!r}"
-
-
-class NodeClassifier(_AttentionStack):
+class NodeClassifier(AttentionStack):
     r"""Node classification with a stack of attention layers; by default exactly the GAT of
     Velickovic et al. (2018) for Cora.
 
@@ -299,7 +107,7 @@ class NodeClassifier(_AttentionStack):
         hidden = hidden_channels * heads                                   # W
         self.lin_in: Optional[nn.Linear] = None
         self.lin_out: Optional[nn.Linear] = None
-        if layer in _SPARSE and not self.project_input:
+        if layer in SPARSE and not self.project_input:
             width = width_in
             for i in range(num_layers):
                 last = i == num_layers - 1
@@ -314,7 +122,7 @@ class NodeClassifier(_AttentionStack):
         else:
             # Dense and GPS layers (and sparse ones with project_input) keep one width W
             # between an input and an output linear map.
-            per_head = hidden_channels if layer in _SPARSE else hidden
+            per_head = hidden_channels if layer in SPARSE else hidden
             self.lin_in = nn.Linear(width_in, hidden)
             for _ in range(num_layers):
                 self._add_layer(self._make_conv(hidden, per_head, heads, True, width=hidden),
@@ -354,7 +162,7 @@ class NodeClassifier(_AttentionStack):
         graph = self._graph(x, edge_index)
         h = self._with_pe(x, pe, batch)                                    # [N, F + P]
         if self.lin_in is not None:
-            h = self.lin_in(_dropout(h, self.dropout, self.training))      # [N, W]
+            h = self.lin_in(feature_dropout(h, self.dropout, self.training))  # [N, W]
         last_conv = len(self.convs) - 1 if self.lin_out is None else -1
         for i in range(len(self.convs)):
             h = self._block(i, h, graph, batch, edge_attr, last=i == last_conv)
@@ -369,7 +177,7 @@ class NodeClassifier(_AttentionStack):
                 f"heads={self.heads}{extra})")
 
 
-class GraphClassifier(_AttentionStack):
+class GraphClassifier(AttentionStack):
     r"""Graph classification: attention layers, global pooling and an MLP head.
 
     .. math::
@@ -424,8 +232,8 @@ class GraphClassifier(_AttentionStack):
         super().__init__()
         self._check_args(in_channels, hidden_channels, out_channels, num_layers, layer, heads,
                          dropout, attn_dropout, norm, act, edge_dim, pe_dim, pe_channels, pe)
-        if pool not in _POOLS:
-            raise ValueError(f"pool must be one of {tuple(_POOLS)}, got {pool!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {tuple(POOLS)}, got {pool!r}")
         if hidden_channels % heads != 0:
             fit = heads * max(1, hidden_channels // heads)
             raise ValueError(f"hidden_channels ({hidden_channels}) must be divisible by heads "
@@ -441,7 +249,7 @@ class GraphClassifier(_AttentionStack):
         for _ in range(num_layers):
             self._add_layer(self._make_conv(W, W // heads, heads, True, width=W), W, W,
                             last=False)
-        self.head = nn.Sequential(nn.Linear(W, W), _ACTIVATIONS[act](), Dropout(dropout),
+        self.head = nn.Sequential(nn.Linear(W, W), ACTIVATIONS[act](), Dropout(dropout),
                                   nn.Linear(W, out_channels))
         self.reset_parameters()
 
@@ -472,7 +280,7 @@ class GraphClassifier(_AttentionStack):
         h = self.lin_in(self._with_pe(x, pe, batch))                      # [N, W]
         for i in range(len(self.convs)):
             h = self._block(i, h, graph, batch, edge_attr, last=False)     # [N, W]
-        g = _POOLS[self.pool](h, batch)                                    # [B, W]
+        g = POOLS[self.pool](h, batch)                                    # [B, W]
         return self.head(g)                                                # [B, out]
 
     def __repr__(self) -> str:

@@ -8,7 +8,7 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from ..graph.validate import check_tensor
+from .._checks import check_positive_int, check_tensor
 
 __all__ = ["PerformerAttention", "RedrawProjection", "orthogonal_random_features",
            "favor_features"]
@@ -137,18 +137,18 @@ class PerformerAttention(nn.Module):
                  redraw_interval: Optional[int] = None) -> None:
         super().__init__()
         for name, value in (("channels", channels), ("heads", heads)):
-            _check_int(value, name)
+            check_positive_int(value, name)
         if head_channels is None:
             if channels % heads != 0:
                 raise ValueError(f"channels ({channels}) must be divisible by heads ({heads}) "
                                  f"when head_channels is None; or pass head_channels")
             head_channels = channels // heads
-        _check_int(head_channels, "head_channels")
+        check_positive_int(head_channels, "head_channels")
         if num_features is None:
             num_features = max(1, int(head_channels * math.log(head_channels)))
-        _check_int(num_features, "num_features")
+        check_positive_int(num_features, "num_features")
         if redraw_interval is not None:
-            _check_int(redraw_interval, "redraw_interval")
+            check_positive_int(redraw_interval, "redraw_interval")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         if isinstance(kernel, str):
@@ -290,7 +290,7 @@ class RedrawProjection:
 
     def __init__(self, model: nn.Module, redraw_interval: Optional[int] = None) -> None:
         if redraw_interval is not None:
-            _check_int(redraw_interval, "redraw_interval")
+            check_positive_int(redraw_interval, "redraw_interval")
         self.model = model
         self.redraw_interval = redraw_interval
         self.num_last_redraw = 0
@@ -306,8 +306,3 @@ class RedrawProjection:
             self.num_last_redraw = 0
             return
         self.num_last_redraw += 1
-
-
-def _check_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")

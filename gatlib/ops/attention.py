@@ -1,27 +1,26 @@
 """Sparse attention over the edges of a graph: the public entry points.
 
-Both ops reduce to: a score per edge ``[E, H]``, a softmax over the in-edges of each target, and
-a weighted sum of the sources' values ``[T, H, C]``. They validate their arguments, take the
-graph in any form PyG accepts (:mod:`gatlib.graph.adjacency`), build its CSR view (or use the
-caller's ``GraphCSR``), pick a backend in ``dispatch.py`` and run it.
+Each op reduces to: a score per edge ``[E, H]``, a softmax over the in-edges of each target, and
+a weighted sum of the sources' values ``[T, H, C]``; :func:`gat_attention` and
+:func:`sparse_attention` compute the score from per-node tensors, :func:`attend` takes it
+given. They validate their arguments, take the graph in any form PyG accepts
+(:mod:`gatlib.graph.adjacency`), build its CSR view (or use the caller's ``GraphCSR``), pick a
+backend in ``dispatch.py`` and run its table's op.
 """
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from ..graph.adjacency import as_adjacency
-from ..graph.csr import GraphCSR
-from ..graph.validate import check_real, check_same_device, check_tensor, compiling
-from . import reference
-from .cpu.dropout import keep_mask
-from .cpu.ops import graph_tensors
-from .dispatch import backend_op, select
+from .._checks import check_probability, check_real, check_same_device, check_tensor
+from .dropout import keep_mask
+from .dispatch import select_backend
 
-__all__ = ["sparse_attention", "gat_attention"]
+__all__ = ["sparse_attention", "gat_attention", "attend"]
 
 AttentionOut = Union[Tensor, Tuple[Tensor, Tensor]]
 
@@ -29,7 +28,8 @@ AttentionOut = Union[Tensor, Tuple[Tensor, Tensor]]
 def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index,
                      num_nodes: Optional[int] = None, bias: Optional[Tensor] = None,
                      scale: Optional[float] = None, return_attention: bool = False,
-                     dropout: float = 0.0, training: bool = True) -> AttentionOut:
+                     dropout: float = 0.0, training: bool = True,
+                     dropout_mask: Optional[Tensor] = None) -> AttentionOut:
     r"""Scaled dot-product attention of each target node over its in-edges.
 
     .. math::
@@ -57,6 +57,9 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index,
             order (the stored order of a sparse adjacency; the softmax weights, before dropout).
         dropout (float, default 0.0): attention dropout probability.
         training (bool, default True): apply dropout only when True.
+        dropout_mask (Tensor, optional): a bool keep mask ``[E, H]`` (caller's order) to use
+            instead of drawing one, e.g. to weight something else with the same dropped
+            weights; used only when dropout is applied.
 
     Shapes:
         q ``[T, H, D]``, k ``[S, H, D]``, v ``[S, H, C]`` -> out ``[T, H, C]``, alpha ``[E, H]``.
@@ -71,21 +74,17 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edge_index,
         scale = 1.0 / math.sqrt(D) if D > 0 else 1.0
     scale = check_real(scale, "scale", positive=True)
     graph, bias, mask, p = _prepare(edge_index, k.size(0), T, num_nodes, H, q, bias, "bias",
-                                    dropout, training, q=q, k=k, v=v)
-    backend = select("sparse_attention", q.device, q.dtype, head_dim=max(D, v.size(2)))
-    if backend == "reference":
-        out, alpha = reference.sparse_attention_ref(q, k, v, graph.edge_index(), bias, scale,
-                                                    mask, p)
-    else:
-        out, _, alpha = backend_op(backend, "sparse_attention")(
-            q, k, v, _graph_args(backend, graph, H), bias, mask, scale, p, return_attention)
+                                    dropout, training, dropout_mask, q=q, k=k, v=v)
+    backend = select_backend("sparse_attention", q.device, q.dtype, head_dim=max(D, v.size(2)))
+    out, _, alpha = backend.call("sparse_attention")(
+        q, k, v, backend.graph_args(graph, H), bias, mask, scale, p, return_attention)
     return (out, alpha) if return_attention else out
 
 
 def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index,
                   edge_score: Optional[Tensor] = None, negative_slope: float = 0.2,
                   return_attention: bool = False, dropout: float = 0.0,
-                  training: bool = True) -> AttentionOut:
+                  training: bool = True, dropout_mask: Optional[Tensor] = None) -> AttentionOut:
     r"""Additive (GAT) attention of each target node over its in-edges.
 
     .. math::
@@ -109,6 +108,7 @@ def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index,
             edge order (before dropout).
         dropout (float, default 0.0): attention dropout probability.
         training (bool, default True): apply dropout only when True.
+        dropout_mask (Tensor, optional): as :func:`sparse_attention`.
 
     Shapes:
         a_src ``[S, H]``, a_dst ``[T, H]``, v ``[S, H, C]`` -> out ``[T, H, C]``.
@@ -120,16 +120,58 @@ def gat_attention(a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index,
     _check_dtypes(a_src=a_src, a_dst=a_dst, v=v)
     negative_slope = check_real(negative_slope, "negative_slope")
     graph, edge_score, mask, p = _prepare(edge_index, S, a_dst.size(0), None, H, v, edge_score,
-                                          "edge_score", dropout, training, a_src=a_src,
-                                          a_dst=a_dst, v=v)
-    backend = select("gat_attention", v.device, v.dtype, head_dim=v.size(2))
-    if backend == "reference":
-        out, alpha = reference.gat_attention_ref(a_src, a_dst, v, graph.edge_index(),
-                                                 edge_score, negative_slope, mask, p)
-    else:
-        out, _, alpha = backend_op(backend, "gat_attention")(
-            a_src, a_dst, v, _graph_args(backend, graph, v.size(1)), edge_score, mask,
-            negative_slope, p, return_attention)
+                                          "edge_score", dropout, training, dropout_mask,
+                                          a_src=a_src, a_dst=a_dst, v=v)
+    backend = select_backend("gat_attention", v.device, v.dtype, head_dim=v.size(2))
+    out, _, alpha = backend.call("gat_attention")(
+        a_src, a_dst, v, backend.graph_args(graph, H), edge_score, mask, negative_slope, p,
+        return_attention)
+    return (out, alpha) if return_attention else out
+
+
+def attend(score: Tensor, v: Tensor, edge_index, num_nodes: Optional[int] = None,
+           return_attention: bool = False, dropout: float = 0.0, training: bool = True,
+           dropout_mask: Optional[Tensor] = None) -> AttentionOut:
+    r"""Softmax over given per-edge scores and the weighted sum of the sources' values.
+
+    .. math::
+        \alpha_{ij} = \mathrm{softmax}_{j \in \mathcal{N}(i)}(s_{ij}), \qquad
+        o_i = \sum_{j \in \mathcal{N}(i)} \alpha_{ij} v_j
+
+    The middle of every attention layer, for scores no per-node form gives (GATv2's
+    ``a . LeakyReLU(W_s x_j + W_d x_i)``, a score with per-edge features), without building
+    ``[E, H, C]``.
+
+    Args:
+        score: the score of each edge in the caller's edge order; ``-inf`` masks an edge.
+        v: values of the source nodes.
+        edge_index: the graph, in any form :func:`sparse_attention` takes.
+        num_nodes (int, optional): number of target nodes ``T``; default the number of
+            sources (a square graph), or the graph's own count for a ``GraphCSR`` or sparse
+            adjacency.
+        return_attention (bool, default False): also return ``alpha [E, H]`` in the caller's
+            edge order (before dropout).
+        dropout (float, default 0.0): attention dropout probability.
+        training (bool, default True): apply dropout only when True.
+        dropout_mask (Tensor, optional): as :func:`sparse_attention`.
+
+    Shapes:
+        score ``[E, H]``, v ``[S, H, C]`` -> out ``[T, H, C]``, alpha ``[E, H]``. A target with
+        no in-edges (or only ``-inf`` scores) gets a zero output.
+    """
+    check_tensor(score, "score", dim=2, shape=(None, None))
+    H = score.size(1)
+    check_tensor(v, "v", dim=3, shape=(None, H, None))
+    _check_dtypes(score=score, v=v)
+    graph, _, mask, p = _prepare(edge_index, v.size(0), num_nodes, None, H, v, None, "term",
+                                 dropout, training, dropout_mask, score=score, v=v)
+    E = graph.num_edges
+    if score.size(0) != E:
+        raise ValueError(f"score must have one row per edge: [E, H] = [{E}, {H}], got "
+                         f"{tuple(score.shape)}")
+    backend = select_backend("attend", v.device, v.dtype, head_dim=v.size(2))
+    out, _, alpha = backend.call("attend")(score, v, backend.graph_args(graph, H), mask, p,
+                                           return_attention)
     return (out, alpha) if return_attention else out
 
 
@@ -143,18 +185,19 @@ def _check_dtypes(**tensors: Tensor) -> None:
 
 def _prepare(edge_index, num_src: int, num_dst: int, num_nodes: Optional[int], H: int,
              like: Tensor, edge_term: Optional[Tensor], term_name: str, dropout: float,
-             training: bool, **tensors: Tensor):
-    """Shared checks of the sparse ops: graph, per-edge term, dropout mask (caller's order)."""
+             training: bool, dropout_mask: Optional[Tensor] = None, **tensors: Tensor):
+    """Shared checks of the sparse ops: graph, per-edge term, dropout mask (caller's order:
+    ``dropout_mask`` when given, else drawn)."""
     if num_nodes is not None and int(num_nodes) != num_dst:
         raise ValueError(f"num_nodes={num_nodes} but the queries have {num_dst} rows; num_nodes "
                          f"is the number of target nodes and must equal q.size(0)")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+    check_probability(dropout, "dropout")
     # A tensor adjacency joins the device check before its indices are read.
     ei = edge_index if isinstance(edge_index, Tensor) else None
     device = check_same_device(**tensors, **{term_name: edge_term}, edge_index=ei)
     # The sources are counted by k / a_src, the targets by q / a_dst.
-    names = ("k.size(0)", "q.size(0)") if "q" in tensors else ("a_src.size(0)", "a_dst.size(0)")
+    names = (("k.size(0)", "q.size(0)") if "q" in tensors else ("v.size(0)", "num_nodes")
+             if "score" in tensors else ("a_src.size(0)", "a_dst.size(0)"))
     graph = as_adjacency(edge_index, num_src, num_dst, count_names=names).graph()
     if graph.device != device:
         raise ValueError(f"edge_index is on {graph.device} but the inputs are on {device}; move "
@@ -173,22 +216,10 @@ def _prepare(edge_index, num_src: int, num_dst: int, num_nodes: Optional[int], H
     mask, p = None, 0.0
     if training and dropout > 0.0:
         p = float(dropout)
-        mask = keep_mask((E, H), p, device)                                # [E, H] keep
+        if dropout_mask is None:
+            mask = keep_mask((E, H), p, device)                            # [E, H] keep
+        else:
+            check_tensor(dropout_mask, "dropout_mask", floating=False, dim=2, shape=(E, H))
+            check_same_device(dropout_mask=dropout_mask, inputs=like)
+            mask = dropout_mask.bool()                                     # [E, H] keep
     return graph, edge_term, mask, p
-
-
-def _graph_args(backend: str, graph: GraphCSR, heads: int) -> List[Tensor]:
-    """The graph tensors a backend's registered op takes: the seven of the ``GraphCSR``, plus,
-    for Triton, its work plans (built once per graph and row split), for the CPU on a small
-    graph its head-folded copy (once per head count); both are kept on the graph. Under
-    torch.compile the op builds them inside, since their sizes depend on the degrees."""
-    tensors = graph_tensors(graph)
-    if compiling() or backend not in ("cpu", "triton"):
-        return tensors
-    if backend == "cpu":
-        from .cpu.kernels import folded_graph_args
-        return folded_graph_args(graph, tensors, heads)
-    from .triton import kernels
-    split = kernels.SPLIT
-    return graph.derived(("triton_plans", split),
-                         lambda: tensors + kernels.graph_plans(tensors, split))

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..graph.validate import check_real, check_same_device, check_tensor
+from .._checks import check_real, check_same_device, check_tensor
 
 __all__ = ["dense_attention"]
 

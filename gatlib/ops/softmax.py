@@ -6,9 +6,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..graph.validate import check_num_nodes, check_same_device, check_tensor
-from . import reference
-from .dispatch import backend_op, select
+from .._checks import check_num_nodes, check_same_device, check_tensor
+from .dispatch import select_backend
 
 __all__ = ["segment_softmax"]
 
@@ -77,11 +76,8 @@ def segment_softmax(src: Tensor, index: Optional[Tensor] = None, ptr: Optional[T
                              f"every index must lie in [0, num_nodes)")
         index = index.long()
     x = src.movedim(dim, 0) if dim != 0 else src                          # [E, *]
-    backend = select("segment_softmax", x.device, x.dtype)
-    if backend == "reference":
-        out = reference.segment_softmax_ref(x, index, num_nodes)          # [E, *]
-    else:
-        out = backend_op(backend, "segment_softmax")(x, index, num_nodes)  # [E, *]
+    backend = select_backend("segment_softmax", x.device, x.dtype)
+    out = backend.call("segment_softmax")(x, index, num_nodes)            # [E, *]
     return out.movedim(0, dim) if dim != 0 else out
 
 

@@ -23,7 +23,8 @@ import scipy.sparse.linalg
 import torch
 from torch import Tensor
 
-from ..graph.validate import check_edge_index, check_num_nodes
+from .._checks import check_num_nodes, check_positive_int
+from ..graph.validate import check_edge_index
 
 __all__ = ["laplacian_pe"]
 
@@ -117,7 +118,7 @@ def laplacian_pe(edge_index: Tensor, num_nodes: int, k: int, batch: Optional[Ten
         - output: ``[N, K]`` (and ``[N, K]``)
     """
     num_nodes = check_edge_index(edge_index, num_nodes)
-    k = _check_positive_int(k, "k")
+    k = check_positive_int(k, "k")
     dense_max_nodes = check_num_nodes(dense_max_nodes, "dense_max_nodes")
     eigsh_kwargs = _check_eigsh_kwargs(eigsh_kwargs)
     graph_of = _check_batch(batch, edge_index, num_nodes)              # [N] numpy, or None
@@ -345,12 +346,3 @@ def _check_eigsh_kwargs(kwargs: Optional[dict]) -> dict:
         raise TypeError(f"unknown eigensolver option(s) {bad}; the sparse solver (eigsh in "
                         f"shift-invert mode) takes {list(_EIGSH_KEYS)}")
     return kwargs
-
-
-def _check_positive_int(value, name: str) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer ``>= 1``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value}")
-    return int(value)

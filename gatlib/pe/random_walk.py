@@ -14,8 +14,9 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from ..graph.validate import check_edge_index, check_num_nodes
-from .laplacian import _check_batch, _check_positive_int, _simple_adjacency
+from .._checks import check_num_nodes, check_positive_int
+from ..graph.validate import check_edge_index
+from .laplacian import _check_batch, _simple_adjacency
 
 __all__ = ["random_walk_pe"]
 
@@ -106,10 +107,10 @@ def _walk_length(walk_length, steps) -> int:
         raise TypeError("pass walk_length or steps (the same argument: PyG's name and gatlib's "
                         "old one), not both")
     if steps is not None:
-        return _check_positive_int(steps, "steps")
+        return check_positive_int(steps, "steps")
     if walk_length is None:
         raise TypeError("walk_length (the number of random-walk steps) is required")
-    return _check_positive_int(walk_length, "walk_length (steps)")
+    return check_positive_int(walk_length, "walk_length (steps)")
 
 
 def _multigraph_adjacency(edge_index: Tensor, num_nodes: int) -> sp.csr_matrix:

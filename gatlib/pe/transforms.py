@@ -11,7 +11,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-from .laplacian import _check_eigsh_kwargs, _check_positive_int, laplacian_pe
+from .._checks import check_positive_int
+from .laplacian import _check_eigsh_kwargs, laplacian_pe
 from .random_walk import _walk_length, random_walk_pe
 
 __all__ = ["AddLaplacianPE", "AddLaplacianEigenvectorPE", "AddRandomWalkPE"]
@@ -50,7 +51,7 @@ class AddLaplacianPE(BaseTransform):
     def __init__(self, k: int, attr_name: Optional[str] = "laplacian_eigenvector_pe",
                  is_undirected: bool = False, *, normalized: bool = True,
                  per_component: bool = False, **kwargs: Any) -> None:
-        self.k = _check_positive_int(k, "k")
+        self.k = check_positive_int(k, "k")
         self.attr_name = _check_attr_name(attr_name)
         self.is_undirected = bool(is_undirected)
         self.normalized = bool(normalized)

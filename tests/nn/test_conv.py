@@ -467,3 +467,60 @@ def test_compile_fullgraph_with_pyg_edge_index(order):
     torch._dynamo.reset()
     compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x, e), layer(x, ei))
+
+
+@pytest.mark.parametrize("bipartite", [False, True])
+def test_transformer_edge_features_with_dropout_equal_the_explicit_formula(bipartite,
+                                                                            monkeypatch):
+    """With edge features the layer builds no [E, H, C] tensor; in training, one keep mask
+    drops the weights of both sums (values and edge features), as
+    ``out_i = sum_j w_ij (W_v x_j + W_e e_ij)`` with ``w = dropout(alpha)``."""
+    import gatlib.nn.transformer as tr
+    x, ei, ea, in_ch = _data(bipartite, 3, seed=2)
+    x = tuple(t.double() for t in x) if bipartite else x.double()
+    ea = ea.double()
+    layer = GraphTransformerConv(in_ch, 4, heads=2, dropout=0.4, edge_dim=3,
+                                 root_weight=False).double().train()
+    E, H, C = ei.size(1), 2, 4
+    mask = torch.rand(E, H, generator=torch.Generator().manual_seed(1)) >= 0.4
+    monkeypatch.setattr(tr, "keep_mask", lambda shape, p, device: mask)
+    out = layer(x, ei, ea)
+    x_src, x_dst = x if bipartite else (x, x)
+    q = layer.lin_query(x_dst).view(-1, H, C)
+    k = layer.lin_key(x_src).view(-1, H, C)
+    v = layer.lin_value(x_src).view(-1, H, C)
+    e = layer.lin_edge(ea).view(-1, H, C)                                  # [E, H, C]
+    src, dst = ei
+    score = (q[dst] * (k[src] + e)).sum(-1) / C ** 0.5                     # [E, H]
+    from gatlib.ops import reference
+    alpha = reference.segment_softmax_ref(score, dst, q.size(0))
+    w = alpha * mask / 0.6
+    want = torch.zeros(q.size(0), H, C, dtype=q.dtype).index_add_(
+        0, dst, (v[src] + e) * w.unsqueeze(-1)).view(-1, H * C)
+    torch.testing.assert_close(out, want, rtol=1e-10, atol=1e-10)
+    leaves = _inputs(x) + [ea] + list(layer.parameters())
+    for a, b in zip(torch.autograd.grad(out.sum(), leaves, allow_unused=True),
+                    torch.autograd.grad(want.sum(), leaves, allow_unused=True)):
+        if b is None:
+            assert a is None or torch.count_nonzero(a) == 0
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["gatv2", "transformer"])
+@pytest.mark.parametrize("num_nodes", [0, 5])
+def test_edge_features_on_an_edgeless_graph_match_pyg(kind, num_nodes):
+    """The attend / edge-feature paths with E = 0 (N = 0 too): PyG's output and gradients."""
+    pyg_cls, cls = PAIRS[kind]
+    torch.manual_seed(3)
+    kw = {"add_self_loops": False} if kind == "gatv2" else {}
+    pyg_layer = pyg_cls(6, 4, heads=2, edge_dim=3, **kw)
+    ours = cls.from_pyg(pyg_layer)
+    x = torch.randn(num_nodes, 6, requires_grad=True)
+    ei = torch.empty(2, 0, dtype=torch.long)
+    ea = torch.randn(0, 3, requires_grad=True)
+    got, want = ours(x, ei, ea), pyg_layer(x, ei, ea)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    if num_nodes:
+        for a, b in zip(torch.autograd.grad(got.sum(), [x]), torch.autograd.grad(want.sum(), [x])):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

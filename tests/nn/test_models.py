@@ -359,7 +359,7 @@ def test_sparse_features_give_the_dense_model(layout, layer, kwargs):
 
 @pytest.mark.parametrize("layout", ["csr", "coo"])
 def test_sparse_dropout_is_dense_dropout_on_the_stored_entries(layout):
-    from gatlib.nn.models import _dropout
+    from gatlib.nn.stack import feature_dropout as _dropout
     x = torch.rand(400, 300) * (torch.rand(400, 300) < 0.05)
     xs = x.to_sparse_csr() if layout == "csr" else x.to_sparse()
     torch.manual_seed(0)

@@ -9,6 +9,7 @@ from gatlib.graph import to_csr
 from gatlib.ops import gat_attention, reference, sparse_attention, use_backend
 
 from ..conftest import backends_under_test, random_graph
+from .helpers import attention_inputs, grads, run_attention
 
 BACKENDS = backends_under_test()
 
@@ -17,29 +18,11 @@ CASES = [(20, 20, 60), (60, 60, 500), (15, 7, 40), (12, 12, 0), (1, 1, 1), (0, 0
 
 
 def _inputs(op, S, T, E, H=3, D=5, C=4, dtype=torch.float64, seed=0, with_term=True):
-    g = torch.Generator().manual_seed(seed + 1)
     ei = random_graph(S, E, seed=seed, num_dst=T)
-    E = ei.size(1)
-
-    def r(*shape):
-        return torch.randn(*shape, generator=g, dtype=dtype).requires_grad_()
-    term = r(E, H) if with_term else None
-    if op == "sparse":
-        return dict(q=r(T, H, D), k=r(S, H, D), v=r(S, H, C), edge_index=ei, bias=term)
-    return dict(a_src=r(S, H), a_dst=r(T, H), v=r(S, H, C), edge_index=ei, edge_score=term)
+    return attention_inputs(op, ei, S, T, H, D, C, dtype, seed + 1, with_term)
 
 
-def _run(op, backend, inputs, **kw):
-    fn = sparse_attention if op == "sparse" else gat_attention
-    with use_backend(backend):
-        return fn(**inputs, return_attention=True, **kw)
-
-
-def _grads(inputs, outputs, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outputs)
-    tensors = [t for t in inputs.values() if isinstance(t, torch.Tensor) and t.requires_grad]
-    return torch.autograd.grad(loss, tensors, allow_unused=True)
+_run, _grads = run_attention, grads
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -6,10 +6,11 @@ import torch
 
 from gatlib.graph import to_csr
 from gatlib.ops import gat_attention, reference, sparse_attention, use_backend
-from gatlib.ops.cpu import kernels
-from gatlib.ops.cpu.ops import eager_op, graph_tensors
+from gatlib.ops.cpu import eager_op, kernels
+from gatlib.ops.graph_args import graph_tensors
 
 from ..conftest import random_graph
+from .helpers import attention_inputs, grads, run_attention
 
 # (num_src, num_dst, num_edges): a hub, a bipartite graph, E = 0, one edge, a multigraph with
 # more edges than node pairs (sampled_addmm's fallback).
@@ -25,29 +26,11 @@ def path(request, monkeypatch):
 
 
 def _inputs(op, S, T, E, H=3, D=5, C=4, dtype=torch.float64, seed=0, term=True):
-    g = torch.Generator().manual_seed(seed + 1)
     ei = random_graph(S, E, seed=seed, num_dst=T)
-    E = ei.size(1)
-
-    def r(*shape):
-        return torch.randn(*shape, generator=g, dtype=dtype).requires_grad_()
-    t = r(E, H) if term else None
-    if op == "sparse":
-        return dict(q=r(T, H, D), k=r(S, H, D), v=r(S, H, C), edge_index=ei, bias=t)
-    return dict(a_src=r(S, H), a_dst=r(T, H), v=r(S, H, C), edge_index=ei, edge_score=t)
+    return attention_inputs(op, ei, S, T, H, D, C, dtype, seed + 1, term)
 
 
-def _run(op, backend, inputs, **kw):
-    fn = sparse_attention if op == "sparse" else gat_attention
-    with use_backend(backend):
-        return fn(**inputs, return_attention=True, **kw)
-
-
-def _grads(inputs, outputs, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outputs)
-    leaves = [t for t in inputs.values() if isinstance(t, torch.Tensor) and t.requires_grad]
-    return torch.autograd.grad(loss, leaves, allow_unused=True)
+_run, _grads = run_attention, grads
 
 
 def test_fold_is_h_disjoint_copies_of_the_graph():

@@ -4,7 +4,7 @@ import torch
 
 from gatlib.graph import to_csr
 from gatlib.ops import gat_attention, sparse_attention
-from gatlib.ops.cpu.ops import graph_tensors
+from gatlib.ops.graph_args import graph_tensors
 
 from ..conftest import random_graph
 

@@ -15,11 +15,12 @@ import torch
 
 pytest.importorskip("triton")
 from gatlib.graph import to_csr  # noqa: E402
-from gatlib.ops import (gat_attention, reference, segment_softmax, select,  # noqa: E402
-                        sparse_attention, use_backend)
-from gatlib.ops.cpu.ops import graph_tensors  # noqa: E402
+from gatlib.ops import reference, segment_softmax, select, use_backend  # noqa: E402
+from gatlib.ops.graph_args import graph_tensors  # noqa: E402
 from gatlib.ops.dispatch import Backend, get_backend  # noqa: E402
 from gatlib.ops.triton import kernels  # noqa: E402
+
+from .helpers import attention_inputs, grads, run_attention  # noqa: E402
 
 if not (torch.cuda.is_available() or kernels.interpreted()):
     pytest.skip("Triton needs a CUDA device or TRITON_INTERPRET=1 (set before the run)",
@@ -43,36 +44,17 @@ def hub_graph(n=12, hub_in=50, hub_out=40, extra=30, seed=0):
 
 
 def make_inputs(op, ei, n, H=2, D=4, C=3, dtype=torch.float64, seed=1, with_term=True):
-    g = torch.Generator().manual_seed(seed)
-    E = ei.size(1)
-
-    def r(*shape):
-        return torch.randn(*shape, generator=g, dtype=dtype).to(DEVICE).requires_grad_()
-    term = r(E, H) if with_term else None
-    if op == "sparse":
-        return dict(q=r(n, H, D), k=r(n, H, D), v=r(n, H, C), edge_index=ei, bias=term)
-    return dict(a_src=r(n, H), a_dst=r(n, H), v=r(n, H, C), edge_index=ei, edge_score=term)
+    return attention_inputs(op, ei, n, n, H, D, C, dtype, seed, with_term, DEVICE)
 
 
-def run(op, backend, inputs, **kw):
-    fn = sparse_attention if op == "sparse" else gat_attention
-    with use_backend(backend):
-        return fn(**inputs, return_attention=True, **kw)
-
-
-def grads(inputs, outputs, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype).to(o.device)).sum()
-               for o in outputs)
-    leaves = [t for t in inputs.values() if isinstance(t, torch.Tensor) and t.requires_grad]
-    return torch.autograd.grad(loss, leaves, allow_unused=True)
+run = run_attention
 
 
 @pytest.fixture
 def split(monkeypatch):
     """Lower the row split so that small graphs take the split-and-merge path."""
     def set_split(n):
-        monkeypatch.setattr(kernels, "SPLIT", n)
+        monkeypatch.setattr("gatlib.ops.triton.plan.SPLIT", n)
         return n
     return set_split
 

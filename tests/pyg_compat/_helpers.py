@@ -54,3 +54,29 @@ def _stored_order_indices(adj: Tensor):
         col = torch.repeat_interleave(torch.arange(ccol.numel() - 1), ccol.diff())
         return row, col
     raise TypeError(f"unexpected layout {adj.layout}")
+
+
+def check_lazy(cls, **kw) -> None:
+    """``in_channels=-1`` and ``(-1, -1)`` initialise on the first call, as PyG: the lazy layer
+    and an eager one with its weights give the same output (and the repr shows ``-1``)."""
+    x1 = torch.randn(4, 8)
+    x2 = torch.randn(2, 16)
+    edge_index = torch.tensor([[0, 1, 2, 3], [0, 0, 1, 1]])
+    for lazy, eager_in, x, rows in ((-1, 8, x1, 4), ((-1, -1), (8, 16), (x1, x2), 2)):
+        conv = cls(lazy, 32, heads=2, **kw)
+        assert str(conv) == f"{cls.__name__}({lazy}, 32, heads=2)"
+        out = conv(x, edge_index)
+        assert out.size() == (rows, 64)
+        eager = cls(eager_in, 32, heads=2, **kw)
+        eager.load_state_dict(conv.state_dict())
+        assert torch.allclose(eager(x, edge_index), out, atol=1e-6)
+
+
+def check_module(conv) -> None:
+    """PyG's ``assert_module`` on a 10-node graph (edge permutation, CSC and COO ``adj.t()``)."""
+    from torch_geometric.testing import assert_module
+    x = torch.randn(10, 8)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7, 8, 2, 9],
+                               [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 0]])
+    assert_module(conv, x, edge_index, expected_size=(10, 48), atol=1e-6,
+                  test_sparse_layouts=[torch.sparse_csc, torch.sparse_coo])

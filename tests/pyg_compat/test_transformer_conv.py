@@ -26,13 +26,13 @@ import pytest
 import torch
 from torch_geometric import EdgeIndex
 from torch_geometric.nn import TransformerConv as PygTransformerConv
-from torch_geometric.testing import assert_module, withPackage
+from torch_geometric.testing import withPackage
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import to_torch_coo_tensor, to_torch_csc_tensor
 
 from gatlib.nn import GraphTransformerConv
 
-from ._helpers import dense_weights
+from ._helpers import check_lazy, check_module, dense_weights
 
 
 def _same_weights(result, ref_result, num_src, num_dst, atol=1e-5):
@@ -169,24 +169,7 @@ def test_transformer_conv_sparse_adj_weights_edge_index_and_coo():
 
 def test_transformer_conv_lazy():
     """gatlib extra: ``in_channels=-1`` and ``(-1, -1)`` initialise on the first call, as PyG."""
-    x1 = torch.randn(4, 8)
-    x2 = torch.randn(2, 16)
-    edge_index = torch.tensor([[0, 1, 2, 3], [0, 0, 1, 1]])
-
-    conv = GraphTransformerConv(-1, 32, heads=2, beta=True)
-    assert str(conv) == 'GraphTransformerConv(-1, 32, heads=2)'
-    out = conv(x1, edge_index)
-    assert out.size() == (4, 64)
-    eager = GraphTransformerConv(8, 32, heads=2, beta=True)
-    eager.load_state_dict(conv.state_dict())
-    assert torch.allclose(eager(x1, edge_index), out, atol=1e-6)
-
-    conv = GraphTransformerConv((-1, -1), 32, heads=2, beta=True)
-    out = conv((x1, x2), edge_index)
-    assert out.size() == (2, 64)
-    eager = GraphTransformerConv((8, 16), 32, heads=2, beta=True)
-    eager.load_state_dict(conv.state_dict())
-    assert torch.allclose(eager((x1, x2), edge_index), out, atol=1e-6)
+    check_lazy(GraphTransformerConv, beta=True)
 
 
 def test_transformer_conv_empty_edge_index():
@@ -198,12 +181,7 @@ def test_transformer_conv_empty_edge_index():
 
 def test_transformer_conv_assert_module():
     """gatlib extra: PyG's ``assert_module`` (edge permutation, CSC and COO ``adj.t()``)."""
-    x = torch.randn(10, 8)
-    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7, 8, 2, 9],
-                               [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 0]])
-    conv = GraphTransformerConv(8, 16, heads=3, beta=True)
-    assert_module(conv, x, edge_index, expected_size=(10, 48), atol=1e-6,
-                  test_sparse_layouts=[torch.sparse_csc, torch.sparse_coo])
+    check_module(GraphTransformerConv(8, 16, heads=3, beta=True))
 
 
 def test_transformer_conv_matches_pyg_float64(graph_factory):

@@ -1,3 +1,44 @@
-"""The CPU backend: torch sparse CSR kernels (MKL on x86) over the cached CSR view, registered as
-``torch.library`` custom ops (``gatlib::*``)."""
-from . import ops  # noqa: F401  (registers the custom ops)
+"""The CPU backend: torch sparse CSR kernels (MKL on x86) over the CSR view of a graph, as a
+table of kernels registered as ``torch.library`` custom ops ``gatlib::<op>`` (no prefix: the
+CPU ops carry the plain names, e.g. ``torch.ops.gatlib.gat_attention``)."""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+from torch import Tensor
+
+from ..._checks import compiling
+from ..backend import FLOATS, Kernels
+from ..factory import make_backend
+from ..graph_args import graph_tensors
+from . import kernels, ops
+
+__all__ = ["BACKEND", "eager_op"]
+
+
+def _graph_args(graph, heads: int) -> List[Tensor]:
+    """The seven tensors of the ``GraphCSR``, followed, on a small graph, by its head-folded
+    copy (built once per head count and kept on the graph). Under torch.compile the op folds
+    inside, since the folded graph's sizes depend on the degrees."""
+    tensors = graph_tensors(graph)
+    if compiling():
+        return tensors
+    return kernels.folded_graph_args(graph, tensors, heads)
+
+
+KERNELS = {
+    "gat_attention": Kernels(ops.gat_forward, ops.gat_backward),
+    "sparse_attention": Kernels(ops.dot_forward, ops.dot_backward),
+    "attend": Kernels(ops.attend_forward, ops.attend_backward),
+    "segment_softmax": Kernels(ops.softmax_forward, ops.softmax_backward),
+}
+
+BACKEND = make_backend("cpu", KERNELS, op_prefix="", device_types="cpu", eager=True,
+                       devices=frozenset({"cpu"}), dtypes=FLOATS, graph_args=_graph_args)
+
+
+def eager_op(op: str):
+    """The callable the CPU backend runs for ``op`` (for the attention ops in plain eager mode
+    one autograd node over the kernels, else the registered ``torch.ops.gatlib.<op>``)."""
+    return BACKEND.call(op)

@@ -16,6 +16,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
+from ..graph_args import csr_tensors, extras
 
 # torch warns once per process that sparse CSR support is "beta"; the kernels used here
 # (CSR @ dense and sampled_addmm) are stable and tested against the reference.
@@ -202,15 +203,15 @@ def fold_heads(graph: List[Tensor], heads: int) -> Optional[List[Tensor]]:
     tensor ``[N, H, C]`` is the one-head tensor ``[N * H, 1, C]`` of the folded graph, a
     caller-order edge tensor ``[E, H]`` is ``[E * H, 1]``, and ``perm`` indexes that flat order.
     Indices are int32 (MKL's native width) except ``perm``. The folded graph is built once
-    per ``GraphCSR`` and head count and kept on it (``gatlib.ops.attention`` passes it after
+    per ``GraphCSR`` and head count and kept on it (the backend's ``graph_args`` passes it after
     the seven tensors, see :func:`folded_graph_args`); given only the seven, it is built here.
     """
-    rowptr, col, row, perm, rowptr_t, col_t, perm_t = graph[:7]
+    rowptr, col, row, perm, rowptr_t, col_t, perm_t = csr_tensors(graph)
     H, E = int(heads), col.numel()
     if H * E > FOLD_MAX_ENTRIES or H < 1:
         return None
-    if len(graph) == 14:
-        return list(graph[7:])
+    if extras(graph):                      # built once and passed after the seven tensors
+        return extras(graph)
     T, S = rowptr.numel() - 1, rowptr_t.numel() - 1
     dev, i32 = col.device, torch.int32
     h = torch.arange(H, device=dev).view(H, 1)                             # [H, 1]

@@ -1,4 +1,6 @@
-"""Dropout masks on the CPU from random bytes instead of a Bernoulli draw per element.
+"""Dropout masks from random bytes instead of a Bernoulli draw per element: the attention ops'
+keep masks (drawn here, in the caller's edge order, whatever the backend) and the layers'
+feature dropout. Made for the CPU, where the draw is what costs; exact on any device.
 
 ``torch.bernoulli_`` (what ``F.dropout`` calls) costs about 10 ns an element on the CPU, and
 ``torch.rand(...) >= p`` about 2.5 ns (measured on this project's 2-core Xeon: 2.3 ms and 0.64 ms

@@ -1,4 +1,4 @@
-"""Dropout masks from random bytes (gatlib.ops.cpu.dropout): the threshold of each probability,
+"""Dropout masks from random bytes (gatlib.ops.dropout): the threshold of each probability,
 the keep rate and independence of the mask (fixed generators: these tests cannot flake), the
 scaling and gradient of ``dropout``, and the fall-backs to ``F.dropout``."""
 import math
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gatlib.nn._dropout import Dropout
-from gatlib.ops.cpu.dropout import _fill, _threshold, _ties, dropout, keep_factor, keep_mask
+from gatlib.ops.dropout import _fill, _threshold, _ties, dropout, keep_factor, keep_mask
 
 N = 1 << 20                   # mask elements per statistical check
 
