@@ -32,7 +32,8 @@ from .checkpoint import load_latest, save_checkpoint
 from .loop import EarlyStopping, EpochClock, TrainingInterrupted, fit, seed_everything
 from .metrics import fraction_correct, logits_metric
 from .models import model_from_config
-from .protocols import BatchProtocol, NodeProtocol
+from . import distributed
+from .protocols import BatchProtocol, NeighborProtocol, NodeProtocol
 
 __all__ = ["train_node", "train_graph", "PROTOCOLS"]
 
@@ -66,10 +67,23 @@ def _truncate_log(log_path: Path, upto: int, key: str = "epoch") -> None:
 
 # ------------------------------------------------------------------------------ node tasks
 
+def synthetic_graph(cfg: Dict[str, Any]):
+    """The graph of a config with ``dataset: csbm``: :func:`gatlib.data.csbm` of its
+    ``synthetic`` section (the same graph for every run seed; ``synthetic.seed`` draws it)."""
+    from ..data import csbm
+    s = cfg["synthetic"]
+    return csbm(s["num_nodes"], s["num_classes"], s["avg_degree"], s["homophily"],
+                feature_dim=s["feature_dim"], mu=s["mu"], split=tuple(s["split"]),
+                seed=s["seed"])
+
+
 def _node_data(cfg: Dict[str, Any], seed: int):
     from .. import data as gdata
     from ..pe import laplacian_pe, random_walk_pe
-    data = gdata.load_dataset(cfg["dataset"])[0]
+    if cfg["dataset"] == "csbm":
+        data = synthetic_graph(cfg)
+    else:
+        data = gdata.load_dataset(cfg["dataset"])[0]
     if cfg["normalize_features"]:
         from torch_geometric.transforms import NormalizeFeatures
         data = NormalizeFeatures()(data)
@@ -109,7 +123,20 @@ def _build_node_model(cfg: Dict[str, Any], in_channels: int, num_classes: int):
 def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
                ready: Callable[[], None]) -> Dict[str, Any]:
     """Train a node task (protocol ``planetoid`` or ``splits``) in run folder ``out``,
-    resuming from its checkpoint; ``ready()`` is called once the data and model are good."""
+    resuming from its checkpoint; ``ready()`` is called once the data and model are good.
+
+    Under ``torchrun`` (a process group of ``world_size > 1``) only ``loader.kind: neighbor``
+    trains (each rank its share of the training nodes); rank 0 alone reads and writes the run
+    folder, and the others take its checkpoint and its scores."""
+    world_size, rank = distributed.world()
+    sampled = cfg["loader"]["kind"] == "neighbor"
+    if world_size > 1 and not sampled:
+        raise distributed.DistributedUnsupported(
+            f"{cfg['name']}: full-batch node training (loader.kind=full) takes one step on the "
+            f"whole graph per epoch, so {world_size} processes would only repeat it; under "
+            f"torchrun set loader.kind=neighbor (sampled mini-batches, each rank its share of "
+            f"the training nodes) or run it in one process")
+    main = rank == 0
     device = torch.device(cfg["device"])
     data, masks, pe = _node_data(cfg, seed)
     num_classes = int(data.y.max()) + 1
@@ -120,14 +147,28 @@ def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
         from ..graph import to_csr
         ei = to_csr(ei, data.num_nodes)
     pe = pe.to(device) if pe is not None else None
-    sparse = _use_sparse_features(cfg, x, pe)
+    # Sampled batches slice rows of dense features (the loader's node attributes).
+    sparse = False if sampled else _use_sparse_features(cfg, x, pe)
     if sparse:
         x = x.to_sparse_csr()
     metric, tr = cfg["metric"], cfg["train"]
-    protocol = NodeProtocol(
-        x, ei, y, dict(zip(("train", "val", "test"), (m.to(device) for m in masks))), pe,
-        loss=F.cross_entropy, score=lambda logits, t: _metric(metric, logits, t),
-        eval_loss=lambda logits, t: F.cross_entropy(logits, t).item())
+    dev_masks = dict(zip(("train", "val", "test"), (m.to(device) for m in masks)))
+    score = lambda logits, t: _metric(metric, logits, t)                  # noqa: E731
+    eval_loss = lambda logits, t: F.cross_entropy(logits, t).item()       # noqa: E731
+    if sampled:
+        from torch_geometric.data import Data
+        ld = cfg["loader"]
+        sample_data = Data(x=data.x, y=data.y, edge_index=data.edge_index,
+                           num_nodes=data.num_nodes)
+        if pe is not None:
+            sample_data.pe = pe.cpu()
+        protocol: Any = NeighborProtocol(
+            sample_data, x, ei, y, dev_masks, pe, fanouts=ld["fanouts"],
+            batch_size=ld["batch_size"], replace=ld["replace"], seed=seed, loss=F.cross_entropy,
+            score=score, eval_loss=eval_loss, device=device, world_size=world_size, rank=rank)
+    else:
+        protocol = NodeProtocol(x, ei, y, dev_masks, pe, loss=F.cross_entropy, score=score,
+                                eval_loss=eval_loss)
     rule = "val" if tr["stop_on"] == "val" else "val_or_loss"
 
     def fresh():
@@ -151,32 +192,50 @@ def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
         stopper.load_state_dict(ck["state"])
         state.update({k: ck["state"][k] for k in state})
         torch.set_rng_state(ck["rng"])
-    if load_latest(ckpt_path, use, _say) is None and tried:
-        model, opt, stopper, state = fresh()   # a rejected checkpoint may have loaded in part
-    ready()                                    # inputs are good: the run's config is written
-    _truncate_log(log_path, state["epoch"])    # epochs after the checkpoint (or all) re-run
+    found = None
+    if main:
+        found = load_latest(ckpt_path, use, _say)
+        if found is None and tried:
+            model, opt, stopper, state = fresh()   # a rejected checkpoint may have loaded in part
+    if world_size > 1:
+        # The other ranks resume from the checkpoint rank 0 accepted (or start afresh).
+        ck = distributed.share(found[1] if found is not None else None)
+        if not main and ck is not None:
+            use(ck)
+    if sampled:
+        protocol.wrap(model, ddp=world_size > 1)
+    if main:
+        ready()                                    # inputs are good: the run's config is written
+        _truncate_log(log_path, state["epoch"])    # epochs after the checkpoint (or all) re-run
     start_time, clock = state["train_time"], EpochClock(device)
     saved_at = state["epoch"]
     bar = tqdm(range(state["epoch"], tr["epochs"]), desc=f"{cfg['name']} seed {seed}",
-               disable=not progress, leave=False, initial=state["epoch"], total=tr["epochs"])
+               disable=not (progress and main), leave=False, initial=state["epoch"],
+               total=tr["epochs"])
+
+    def epochs() -> Iterator[int]:
+        for epoch in bar:
+            protocol.epoch = epoch                 # NeighborProtocol seeds its epoch from it
+            yield epoch
 
     def log(epoch: int, train_loss: float, s: Dict[str, Any]) -> None:
-        _append_log(log_path, {"epoch": epoch, "train_loss": train_loss,
-                               "val_loss": s["val"][1], "train": s["train"][0],
-                               "val": s["val"][0], "test": s["test"][0]})
+        if main:
+            _append_log(log_path, {"epoch": epoch, "train_loss": train_loss,
+                                   "val_loss": s["val"][1], "train": s["train"][0],
+                                   "val": s["val"][0], "test": s["test"][0]})
         state["epoch"], state["train_time"] = epoch + 1, start_time + sum(clock.times)
         bar.set_postfix(val=f"{s['val'][0]:.3f}", best=f"{stopper.best['val']:.3f}")
 
     def after(epoch: int) -> None:
         nonlocal saved_at
-        if state["epoch"] % tr["checkpoint_every"] == 0:
+        if main and state["epoch"] % tr["checkpoint_every"] == 0:
             save_checkpoint({"model": model.state_dict(), "optim": opt.state_dict(),
                              "state": {**state, **stopper.state_dict()},
                              "rng": torch.get_rng_state()}, ckpt_path)
             saved_at = state["epoch"]
     try:
-        fit(model, opt, protocol, stopper, bar, clock=clock, splits=("train", "val", "test"),
-            log=log, after=after)
+        fit(model, opt, protocol, stopper, epochs(), clock=clock,
+            splits=("train", "val", "test"), log=log, after=after)
     except KeyboardInterrupt:
         bar.close()
         since = (f"from epoch {saved_at}, its last checkpoint" if saved_at
@@ -186,11 +245,15 @@ def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
             f"command to resume ({since})") from None
     bar.close()
     best = stopper.best
+    extra: Dict[str, Any] = {}
+    if sampled:
+        extra = {"loader": "neighbor", "world_size": world_size,
+                 "global_batch_size": cfg["loader"]["batch_size"] * world_size}
     return {f"test_{metric}": best["test"], f"val_{metric}": best["val"],
             "best_epoch": best["epoch"], "epochs_run": state["epoch"],
             "time_per_epoch_s": state["train_time"] / max(state["epoch"], 1),
             "num_parameters": sum(p.numel() for p in model.parameters()),
-            "sparse_features": sparse}
+            "sparse_features": sparse, **extra}
 
 
 # ----------------------------------------------------------------------------- graph tasks
@@ -265,6 +328,10 @@ def train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
                 ready: Callable[[], None]) -> Dict[str, Any]:
     """Cross-validate a graph task (protocol ``cv10``) in run folder ``out``, keeping the
     finished folds; ``ready()`` is called once the data are good."""
+    if distributed.world()[0] > 1:
+        raise distributed.DistributedUnsupported(
+            f"{cfg['name']}: graph classification (protocol cv10) does not train under torchrun "
+            f"yet; run it in one process (its datasets are small)")
     device = torch.device(cfg["device"])
     data_list, num_classes = _graph_dataset(cfg)
     y = torch.tensor([int(d.y) for d in data_list])
