@@ -312,64 +312,114 @@ def _read_folds(done_path: Path) -> List[Dict[str, Any]]:
 
 
 def _fold_loaders(data_list, y: torch.Tensor, folds: List[torch.Tensor], k: int, seed: int,
-                  batch_size: int) -> Dict[str, Any]:
+                  batch_size: int, world_size: int = 1, rank: int = 0) -> Dict[str, Any]:
     """Fold ``k``'s loaders: the fold is the test set, a stratified tenth of the others the
-    validation set for early stopping, the rest the training set (shuffled)."""
+    validation set for early stopping, the rest the training set (shuffled; with
+    ``world_size > 1``, this rank's share of it through a ``DistributedSampler``, whose
+    ``set_epoch`` reshuffles)."""
+    from torch.utils.data.distributed import DistributedSampler
     from torch_geometric.loader import DataLoader
     test_idx = folds[k]
     rest = torch.cat([f for j, f in enumerate(folds) if j != k])
     inner = stratified_folds(y[rest], 10, seed * 100 + k)
     parts = {"train": rest[torch.cat(inner[1:])], "val": rest[inner[0]], "test": test_idx}
-    return {name: DataLoader([data_list[i] for i in idx.tolist()], batch_size=batch_size,
-                             shuffle=(name == "train")) for name, idx in parts.items()}
+    out = {}
+    for name, idx in parts.items():
+        graphs = [data_list[i] for i in idx.tolist()]
+        if name == "train" and world_size > 1:
+            share = DistributedSampler(graphs, num_replicas=world_size, rank=rank, shuffle=True,
+                                       seed=seed * 100 + k)
+            out[name] = DataLoader(graphs, batch_size=batch_size, sampler=share)
+        else:
+            out[name] = DataLoader(graphs, batch_size=batch_size, shuffle=(name == "train"))
+    return out
+
+
+def _ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` in ``DistributedDataParallel`` (this rank's GPU on CUDA)."""
+    from torch.nn.parallel import DistributedDataParallel
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return DistributedDataParallel(model, device_ids=[index])
+    return DistributedDataParallel(model)
+
+
+class _RankZeroEval:
+    """A protocol under torchrun: training through the DDP model on every rank (the mean
+    training loss over the ranks), evaluation of the plain model on rank 0 alone, its scores
+    shared with every rank (one early-stopping decision)."""
+
+    def __init__(self, inner: Any, model: torch.nn.Module) -> None:
+        self.inner, self.model = inner, model
+
+    def train_epoch(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> float:
+        return distributed.all_mean(self.inner.train_epoch(model, opt), 1)
+
+    def evaluate(self, model: torch.nn.Module, splits) -> Dict[str, Any]:
+        mine = self.inner.evaluate(self.model, splits) if distributed.is_main() else None
+        return distributed.share(mine)
 
 
 def train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
                 ready: Callable[[], None]) -> Dict[str, Any]:
     """Cross-validate a graph task (protocol ``cv10``) in run folder ``out``, keeping the
     finished folds; ``ready()`` is called once the data are good."""
-    if distributed.world()[0] > 1:
-        raise distributed.DistributedUnsupported(
-            f"{cfg['name']}: graph classification (protocol cv10) does not train under torchrun "
-            f"yet; run it in one process (its datasets are small)")
+    world_size, rank = distributed.world()
+    main = rank == 0
     device = torch.device(cfg["device"])
     data_list, num_classes = _graph_dataset(cfg)
     y = torch.tensor([int(d.y) for d in data_list])
     folds = stratified_folds(y, 10, seed)
     done_path, log_path = out / "folds.json", out / "log.jsonl"
-    done = _read_folds(done_path)
-    ready()                                                # inputs are good: config written
-    _truncate_log(log_path, len(done), key="fold")         # an unfinished fold is re-run
+    done = _read_folds(done_path) if main else []
+    if main:
+        ready()                                            # inputs are good: config written
+        _truncate_log(log_path, len(done), key="fold")     # an unfinished fold is re-run
+    done = distributed.share(done)                         # torchrun: rank 0's record
     tr = cfg["train"]
-    bar = tqdm(range(len(done), 10), desc=f"{cfg['name']} seed {seed}", disable=not progress,
-               leave=False, initial=len(done), total=10)
+    bar = tqdm(range(len(done), 10), desc=f"{cfg['name']} seed {seed}",
+               disable=not (progress and main), leave=False, initial=len(done), total=10)
     clock = EpochClock(device)
     where = {"fold": len(done), "epoch": 0}
+
+    order: List[Any] = [None]          # torchrun: the training graphs' DistributedSampler
 
     def counted(epochs) -> Iterator[int]:
         for epoch in epochs:
             where["epoch"] = epoch
+            if order[0] is not None:
+                order[0].set_epoch(epoch)
             yield epoch
     try:
         for k in bar:
             where["fold"], where["epoch"] = k, 0
             seed_everything(seed * 100 + k)
-            loaders = _fold_loaders(data_list, y, folds, k, seed, tr["batch_size"])
+            loaders = _fold_loaders(data_list, y, folds, k, seed, tr["batch_size"],
+                                    world_size, rank)
+            order[0] = getattr(loaders["train"], "sampler", None) if world_size > 1 else None
             model = model_from_config(cfg, data_list[0].num_features, num_classes).to(device)
             opt = torch.optim.Adam(model.parameters(), lr=cfg["optim"]["lr"],
                                    weight_decay=cfg["optim"]["weight_decay"])
-            protocol = BatchProtocol(loaders, device, loss=F.cross_entropy,
-                                     score=lambda logits, t: fraction_correct(logits.argmax(-1), t))
+            protocol: Any = BatchProtocol(
+                loaders, device, loss=F.cross_entropy,
+                score=lambda logits, t: fraction_correct(logits.argmax(-1), t))
+            trained: torch.nn.Module = model
+            if world_size > 1:
+                torch.manual_seed(seed * 100 + k + 7919 * rank)    # each rank its dropout
+                trained = _ddp(model, device)
+                protocol = _RankZeroEval(protocol, model)
             stopper = EarlyStopping("best_val", tr["patience"], best={
                 "val": -1.0, "val_loss": float("inf"), "test": 0.0, "epoch": -1})
 
             def log(epoch: int, train_loss: float, s: Dict[str, Any], k=k) -> None:
-                _append_log(log_path, {"fold": k, "epoch": epoch, "train_loss": train_loss,
-                                       "val": s["val"][0], "val_loss": s["val"][1]})
-            fit(model, opt, protocol, stopper, counted(range(tr["epochs"])), clock=clock,
+                if main:
+                    _append_log(log_path, {"fold": k, "epoch": epoch, "train_loss": train_loss,
+                                           "val": s["val"][0], "val_loss": s["val"][1]})
+            fit(trained, opt, protocol, stopper, counted(range(tr["epochs"])), clock=clock,
                 splits=("val",), log=log)
             done.append(stopper.best)
-            atomic_write_json(done_path, done)
+            if main:
+                atomic_write_json(done_path, done)
             bar.set_postfix(fold_acc=f"{stopper.best['test']:.3f}")
     except KeyboardInterrupt:
         bar.close()

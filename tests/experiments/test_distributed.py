@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from gatlib import cli
@@ -30,6 +31,16 @@ TINY = {
     "optim": {"lr": 0.01},
     "train": {"epochs": 4, "patience": 100},
 }
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny graphs: one torch thread (on a busy 2-core machine, two threads waiting for each
+    other make these runs many times slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _write(tmp_path, name="tiny", **changes):
