@@ -154,3 +154,25 @@ def test_two_gloo_processes_agree_with_one_process_of_twice_the_batch(tmp_path):
     assert mb["world_size"] == 2 and mb["global_batch_size"] == 32
     assert mb["test_accuracy"] == pytest.approx(ma["test_accuracy"], abs=1e-6)
     assert mb["best_epoch"] == ma["best_epoch"]
+
+
+def test_graph_folds_share_the_training_graphs_out_between_ranks():
+    from torch_geometric.data import Data
+
+    from gatlib.data.splits import stratified_folds
+    graphs = [Data(x=torch.full((3, 1), float(i)), edge_index=torch.zeros(2, 0, dtype=torch.long),
+                   y=torch.tensor([i % 2])) for i in range(60)]
+    y = torch.tensor([i % 2 for i in range(60)])
+    folds = stratified_folds(y, 10, 0)
+    alone = run_mod._fold_loaders(graphs, y, folds, 3, 0, 4)
+    want = sorted(int(b.x[0, 0]) for batch in alone["train"] for b in batch.to_data_list())
+    seen = []
+    for rank in (0, 1):
+        loaders = run_mod._fold_loaders(graphs, y, folds, 3, 0, 4, world_size=2, rank=rank)
+        loaders["train"].sampler.set_epoch(5)
+        mine = [int(b.x[0, 0]) for batch in loaders["train"] for b in batch.to_data_list()]
+        assert len(mine) == (len(want) + 1) // 2
+        seen += mine
+        # Validation and test sets are whole on every rank (rank 0 evaluates them).
+        assert len(loaders["val"].dataset) == len(alone["val"].dataset)
+    assert sorted(set(seen)) == want                     # the shares cover the training set
