@@ -44,9 +44,10 @@ def _say(msg: str) -> None:
 # --------------------------------------------------------------------------------- driver
 
 def run_identity(cfg: Dict[str, Any], world_size: int = 1) -> Dict[str, Any]:
-    """What identifies a run of ``cfg`` (a resolved config): the config (without the sections
-    that hold their defaults and postdate recorded runs, :func:`~.config.identity_config`), the
-    sha256 of its dataset's raw files (None for a dataset outside the registry), gatlib's
+    """What identifies a run of ``cfg`` (a resolved config): the config (hashed without the
+    sections that hold their defaults and postdate recorded runs,
+    :func:`~.config.identity_config`), the sha256 of its dataset's raw files (None for a
+    dataset outside the registry), gatlib's
     version and, for a run of ``world_size > 1`` processes (``torchrun``), that number (its
     batches differ), with their hash (``config_hash``)."""
     from .. import data
@@ -54,11 +55,10 @@ def run_identity(cfg: Dict[str, Any], world_size: int = 1) -> Dict[str, Any]:
         data_sum = data.dataset_checksum(cfg["dataset"])
     except ValueError:                      # not registered: loading it reports the error
         data_sum = None
-    cfg = identity_config(cfg)
     extra: Dict[str, Any] = {"dataset_sha256": data_sum, "gatlib": __version__}
     if world_size > 1:
         extra["world_size"] = world_size
-    return {"config_hash": config_hash(cfg, **extra), "config": cfg, **extra}
+    return {"config_hash": config_hash(identity_config(cfg), **extra), "config": cfg, **extra}
 
 
 # What a run folder may hold besides its lock: removed by restart=True, and (the partial ones)
@@ -97,7 +97,7 @@ def _conflict(out: Path, rec: Optional[Dict[str, Any]], ident: Dict[str, Any]) -
     if rec is None:
         what = "results whose config it does not record"
     else:
-        diff = config_diff(rec["config"], ident["config"])
+        diff = config_diff(identity_config(rec["config"]), identity_config(ident["config"]))
         if "config_hash" in rec:
             if rec.get("dataset_sha256") != ident["dataset_sha256"]:
                 diff.append("dataset files (sha256): "
@@ -134,7 +134,7 @@ def _existing(out: Path, ident: Dict[str, Any], restart: bool) -> Optional[Dict[
     if "config_hash" in rec:
         same = rec["config_hash"] == ident["config_hash"]
     else:                                  # written before runs recorded their hash
-        same = rec["config"] == ident["config"]
+        same = identity_config(rec["config"]) == identity_config(ident["config"])
         if same:
             _say(f"{out}: its config.yaml matches this config; recording its hash in run.json")
             atomic_write_json(out / "run.json", ident)
