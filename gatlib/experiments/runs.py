@@ -47,9 +47,9 @@ def run_identity(cfg: Dict[str, Any], world_size: int = 1) -> Dict[str, Any]:
     """What identifies a run of ``cfg`` (a resolved config): the config (hashed without the
     sections that hold their defaults and postdate recorded runs,
     :func:`~.config.identity_config`), the sha256 of its dataset's raw files (None for a
-    dataset outside the registry), gatlib's
-    version and, for a run of ``world_size > 1`` processes (``torchrun``), that number (its
-    batches differ), with their hash (``config_hash``)."""
+    dataset outside the registry), gatlib's version and, for a run of ``world_size > 1``
+    processes (``torchrun``), that number (its batches differ), with their hash
+    (``config_hash``)."""
     from .. import data
     try:
         data_sum = data.dataset_checksum(cfg["dataset"])

@@ -6,7 +6,9 @@
   stopping (``train.stop_on``), checkpointed every ``train.checkpoint_every`` epochs and
   resumed exactly (the random state is in the checkpoint);
 - ``cv10`` (graph tasks): stratified 10-fold cross-validation (a stratified tenth of the
-  training folds for early stopping), each finished fold recorded, an unfinished one re-run.
+  training folds for early stopping), each finished fold recorded, an unfinished one re-run;
+  under ``torchrun`` each rank trains on its share of a fold's training graphs (DDP) and rank
+  0 evaluates and records.
 
 Both go through the one loop (:func:`gatlib.experiments.loop.fit`) with a protocol
 (:mod:`gatlib.experiments.protocols`) and the one model builder
