@@ -325,7 +325,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         text = str(exc) or ("interrupted; re-run the same command to resume (finished runs "
                             "are kept)" if args.command in ("train", "compare") else
                             "interrupted")
-        print(f"\ngatlib {args.command}: {text}", file=sys.stderr)
+        if _rank_zero():                  # rank 0 holds the checkpoints: its word counts
+            print(f"\ngatlib {args.command}: {text}", file=sys.stderr)
         return 130
 
 
