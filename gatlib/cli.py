@@ -60,10 +60,11 @@ def _rank_zero() -> bool:
 
 def _train(args: argparse.Namespace) -> int:
     from .experiments import load_config, parse_seeds, run_config, summarize
-    from .experiments.distributed import session
+    from .experiments.distributed import check_config, session
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     cfg = load_config(args.config, overrides)      # checked before any data is read
     seeds = parse_seeds(args.seeds)
+    check_config(cfg, int(os.environ.get("WORLD_SIZE", "1")))
     # Under torchrun: one process group for all seeds, each rank on its device (a CUDA
     # config's "cuda" is then this rank's GPU, cuda:LOCAL_RANK); rank 0 alone prints.
     with session(cfg["device"]):

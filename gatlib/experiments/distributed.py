@@ -22,11 +22,22 @@ import torch
 from ..utils import UserError
 
 __all__ = ["DistributedUnsupported", "world", "is_main", "session", "share", "all_mean",
-           "barrier", "launched"]
+           "barrier", "launched", "check_config"]
 
 
 class DistributedUnsupported(UserError, ValueError):
     """A config that cannot train under ``torchrun`` (the message says which key to change)."""
+
+
+def check_config(cfg, world_size: int) -> None:
+    """Refuse, before any data is read, a resolved config that cannot train on ``world_size``
+    processes: full-batch node training (K processes would repeat the same full-graph step)."""
+    if world_size > 1 and cfg["task"] == "node" and cfg["loader"]["kind"] != "neighbor":
+        raise DistributedUnsupported(
+            f"{cfg['name']}: full-batch node training (loader.kind=full) takes one step on the "
+            f"whole graph per epoch, so {world_size} processes would only repeat it; under "
+            f"torchrun set loader.kind=neighbor (sampled mini-batches, each rank its share of "
+            f"the training nodes) or run it in one process")
 
 
 def launched() -> bool:

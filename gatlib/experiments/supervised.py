@@ -132,12 +132,7 @@ def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
     folder, and the others take its checkpoint and its scores."""
     world_size, rank = distributed.world()
     sampled = cfg["loader"]["kind"] == "neighbor"
-    if world_size > 1 and not sampled:
-        raise distributed.DistributedUnsupported(
-            f"{cfg['name']}: full-batch node training (loader.kind=full) takes one step on the "
-            f"whole graph per epoch, so {world_size} processes would only repeat it; under "
-            f"torchrun set loader.kind=neighbor (sampled mini-batches, each rank its share of "
-            f"the training nodes) or run it in one process")
+    distributed.check_config(cfg, world_size)
     main = rank == 0
     device = torch.device(cfg["device"])
     data, masks, pe = _node_data(cfg, seed)

@@ -89,6 +89,18 @@ def test_loader_keys_are_checked(tmp_path):
         load_config(path, ["model.layer=dense"])
 
 
+def test_torchrun_of_a_full_batch_config_is_one_line_before_any_data(tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(run_mod, "_node_data", lambda *a: pytest.fail("data was read"))
+    assert cli.main(["train", "--config", str(_write(tmp_path)), "--results",
+                     str(tmp_path / "res"), "--quiet", "loader.kind=full"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "loader.kind=neighbor" in err[0]
+    assert not (tmp_path / "res").exists()
+
+
 def test_full_batch_training_is_refused_under_torchrun(tmp_path, monkeypatch):
     cfg = load_config(_write(tmp_path), ["loader.kind=full"])
     monkeypatch.setattr(distributed, "world", lambda: (2, 0))
