@@ -15,8 +15,8 @@ from ..conftest import random_graph
 def cora_or_random() -> Data:
     """Cora where its files are available, else a random graph of the same flavour."""
     try:
-        from gatlib.data import planetoid
-        return planetoid("Cora")[0]
+        from gatlib.data import load_dataset
+        return load_dataset("Cora")[0]
     except Exception:  # noqa: BLE001 - any reason Cora cannot load here
         g = torch.Generator().manual_seed(0)
         edge_index = random_graph(300, 1500, seed=0)

@@ -15,13 +15,13 @@ from ..conftest import random_graph
 
 def cora_or_random() -> Data:
     try:
-        from gatlib.data import planetoid
-        return planetoid("Cora")[0]
+        from gatlib.data import load_dataset
+        return load_dataset("Cora")[0]
     except Exception:  # noqa: BLE001 - any reason Cora cannot load here
         g = torch.Generator().manual_seed(0)
-        edge_index = random_graph(400, 2000, seed=0)
-        return Data(x=torch.randn(400, 50, generator=g), edge_index=edge_index,
-                    y=torch.randint(0, 7, (400,), generator=g))
+        edge_index = random_graph(2000, 10000, seed=0)
+        return Data(x=torch.randn(2000, 50, generator=g), edge_index=edge_index,
+                    y=torch.randint(0, 7, (2000,), generator=g))
 
 
 @pytest.fixture(scope="module")
