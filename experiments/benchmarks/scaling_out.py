@@ -239,8 +239,10 @@ def main() -> int:
     from gatlib.experiments.config import load_config
     s = load_config(CONFIG)["synthetic"]
     meta = {"graph": f"csbm {s['num_nodes']} nodes, avg_degree {s['avg_degree']}, "
-                     f"{s['feature_dim']} features, {s['num_classes']} classes (arxiv-size-gat.yaml)",
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
+                     f"{s['feature_dim']} features, {s['num_classes']} classes "
+                     f"(arxiv-size-gat.yaml)",
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                       f"torch {torch.__version__}",
             "load_before": f"{load_before:.2f}", "load_after": f"{os.getloadavg()[0]:.2f}",
             "threads": args.threads, "epochs": args.epochs,
             "command": "python experiments/benchmarks/scaling_out.py " + " ".join(sys.argv[1:]),
