@@ -53,13 +53,25 @@ def _missing_extra() -> List[str]:
     return missing
 
 
+def _rank_zero() -> bool:
+    """Whether this process prints: not started by torchrun, or its rank 0."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _train(args: argparse.Namespace) -> int:
     from .experiments import load_config, parse_seeds, run_config, summarize
+    from .experiments.distributed import check_config, session
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     cfg = load_config(args.config, overrides)      # checked before any data is read
     seeds = parse_seeds(args.seeds)
-    rows = run_config(cfg, seeds, Path(args.results), progress=not args.quiet,
-                      restart=args.restart)
+    check_config(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    # Under torchrun: one process group for all seeds, each rank on its device (a CUDA
+    # config's "cuda" is then this rank's GPU, cuda:LOCAL_RANK); rank 0 alone prints.
+    with session(cfg["device"]):
+        rows = run_config(cfg, seeds, Path(args.results), progress=not args.quiet,
+                          restart=args.restart)
+    if not _rank_zero():
+        return 0
     metric = cfg["metric"]
     vals = [r[f"test_{metric}"] for r in rows]
     print(f"{cfg['name']}: test {metric} over {len(vals)} seed(s): "
@@ -303,9 +315,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.debug:
             raise
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        print(f"gatlib {args.command}: error: {lines[0]}", file=sys.stderr)
-        for line in lines[1:]:
-            print(f"  {line}", file=sys.stderr)
+        if _rank_zero():                  # under torchrun every rank has it; one says it
+            print(f"gatlib {args.command}: error: {lines[0]}", file=sys.stderr)
+            for line in lines[1:]:
+                print(f"  {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         if args.debug:
@@ -313,7 +326,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         text = str(exc) or ("interrupted; re-run the same command to resume (finished runs "
                             "are kept)" if args.command in ("train", "compare") else
                             "interrupted")
-        print(f"\ngatlib {args.command}: {text}", file=sys.stderr)
+        if _rank_zero():                  # rank 0 holds the checkpoints: its word counts
+            print(f"\ngatlib {args.command}: {text}", file=sys.stderr)
         return 130
 
 

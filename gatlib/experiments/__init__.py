@@ -9,8 +9,10 @@ The layout, one concern a module:
 - ``loop``: the one training loop (:func:`~gatlib.experiments.loop.fit`) with its
   early-stopping policy (``EarlyStopping``) and epoch clock (``EpochClock``);
 - ``protocols``: how a model meets its data, for one graph split by node masks
-  (``NodeProtocol``) and for mini-batches of graphs (``BatchProtocol``); ``metrics``: scores
-  and losses; ``models``: the one model builder;
+  (``NodeProtocol``), for sampled neighbourhoods of its training nodes (``NeighborProtocol``)
+  and for mini-batches of graphs (``BatchProtocol``); ``metrics``: scores and losses;
+  ``models``: the one model builder; ``distributed``: ``gatlib train`` under ``torchrun``
+  (the process group, rank 0's word to the other ranks);
 - ``runs`` (a config and seed in its run folder: identity, locks, resume) and ``supervised``
   (its node and graph training, picked by the config's ``protocol``), ``checkpoint``,
   ``summary`` (tables and learning curves);

@@ -19,7 +19,7 @@ import yaml
 from ..utils import UserError
 
 __all__ = ["load_config", "apply_overrides", "validate_config", "parse_seeds", "config_hash",
-           "config_diff", "flatten", "DEFAULTS", "SCHEMA", "ConfigError"]
+           "config_diff", "flatten", "identity_config", "DEFAULTS", "SCHEMA", "ConfigError"]
 
 
 class ConfigError(UserError, ValueError):
@@ -57,6 +57,16 @@ DEFAULTS: Dict[str, Any] = {
     # Cora) or "val" (the GAT authors' rule for CiteSeer: validation metric only).
     "train": {"epochs": 1000, "patience": 100, "batch_size": 64, "checkpoint_every": 25,
               "stop_on": "val_or_loss"},
+    # Node tasks: how training batches are made. kind: full (one full-batch step per epoch) |
+    # neighbor (mini-batches of sampled in-neighbourhoods of the training nodes, gatlib.loader:
+    # fanouts per layer, batch_size seeds per process and step, sampled with replacement or
+    # not); evaluation is then layer-wise over the whole graph (gatlib.nn.inference).
+    # Required under torchrun (DDP). A config at these defaults hashes as before (runs.py).
+    "loader": {"kind": "full", "fanouts": [10, 10], "batch_size": 512, "replace": False},
+    # dataset: csbm builds a contextual stochastic block model graph from these parameters
+    # (gatlib.data.synthetic.csbm) instead of loading a registered dataset.
+    "synthetic": {"num_nodes": 1000, "num_classes": 2, "avg_degree": 5.0, "homophily": 0.8,
+                  "feature_dim": 100, "mu": 2.0, "split": [0.6, 0.2, 0.2], "seed": 0},
     "device": "cpu",
     "published": None,            # the published figure this run is compared with (text)
     "reference": None,            # where that figure comes from
@@ -95,6 +105,18 @@ SCHEMA: Dict[str, Tuple] = {
     "train.batch_size": ("int", 1),
     "train.checkpoint_every": ("int", 1),
     "train.stop_on": ("choice", ("val_or_loss", "val")),
+    "loader.kind": ("choice", ("full", "neighbor")),
+    "loader.fanouts": ("ints", -1),
+    "loader.batch_size": ("int", 1),
+    "loader.replace": ("bool",),
+    "synthetic.num_nodes": ("int", 1),
+    "synthetic.num_classes": ("int", 1),
+    "synthetic.avg_degree": ("float", 0.0, "inclusive"),
+    "synthetic.homophily": ("prob1",),
+    "synthetic.feature_dim": ("int", 1),
+    "synthetic.mu": ("float", 0.0, "inclusive"),
+    "synthetic.split": ("floats", 0.0),
+    "synthetic.seed": ("int", 0),
     "device": ("device",),
     "published": ("text",),
     "reference": ("text",),
@@ -127,6 +149,40 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
     def bad(want: str):
         return ConfigError(f"config key {key} must be {want}, got {_show(value)} ({origin})")
 
+    if kind[0] in ("ints", "floats"):
+        ints = kind[0] == "ints"
+        want = ("a non-empty list of whole numbers >= 1 or -1 (all neighbours), e.g. [10, 5] "
+                "(10,5 in an override)" if ints else
+                f"a non-empty list of numbers >= {kind[1]:g}, e.g. [0.6, 0.2, 0.2]")
+        items = [t for t in text.strip("[]").split(",") if t.strip()] if text is not None \
+            else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise bad(want)
+        out_list: List[Any] = []
+        for item in items:
+            item = item.strip() if isinstance(item, str) else item
+            if isinstance(item, bool):
+                raise bad(want)
+            try:
+                v = (int(item) if isinstance(item, int) or str(item).lstrip("+-").isdigit()
+                     else None) if ints else float(item)
+            except (TypeError, ValueError):
+                v = None
+            if v is None or (not ints and not math.isfinite(v)) or v < kind[1] \
+                    or (ints and v == 0):
+                raise bad(want)
+            out_list.append(v)
+        return out_list
+    if kind[0] == "prob1":
+        if isinstance(value, bool):
+            raise bad("a probability in [0, 1]")
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise bad("a probability in [0, 1]") from None
+        if not 0.0 <= x <= 1.0:
+            raise bad("a probability in [0, 1]")
+        return x
     if kind[0] in ("float", "prob"):
         if isinstance(value, bool):
             raise bad("a number")
@@ -308,10 +364,37 @@ def validate_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
         raise ConfigError(f"config key protocol={out['protocol']} does not fit "
                           f"task={out['task']}: node tasks use planetoid or splits, graph "
                           f"tasks cv10")
+    if out["loader"]["kind"] == "neighbor":
+        if out["task"] != "node":
+            raise ConfigError("loader.kind=neighbor samples node neighbourhoods: it is for node "
+                              f"tasks, not task={out['task']} (graph tasks batch whole graphs, "
+                              "train.batch_size)")
+        if out["model"]["layer"] not in ("gat", "gatv2", "transformer"):
+            raise ConfigError(f"loader.kind=neighbor needs message-passing layers (gat, gatv2, "
+                              f"transformer); model.layer={out['model']['layer']} attends over "
+                              f"whole graphs")
+        if len(out["loader"]["fanouts"]) != out["model"]["num_layers"]:
+            raise ConfigError(f"loader.fanouts must give one fanout per layer "
+                              f"(model.num_layers={out['model']['num_layers']}), got "
+                              f"{out['loader']['fanouts']}")
+    if out["dataset"] == "csbm" and len(out["synthetic"]["split"]) != 3:
+        raise ConfigError(f"synthetic.split must be three fractions (train, val, test), got "
+                          f"{out['synthetic']['split']}")
     if out["sparse_features"] is True and out["pe"]["type"] is not None:
         raise ConfigError("sparse_features=true cannot be combined with positional encodings "
                           "(pe.type); set sparse_features=auto or false")
     return out
+
+
+# Sections added after runs were recorded: at their defaults they are left out of a run's
+# identity (runs.run_identity), so that every config written before them keeps its hash.
+LATER_SECTIONS = ("loader", "synthetic")
+
+
+def identity_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """``cfg`` without the :data:`LATER_SECTIONS` that hold their defaults: what identifies a
+    run (a config that sets none of them hashes as it did before they existed)."""
+    return {k: v for k, v in cfg.items() if not (k in LATER_SECTIONS and v == DEFAULTS[k])}
 
 
 def config_hash(cfg: Dict[str, Any], **extra: Any) -> str:

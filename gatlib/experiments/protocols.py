@@ -7,6 +7,10 @@ model is evaluated.
   and one forward pass serves every split's evaluation.
 - :class:`BatchProtocol`: mini-batches from loaders, one per split (graph classification, or
   node classification over many small graphs): an epoch is a step per training batch.
+- :class:`NeighborProtocol`: one graph, trained on mini-batches of sampled in-neighbourhoods of
+  its training nodes (:mod:`gatlib.loader`), evaluated over the whole graph layer by layer
+  (:func:`gatlib.nn.inference.layerwise_inference`); under ``torchrun`` each rank trains on
+  its share of the training nodes and rank 0 evaluates for all.
 
 Both take the loss ``loss(out, y, reduction="mean")`` and the score ``score(out, y)`` (from the
 logits ``out``) of the experiment, and answer ``evaluate(model, splits)`` with
@@ -19,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["NodeProtocol", "BatchProtocol"]
+__all__ = ["NodeProtocol", "BatchProtocol", "NeighborProtocol", "BlockForward", "epoch_seed"]
 
 Loss = Callable[..., Tensor]
 Score = Callable[[Tensor, Tensor], float]
@@ -144,3 +148,141 @@ class BatchProtocol:
             y = torch.cat(ys)                                                       # [T]
             out[split] = (self.score(torch.cat(outs), y), loss.item() / max(y.numel(), 1))
         return out
+
+
+def epoch_seed(seed: int, rank: int, epoch: int) -> int:
+    """The seed of one rank's epoch (sampling and dropout): a function of the run's seed, the
+    rank and the epoch only, so a resumed run draws what an uninterrupted one would."""
+    return ((int(seed) * 1_000_003 + int(epoch)) * 1_009 + int(rank)) % (2 ** 62)
+
+
+class BlockForward(torch.nn.Module):
+    """``model`` run on the per-layer blocks of a sampled batch
+    (:func:`gatlib.nn.inference.forward_blocks`) as a module, so that DDP can wrap it: DDP
+    all-reduces the gradients of the parameters a forward through it used."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, blocks: Sequence[Any], pe: Optional[Tensor] = None) -> Tensor:
+        from ..nn.inference import forward_blocks
+        return forward_blocks(self.model, x, blocks, pe=pe)                       # [B, C]
+
+
+class NeighborProtocol:
+    """One graph, trained on sampled neighbourhoods of its training nodes, evaluated on all.
+
+    An epoch: the training nodes in a shuffled order (a ``DistributedSampler`` over them, of
+    ``world_size`` ranks; this rank's share), cut into batches of ``batch_size`` seeds, each
+    batch's ``len(fanouts)``-hop in-neighbourhood sampled (:func:`gatlib.loader.neighbor_loader`
+    with gatlib's sampler) and the model run layer by layer on its blocks
+    (:class:`BlockForward`); the loss is the mean over the batch's seeds. The order, the
+    sampling and dropout are seeded from ``(seed, rank, epoch)`` (:func:`epoch_seed`), so
+    resuming at an epoch is exact. Under DDP the gradients are averaged over the ranks: with
+    equal shares, one step is the gradient of the mean loss over ``world_size * batch_size``
+    seeds (a ``DistributedSampler`` pads the last share by repeating a few seeds).
+
+    Evaluation runs :func:`gatlib.nn.inference.layerwise_inference` over the whole graph, on
+    rank 0 only; the other ranks receive its scores, so every rank takes the same
+    early-stopping decision.
+
+    Args:
+        data: PyG ``Data`` with ``x`` (dense), ``y``, ``edge_index`` (and ``pe`` when the model
+            reads positional encodings), on the CPU: the loader samples from it.
+        x, graph, y, masks, pe: as :class:`NodeProtocol`'s (on the model's device), for
+            evaluation.
+        fanouts (list of int): neighbours sampled per layer, ``-1`` for all.
+        batch_size (int): seeds per step on each rank.
+        replace (bool): sample with replacement.
+        seed (int): the run's seed.
+        loss, score, eval_loss: as :class:`NodeProtocol`'s.
+        device: where batches go.
+        world_size, rank (default 1, 0): the process group.
+        chunk_size (default 4096): targets per chunk of the layer-wise evaluation.
+    """
+
+    def __init__(self, data: Any, x: Tensor, graph: Any, y: Tensor, masks: Dict[str, Tensor],
+                 pe: Optional[Tensor], *, fanouts: Sequence[int], batch_size: int,
+                 replace: bool, seed: int, loss: Loss, score: Score,
+                 eval_loss: Callable[[Tensor, Tensor], float], device: Any,
+                 world_size: int = 1, rank: int = 0, chunk_size: int = 4096) -> None:
+        from torch.utils.data.distributed import DistributedSampler
+
+        from ..loader import neighbor_loader
+        self.x, self.graph, self.y, self.masks, self.pe = x, graph, y, masks, pe
+        self.loss, self.score, self.eval_loss = loss, score, eval_loss
+        self.device, self.seed, self.rank, self.world_size = device, seed, rank, world_size
+        self.chunk_size = chunk_size
+        train_idx = masks["train"].nonzero().view(-1).cpu()                      # [N_train]
+        self.order = DistributedSampler(range(train_idx.numel()), num_replicas=world_size,
+                                        rank=rank, shuffle=True, seed=seed)
+        self.loader = neighbor_loader(data, list(fanouts), batch_size, input_nodes=train_idx,
+                                      replace=replace, backend="gatlib",
+                                      seed=epoch_seed(seed, rank, 0), sampler=self.order)
+        self.num_layers = len(fanouts)
+        self.epoch = 0                 # set by the caller before each train_epoch
+        self.step_module: Optional[torch.nn.Module] = None
+
+    def wrap(self, model: torch.nn.Module, ddp: bool) -> None:
+        """Make the training forward :class:`BlockForward` of ``model``, DDP-wrapped when
+        ``ddp`` (call once the model holds its starting or resumed parameters)."""
+        step = BlockForward(model)
+        if ddp:
+            from torch.nn.parallel import DistributedDataParallel
+            dev = torch.device(self.device)
+            if dev.type == "cuda":         # "cuda": this rank's GPU (torch.cuda.set_device)
+                index = dev.index if dev.index is not None else torch.cuda.current_device()
+                step = DistributedDataParallel(step, device_ids=[index])
+            else:
+                step = DistributedDataParallel(step)
+        self.step_module = step
+
+    def train_epoch(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> float:
+        """A step per batch of this rank's share of the training nodes; returns the mean
+        training loss over every rank's seeds."""
+        from . import distributed
+        from ..loader import to_blocks
+        if self.step_module is None:
+            self.wrap(model, ddp=False)
+        s = epoch_seed(self.seed, self.rank, self.epoch)
+        self.order.set_epoch(self.epoch)
+        self.loader.node_sampler.reseed(s)
+        torch.manual_seed(s)                                                  # dropout
+        self.step_module.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        seen = 0
+        for batch in self.loader:
+            blocks = [(ei.to(self.device), size, e)
+                      for ei, size, e in to_blocks(batch, self.num_layers)]
+            pe = batch.pe.to(self.device) if self.pe is not None else None
+            opt.zero_grad()
+            out = self.step_module(batch.x.to(self.device), blocks, pe)           # [B, C]
+            y = batch.y[:batch.batch_size].to(self.device)                        # [B]
+            loss = self.loss(out, y)
+            loss.backward()
+            opt.step()
+            total += loss.detach().double() * y.numel()
+            seen += y.numel()
+        return distributed.all_mean(total.item(), seen)
+
+    @torch.no_grad()
+    def _evaluate_here(self, model: torch.nn.Module, splits: Sequence[str]
+                       ) -> Dict[str, Tuple[float, float]]:
+        from ..nn.inference import layerwise_inference
+        model.eval()
+        logits = layerwise_inference(model, self.x, self.graph, pe=self.pe,
+                                     chunk_size=self.chunk_size)                 # [N, C]
+        out = {}
+        for split in splits:
+            m = self.masks[split]
+            out[split] = (self.score(logits[m], self.y[m]), self.eval_loss(logits[m], self.y[m]))
+        return out
+
+    def evaluate(self, model: torch.nn.Module, splits: Sequence[str]
+                 ) -> Dict[str, Tuple[float, float]]:
+        """``{split: (score, mean loss)}`` from one layer-wise pass over the whole graph, on
+        rank 0 (every rank holds the same parameters), shared with the other ranks."""
+        from . import distributed
+        mine = self._evaluate_here(model, splits) if self.rank == 0 else None
+        return distributed.share(mine)

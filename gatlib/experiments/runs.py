@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..utils import FolderLock, UserError, atomic_write_json, atomic_write_text
 from . import supervised
-from .config import config_diff, config_hash, validate_config
+from . import distributed
+from .config import config_diff, config_hash, identity_config, validate_config
 from .loop import TrainingInterrupted, seed_everything
 
 __all__ = ["run_seed", "run_config", "seed_everything", "run_identity", "RunConflict",
@@ -42,18 +43,22 @@ def _say(msg: str) -> None:
 
 # --------------------------------------------------------------------------------- driver
 
-def run_identity(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """What identifies a run of ``cfg`` (a resolved config): the config, the sha256 of its
-    dataset's raw files (None for a dataset outside the registry) and gatlib's version, with
-    their hash (``config_hash``)."""
+def run_identity(cfg: Dict[str, Any], world_size: int = 1) -> Dict[str, Any]:
+    """What identifies a run of ``cfg`` (a resolved config): the config (hashed without the
+    sections that hold their defaults and postdate recorded runs,
+    :func:`~.config.identity_config`), the sha256 of its dataset's raw files (None for a
+    dataset outside the registry), gatlib's version and, for a run of ``world_size > 1``
+    processes (``torchrun``), that number (its batches differ), with their hash
+    (``config_hash``)."""
     from .. import data
     try:
         data_sum = data.dataset_checksum(cfg["dataset"])
     except ValueError:                      # not registered: loading it reports the error
         data_sum = None
-    ident = {"config": cfg, "dataset_sha256": data_sum, "gatlib": __version__}
-    return {"config_hash": config_hash(cfg, dataset_sha256=data_sum, gatlib=__version__),
-            **ident}
+    extra: Dict[str, Any] = {"dataset_sha256": data_sum, "gatlib": __version__}
+    if world_size > 1:
+        extra["world_size"] = world_size
+    return {"config_hash": config_hash(identity_config(cfg), **extra), "config": cfg, **extra}
 
 
 # What a run folder may hold besides its lock: removed by restart=True, and (the partial ones)
@@ -92,7 +97,7 @@ def _conflict(out: Path, rec: Optional[Dict[str, Any]], ident: Dict[str, Any]) -
     if rec is None:
         what = "results whose config it does not record"
     else:
-        diff = config_diff(rec["config"], ident["config"])
+        diff = config_diff(identity_config(rec["config"]), identity_config(ident["config"]))
         if "config_hash" in rec:
             if rec.get("dataset_sha256") != ident["dataset_sha256"]:
                 diff.append("dataset files (sha256): "
@@ -100,6 +105,9 @@ def _conflict(out: Path, rec: Optional[Dict[str, Any]], ident: Dict[str, Any]) -
                             f"{str(ident['dataset_sha256'])[:12]}")
             if rec.get("gatlib") != ident["gatlib"]:
                 diff.append(f"gatlib: {rec.get('gatlib')} -> {ident['gatlib']}")
+            if rec.get("world_size", 1) != ident.get("world_size", 1):
+                diff.append(f"processes (torchrun): {rec.get('world_size', 1)} -> "
+                            f"{ident.get('world_size', 1)}")
         else:
             diff.append("(written by a gatlib that recorded no config hash)")
         what = "a run of another config: " + "; ".join(diff)
@@ -126,7 +134,7 @@ def _existing(out: Path, ident: Dict[str, Any], restart: bool) -> Optional[Dict[
     if "config_hash" in rec:
         same = rec["config_hash"] == ident["config_hash"]
     else:                                  # written before runs recorded their hash
-        same = rec["config"] == ident["config"]
+        same = identity_config(rec["config"]) == identity_config(ident["config"])
         if same:
             _say(f"{out}: its config.yaml matches this config; recording its hash in run.json")
             atomic_write_json(out / "run.json", ident)
@@ -161,20 +169,18 @@ def run_seed(cfg: Dict[str, Any], seed: int, results: Path, progress: bool = Tru
         TrainingInterrupted: Ctrl-C (a KeyboardInterrupt saying where to resume from).
     """
     cfg = validate_config(cfg)
-    ident = run_identity(cfg)
+    world_size, rank = distributed.world()
+    ident = run_identity(cfg, world_size)
     out = Path(results) / cfg["name"] / str(seed)
-    with FolderLock(out, what="run"):
-        done = _existing(out, ident, restart)
-        if done is not None:
-            return done
+    # The protocol picks the training (validate_config matched it to the task).
+    train = getattr(supervised, supervised.PROTOCOLS[cfg["protocol"]])
 
-        def ready() -> None:
-            if _recorded(out) is None:
-                atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
-                atomic_write_json(out / "run.json", ident)
-        # The config's protocol picks the training (validate_config matched it to the task).
-        train = getattr(supervised, supervised.PROTOCOLS[cfg["protocol"]])
-        metrics = train(cfg, seed, out, progress, ready)
+    def ready() -> None:
+        if _recorded(out) is None:
+            atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
+            atomic_write_json(out / "run.json", ident)
+
+    def finish(metrics: Dict[str, Any]) -> Dict[str, Any]:
         metrics.update({"seed": seed, "name": cfg["name"], "dataset": cfg["dataset"],
                         "metric": cfg["metric"], "config_hash": ident["config_hash"]})
         atomic_write_json(out / "metrics.json", metrics)
@@ -183,6 +189,39 @@ def run_seed(cfg: Dict[str, Any], seed: int, results: Path, progress: bool = Tru
                     p.name.endswith(".damaged"):
                 p.unlink()
         return metrics
+
+    if world_size == 1:
+        with FolderLock(out, what="run"):
+            done = _existing(out, ident, restart)
+            if done is not None:
+                return done
+            return finish(train(cfg, seed, out, progress, ready))
+    # Under torchrun: rank 0 holds the folder's lock and decides (finished, refused, or to
+    # train); the others wait for its word, train beside it, and write nothing.
+    if rank != 0:
+        word = distributed.share(None)
+        if word[0] == "error":
+            raise word[1]
+        if word[0] == "done":
+            return word[1]
+        train(cfg, seed, out, False, lambda: None)
+        return distributed.share(None)
+    lock = FolderLock(out, what="run")
+    try:
+        lock.acquire()
+        done = _existing(out, ident, restart)
+    except BaseException as exc:
+        lock.release()
+        distributed.share(("error", exc))
+        raise
+    try:
+        distributed.share(("go", None) if done is None else ("done", done))
+        if done is not None:
+            return done
+        metrics = finish(train(cfg, seed, out, progress, ready))
+        return distributed.share(metrics)
+    finally:
+        lock.release()
 
 
 def run_config(cfg: Dict[str, Any], seeds: List[int], results: Path, progress: bool = True,

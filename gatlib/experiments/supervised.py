@@ -6,7 +6,9 @@
   stopping (``train.stop_on``), checkpointed every ``train.checkpoint_every`` epochs and
   resumed exactly (the random state is in the checkpoint);
 - ``cv10`` (graph tasks): stratified 10-fold cross-validation (a stratified tenth of the
-  training folds for early stopping), each finished fold recorded, an unfinished one re-run.
+  training folds for early stopping), each finished fold recorded, an unfinished one re-run;
+  under ``torchrun`` each rank trains on its share of a fold's training graphs (DDP) and rank
+  0 evaluates and records.
 
 Both go through the one loop (:func:`gatlib.experiments.loop.fit`) with a protocol
 (:mod:`gatlib.experiments.protocols`) and the one model builder
@@ -32,7 +34,8 @@ from .checkpoint import load_latest, save_checkpoint
 from .loop import EarlyStopping, EpochClock, TrainingInterrupted, fit, seed_everything
 from .metrics import fraction_correct, logits_metric
 from .models import model_from_config
-from .protocols import BatchProtocol, NodeProtocol
+from . import distributed
+from .protocols import BatchProtocol, NeighborProtocol, NodeProtocol
 
 __all__ = ["train_node", "train_graph", "PROTOCOLS"]
 
@@ -66,10 +69,23 @@ def _truncate_log(log_path: Path, upto: int, key: str = "epoch") -> None:
 
 # ------------------------------------------------------------------------------ node tasks
 
+def synthetic_graph(cfg: Dict[str, Any]):
+    """The graph of a config with ``dataset: csbm``: :func:`gatlib.data.csbm` of its
+    ``synthetic`` section (the same graph for every run seed; ``synthetic.seed`` draws it)."""
+    from ..data import csbm
+    s = cfg["synthetic"]
+    return csbm(s["num_nodes"], s["num_classes"], s["avg_degree"], s["homophily"],
+                feature_dim=s["feature_dim"], mu=s["mu"], split=tuple(s["split"]),
+                seed=s["seed"])
+
+
 def _node_data(cfg: Dict[str, Any], seed: int):
     from .. import data as gdata
     from ..pe import laplacian_pe, random_walk_pe
-    data = gdata.load_dataset(cfg["dataset"])[0]
+    if cfg["dataset"] == "csbm":
+        data = synthetic_graph(cfg)
+    else:
+        data = gdata.load_dataset(cfg["dataset"])[0]
     if cfg["normalize_features"]:
         from torch_geometric.transforms import NormalizeFeatures
         data = NormalizeFeatures()(data)
@@ -109,7 +125,15 @@ def _build_node_model(cfg: Dict[str, Any], in_channels: int, num_classes: int):
 def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
                ready: Callable[[], None]) -> Dict[str, Any]:
     """Train a node task (protocol ``planetoid`` or ``splits``) in run folder ``out``,
-    resuming from its checkpoint; ``ready()`` is called once the data and model are good."""
+    resuming from its checkpoint; ``ready()`` is called once the data and model are good.
+
+    Under ``torchrun`` (a process group of ``world_size > 1``) only ``loader.kind: neighbor``
+    trains (each rank its share of the training nodes); rank 0 alone reads and writes the run
+    folder, and the others take its checkpoint and its scores."""
+    world_size, rank = distributed.world()
+    sampled = cfg["loader"]["kind"] == "neighbor"
+    distributed.check_config(cfg, world_size)
+    main = rank == 0
     device = torch.device(cfg["device"])
     data, masks, pe = _node_data(cfg, seed)
     num_classes = int(data.y.max()) + 1
@@ -120,14 +144,28 @@ def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
         from ..graph import to_csr
         ei = to_csr(ei, data.num_nodes)
     pe = pe.to(device) if pe is not None else None
-    sparse = _use_sparse_features(cfg, x, pe)
+    # Sampled batches slice rows of dense features (the loader's node attributes).
+    sparse = False if sampled else _use_sparse_features(cfg, x, pe)
     if sparse:
         x = x.to_sparse_csr()
     metric, tr = cfg["metric"], cfg["train"]
-    protocol = NodeProtocol(
-        x, ei, y, dict(zip(("train", "val", "test"), (m.to(device) for m in masks))), pe,
-        loss=F.cross_entropy, score=lambda logits, t: _metric(metric, logits, t),
-        eval_loss=lambda logits, t: F.cross_entropy(logits, t).item())
+    dev_masks = dict(zip(("train", "val", "test"), (m.to(device) for m in masks)))
+    score = lambda logits, t: _metric(metric, logits, t)                  # noqa: E731
+    eval_loss = lambda logits, t: F.cross_entropy(logits, t).item()       # noqa: E731
+    if sampled:
+        from torch_geometric.data import Data
+        ld = cfg["loader"]
+        sample_data = Data(x=data.x, y=data.y, edge_index=data.edge_index,
+                           num_nodes=data.num_nodes)
+        if pe is not None:
+            sample_data.pe = pe.cpu()
+        protocol: Any = NeighborProtocol(
+            sample_data, x, ei, y, dev_masks, pe, fanouts=ld["fanouts"],
+            batch_size=ld["batch_size"], replace=ld["replace"], seed=seed, loss=F.cross_entropy,
+            score=score, eval_loss=eval_loss, device=device, world_size=world_size, rank=rank)
+    else:
+        protocol = NodeProtocol(x, ei, y, dev_masks, pe, loss=F.cross_entropy, score=score,
+                                eval_loss=eval_loss)
     rule = "val" if tr["stop_on"] == "val" else "val_or_loss"
 
     def fresh():
@@ -151,32 +189,50 @@ def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
         stopper.load_state_dict(ck["state"])
         state.update({k: ck["state"][k] for k in state})
         torch.set_rng_state(ck["rng"])
-    if load_latest(ckpt_path, use, _say) is None and tried:
-        model, opt, stopper, state = fresh()   # a rejected checkpoint may have loaded in part
-    ready()                                    # inputs are good: the run's config is written
-    _truncate_log(log_path, state["epoch"])    # epochs after the checkpoint (or all) re-run
+    found = None
+    if main:
+        found = load_latest(ckpt_path, use, _say)
+        if found is None and tried:
+            model, opt, stopper, state = fresh()   # a rejected checkpoint may have loaded in part
+    if world_size > 1:
+        # The other ranks resume from the checkpoint rank 0 accepted (or start afresh).
+        ck = distributed.share(found[1] if found is not None else None)
+        if not main and ck is not None:
+            use(ck)
+    if sampled:
+        protocol.wrap(model, ddp=world_size > 1)
+    if main:
+        ready()                                    # inputs are good: the run's config is written
+        _truncate_log(log_path, state["epoch"])    # epochs after the checkpoint (or all) re-run
     start_time, clock = state["train_time"], EpochClock(device)
     saved_at = state["epoch"]
     bar = tqdm(range(state["epoch"], tr["epochs"]), desc=f"{cfg['name']} seed {seed}",
-               disable=not progress, leave=False, initial=state["epoch"], total=tr["epochs"])
+               disable=not (progress and main), leave=False, initial=state["epoch"],
+               total=tr["epochs"])
+
+    def epochs() -> Iterator[int]:
+        for epoch in bar:
+            protocol.epoch = epoch                 # NeighborProtocol seeds its epoch from it
+            yield epoch
 
     def log(epoch: int, train_loss: float, s: Dict[str, Any]) -> None:
-        _append_log(log_path, {"epoch": epoch, "train_loss": train_loss,
-                               "val_loss": s["val"][1], "train": s["train"][0],
-                               "val": s["val"][0], "test": s["test"][0]})
+        if main:
+            _append_log(log_path, {"epoch": epoch, "train_loss": train_loss,
+                                   "val_loss": s["val"][1], "train": s["train"][0],
+                                   "val": s["val"][0], "test": s["test"][0]})
         state["epoch"], state["train_time"] = epoch + 1, start_time + sum(clock.times)
         bar.set_postfix(val=f"{s['val'][0]:.3f}", best=f"{stopper.best['val']:.3f}")
 
     def after(epoch: int) -> None:
         nonlocal saved_at
-        if state["epoch"] % tr["checkpoint_every"] == 0:
+        if main and state["epoch"] % tr["checkpoint_every"] == 0:
             save_checkpoint({"model": model.state_dict(), "optim": opt.state_dict(),
                              "state": {**state, **stopper.state_dict()},
                              "rng": torch.get_rng_state()}, ckpt_path)
             saved_at = state["epoch"]
     try:
-        fit(model, opt, protocol, stopper, bar, clock=clock, splits=("train", "val", "test"),
-            log=log, after=after)
+        fit(model, opt, protocol, stopper, epochs(), clock=clock,
+            splits=("train", "val", "test"), log=log, after=after)
     except KeyboardInterrupt:
         bar.close()
         since = (f"from epoch {saved_at}, its last checkpoint" if saved_at
@@ -186,11 +242,15 @@ def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
             f"command to resume ({since})") from None
     bar.close()
     best = stopper.best
+    extra: Dict[str, Any] = {}
+    if sampled:
+        extra = {"loader": "neighbor", "world_size": world_size,
+                 "global_batch_size": cfg["loader"]["batch_size"] * world_size}
     return {f"test_{metric}": best["test"], f"val_{metric}": best["val"],
             "best_epoch": best["epoch"], "epochs_run": state["epoch"],
             "time_per_epoch_s": state["train_time"] / max(state["epoch"], 1),
             "num_parameters": sum(p.numel() for p in model.parameters()),
-            "sparse_features": sparse}
+            "sparse_features": sparse, **extra}
 
 
 # ----------------------------------------------------------------------------- graph tasks
@@ -249,60 +309,114 @@ def _read_folds(done_path: Path) -> List[Dict[str, Any]]:
 
 
 def _fold_loaders(data_list, y: torch.Tensor, folds: List[torch.Tensor], k: int, seed: int,
-                  batch_size: int) -> Dict[str, Any]:
+                  batch_size: int, world_size: int = 1, rank: int = 0) -> Dict[str, Any]:
     """Fold ``k``'s loaders: the fold is the test set, a stratified tenth of the others the
-    validation set for early stopping, the rest the training set (shuffled)."""
+    validation set for early stopping, the rest the training set (shuffled; with
+    ``world_size > 1``, this rank's share of it through a ``DistributedSampler``, whose
+    ``set_epoch`` reshuffles)."""
+    from torch.utils.data.distributed import DistributedSampler
     from torch_geometric.loader import DataLoader
     test_idx = folds[k]
     rest = torch.cat([f for j, f in enumerate(folds) if j != k])
     inner = stratified_folds(y[rest], 10, seed * 100 + k)
     parts = {"train": rest[torch.cat(inner[1:])], "val": rest[inner[0]], "test": test_idx}
-    return {name: DataLoader([data_list[i] for i in idx.tolist()], batch_size=batch_size,
-                             shuffle=(name == "train")) for name, idx in parts.items()}
+    out = {}
+    for name, idx in parts.items():
+        graphs = [data_list[i] for i in idx.tolist()]
+        if name == "train" and world_size > 1:
+            share = DistributedSampler(graphs, num_replicas=world_size, rank=rank, shuffle=True,
+                                       seed=seed * 100 + k)
+            out[name] = DataLoader(graphs, batch_size=batch_size, sampler=share)
+        else:
+            out[name] = DataLoader(graphs, batch_size=batch_size, shuffle=(name == "train"))
+    return out
+
+
+def _ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` in ``DistributedDataParallel`` (this rank's GPU on CUDA)."""
+    from torch.nn.parallel import DistributedDataParallel
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return DistributedDataParallel(model, device_ids=[index])
+    return DistributedDataParallel(model)
+
+
+class _RankZeroEval:
+    """A protocol under torchrun: training through the DDP model on every rank (the mean
+    training loss over the ranks), evaluation of the plain model on rank 0 alone, its scores
+    shared with every rank (one early-stopping decision)."""
+
+    def __init__(self, inner: Any, model: torch.nn.Module) -> None:
+        self.inner, self.model = inner, model
+
+    def train_epoch(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> float:
+        return distributed.all_mean(self.inner.train_epoch(model, opt), 1)
+
+    def evaluate(self, model: torch.nn.Module, splits) -> Dict[str, Any]:
+        mine = self.inner.evaluate(self.model, splits) if distributed.is_main() else None
+        return distributed.share(mine)
 
 
 def train_graph(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
                 ready: Callable[[], None]) -> Dict[str, Any]:
     """Cross-validate a graph task (protocol ``cv10``) in run folder ``out``, keeping the
     finished folds; ``ready()`` is called once the data are good."""
+    world_size, rank = distributed.world()
+    main = rank == 0
     device = torch.device(cfg["device"])
     data_list, num_classes = _graph_dataset(cfg)
     y = torch.tensor([int(d.y) for d in data_list])
     folds = stratified_folds(y, 10, seed)
     done_path, log_path = out / "folds.json", out / "log.jsonl"
-    done = _read_folds(done_path)
-    ready()                                                # inputs are good: config written
-    _truncate_log(log_path, len(done), key="fold")         # an unfinished fold is re-run
+    done = _read_folds(done_path) if main else []
+    if main:
+        ready()                                            # inputs are good: config written
+        _truncate_log(log_path, len(done), key="fold")     # an unfinished fold is re-run
+    done = distributed.share(done)                         # torchrun: rank 0's record
     tr = cfg["train"]
-    bar = tqdm(range(len(done), 10), desc=f"{cfg['name']} seed {seed}", disable=not progress,
-               leave=False, initial=len(done), total=10)
+    bar = tqdm(range(len(done), 10), desc=f"{cfg['name']} seed {seed}",
+               disable=not (progress and main), leave=False, initial=len(done), total=10)
     clock = EpochClock(device)
     where = {"fold": len(done), "epoch": 0}
+
+    order: List[Any] = [None]          # torchrun: the training graphs' DistributedSampler
 
     def counted(epochs) -> Iterator[int]:
         for epoch in epochs:
             where["epoch"] = epoch
+            if order[0] is not None:
+                order[0].set_epoch(epoch)
             yield epoch
     try:
         for k in bar:
             where["fold"], where["epoch"] = k, 0
             seed_everything(seed * 100 + k)
-            loaders = _fold_loaders(data_list, y, folds, k, seed, tr["batch_size"])
+            loaders = _fold_loaders(data_list, y, folds, k, seed, tr["batch_size"],
+                                    world_size, rank)
+            order[0] = getattr(loaders["train"], "sampler", None) if world_size > 1 else None
             model = model_from_config(cfg, data_list[0].num_features, num_classes).to(device)
             opt = torch.optim.Adam(model.parameters(), lr=cfg["optim"]["lr"],
                                    weight_decay=cfg["optim"]["weight_decay"])
-            protocol = BatchProtocol(loaders, device, loss=F.cross_entropy,
-                                     score=lambda logits, t: fraction_correct(logits.argmax(-1), t))
+            protocol: Any = BatchProtocol(
+                loaders, device, loss=F.cross_entropy,
+                score=lambda logits, t: fraction_correct(logits.argmax(-1), t))
+            trained: torch.nn.Module = model
+            if world_size > 1:
+                torch.manual_seed(seed * 100 + k + 7919 * rank)    # each rank its dropout
+                trained = _ddp(model, device)
+                protocol = _RankZeroEval(protocol, model)
             stopper = EarlyStopping("best_val", tr["patience"], best={
                 "val": -1.0, "val_loss": float("inf"), "test": 0.0, "epoch": -1})
 
             def log(epoch: int, train_loss: float, s: Dict[str, Any], k=k) -> None:
-                _append_log(log_path, {"fold": k, "epoch": epoch, "train_loss": train_loss,
-                                       "val": s["val"][0], "val_loss": s["val"][1]})
-            fit(model, opt, protocol, stopper, counted(range(tr["epochs"])), clock=clock,
+                if main:
+                    _append_log(log_path, {"fold": k, "epoch": epoch, "train_loss": train_loss,
+                                           "val": s["val"][0], "val_loss": s["val"][1]})
+            fit(trained, opt, protocol, stopper, counted(range(tr["epochs"])), clock=clock,
                 splits=("val",), log=log)
             done.append(stopper.best)
-            atomic_write_json(done_path, done)
+            if main:
+                atomic_write_json(done_path, done)
             bar.set_postfix(fold_acc=f"{stopper.best['test']:.3f}")
     except KeyboardInterrupt:
         bar.close()

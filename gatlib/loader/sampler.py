@@ -277,6 +277,15 @@ class NeighborSampler(BaseSampler):
         self._generator: Optional[torch.Generator] = None
         self._generator_key = None
 
+    def reseed(self, seed: Optional[int]) -> None:
+        """Restart the sampler's generator from ``seed`` (None: torch's global generator), e.g.
+        at the start of each epoch with a seed made from the run's seed, the rank and the epoch,
+        so that an epoch's batches do not depend on the epochs before it (exact resumption)."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        self.seed = None if seed is None else int(seed)
+        self._generator, self._generator_key = None, None
+
     @property
     def graph(self) -> "_CSRView":
         """A light ``GraphCSR``-like view of the kept fields (for :func:`sample_neighbors`)."""

@@ -10,18 +10,7 @@ from gatlib.nn import GATConv, NodeClassifier
 from gatlib.nn.inference import forward_blocks
 
 from ..conftest import random_graph
-
-
-def cora_or_random() -> Data:
-    """Cora where its files are available, else a random graph of the same flavour."""
-    try:
-        from gatlib.data import planetoid
-        return planetoid("Cora")[0]
-    except Exception:  # noqa: BLE001 - any reason Cora cannot load here
-        g = torch.Generator().manual_seed(0)
-        edge_index = random_graph(300, 1500, seed=0)
-        return Data(x=torch.randn(300, 40, generator=g), edge_index=edge_index,
-                    y=torch.randint(0, 7, (300,), generator=g))
+from ..nn.test_inference import cora_or_random
 
 
 @pytest.fixture(scope="module")
