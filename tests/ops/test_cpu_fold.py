@@ -171,3 +171,14 @@ def test_eager_path_weights_only_gradient():
 
 def test_eager_path_only_for_attention_ops():
     assert eager_op("segment_softmax") is torch.ops.gatlib.segment_softmax
+
+
+def test_size_rule_keeps_folded_ids_in_int32():
+    """Folded node ids are i * H + h in int32 (MKL's index width): a graph whose N * H would
+    overflow them takes the per-head path, however few its edges."""
+    assert kernels._folds(4, 10, 100, 100)
+    assert not kernels._folds(4, 10, 2 ** 29, 100)            # (2**29 + 1) * 4 > 2**31 - 1
+    assert not kernels._folds(4, 10, 100, 2 ** 29)
+    assert kernels._folds(1, 10, 2 ** 30, 2 ** 30)
+    assert not kernels._folds(0, 10, 100, 100)
+    assert not kernels._folds(2, kernels.FOLD_MAX_ENTRIES, 100, 100)
