@@ -382,3 +382,22 @@ def test_source_index_far_out_of_range_never_reaches_a_kernel():
     q = torch.randn(3, 1, 2)
     with pytest.raises(ValueError, match="edge_index"):
         sparse_attention(q, q, q, torch.tensor([[0, 10**6], [1, 2]]))
+
+
+@pytest.mark.parametrize("n", [1, 5, 300, 1 << 16, (1 << 16) + 1, 5_000_000])
+@pytest.mark.parametrize("E", [0, 1, 7, 10_000])
+def test_stable_argsort_equals_torchs(n, E):
+    """The CPU radix path (one or two 16-bit passes) gives torch's stable order exactly."""
+    from gatlib.graph.csr import _stable_argsort
+    idx = torch.randint(0, n, (E,), generator=torch.Generator().manual_seed(E + n))
+    got = _stable_argsort(idx, n)
+    assert got.dtype == torch.long and torch.equal(got, torch.argsort(idx, stable=True))
+
+
+def test_offsets_equal_searchsorted():
+    from gatlib.graph.csr import _offsets
+    idx = torch.sort(torch.randint(0, 50, (400,), generator=torch.Generator().manual_seed(0)))[0]
+    for n in (50, 80):
+        want = torch.searchsorted(idx, torch.arange(n + 1))
+        assert torch.equal(_offsets(idx, n), want)
+    assert torch.equal(_offsets(idx[:0], 3), torch.zeros(4, dtype=torch.long))
