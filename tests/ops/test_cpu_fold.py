@@ -182,3 +182,22 @@ def test_size_rule_keeps_folded_ids_in_int32():
     assert kernels._folds(1, 10, 2 ** 30, 2 ** 30)
     assert not kernels._folds(0, 10, 100, 100)
     assert not kernels._folds(2, kernels.FOLD_MAX_ENTRIES, 100, 100)
+
+
+def test_large_graph_folds_from_its_second_use(monkeypatch):
+    """A graph above the first-use limit runs per head on its first call (a raw edge_index is
+    a new graph every call: folding would cost more than it saves) and folded from its second
+    call on (the fold then kept on the GraphCSR); results equal either way."""
+    monkeypatch.setattr(kernels, "FOLD_FIRST_USE_MAX_ENTRIES", 10)
+    csr = to_csr(random_graph(10, 30, seed=1), 10)
+    g = graph_tensors(csr)
+    first = kernels.folded_graph_args(csr, g, 2)
+    assert len(first) == 8 and first[7].numel() == 0                      # the marker
+    assert kernels.fold_heads(first, 2) is None                            # ops do not fold
+    second = kernels.folded_graph_args(csr, g, 2)
+    assert len(second) == 14 and kernels.folded_graph_args(csr, g, 2) is second
+    small = to_csr(torch.tensor([[0, 1], [1, 2]]), 3)                      # E * H = 4 <= 10
+    assert len(kernels.folded_graph_args(small, graph_tensors(small), 2)) == 14
+    inputs = _inputs("gat", 10, 10, 30)
+    outs = [_run("gat", "cpu", inputs)[0] for _ in range(2)]               # fresh graph each
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
