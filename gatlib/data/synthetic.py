@@ -23,6 +23,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce
 
+from .._checks import check_positive_int
 from .splits import stratified_masks
 
 __all__ = ["csbm", "sbm_pattern", "sbm_cluster"]
@@ -45,12 +46,6 @@ def _check_size_range(name: str, rng: Sequence[int]) -> Tuple[int, int]:
     if not 1 <= lo <= hi:
         raise ValueError(f"{name} must satisfy 1 <= min <= max, got {rng!r}")
     return lo, hi
-
-
-def _check_positive_int(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _distinct(total: int, m: int, g: torch.Generator) -> Tensor:
@@ -163,9 +158,9 @@ def csbm(num_nodes: int = 1000, num_classes: int = 2, avg_degree: float = 5.0,
     Returns:
         ``Data(x [N, F], y [N], edge_index [2, E], train_mask, val_mask, test_mask [N])``.
     """
-    n = _check_positive_int("num_nodes", num_nodes)
-    C = _check_positive_int("num_classes", num_classes)
-    F = _check_positive_int("feature_dim", feature_dim)
+    n = check_positive_int(num_nodes, "num_nodes")
+    C = check_positive_int(num_classes, "num_classes")
+    F = check_positive_int(feature_dim, "feature_dim")
     if n < C:
         raise ValueError(f"num_nodes ({n}) must be at least num_classes ({C})")
     if mu < 0:
@@ -267,12 +262,12 @@ def sbm_pattern(num_graphs: int = 100, seed: int = 0, *, num_communities: int = 
         A list of ``Data(x, y [N], edge_index [2, E], pattern [1])``, ready for
         ``torch_geometric.loader.DataLoader``.
     """
-    num_graphs = _check_positive_int("num_graphs", num_graphs, minimum=0)
-    K = _check_positive_int("num_communities", num_communities)
+    num_graphs = check_positive_int(num_graphs, "num_graphs", minimum=0)
+    K = check_positive_int(num_communities, "num_communities")
     lo, hi = _check_size_range("community_size", community_size)
-    P = _check_positive_int("pattern_size", pattern_size)
-    T = _check_positive_int("num_patterns", num_patterns)
-    V = _check_positive_int("vocab_size", vocab_size)
+    P = check_positive_int(pattern_size, "pattern_size")
+    T = check_positive_int(num_patterns, "num_patterns")
+    V = check_positive_int(vocab_size, "vocab_size")
     p, q = _check_prob("p", p), _check_prob("q", q)
     p_pattern, q_pattern = _check_prob("p_pattern", p_pattern), _check_prob("q_pattern", q_pattern)
 
@@ -336,8 +331,8 @@ def sbm_cluster(num_graphs: int = 100, seed: int = 0, *, num_clusters: int = 6,
         A list of ``Data(x, y [N], edge_index [2, E])``, ready for
         ``torch_geometric.loader.DataLoader``.
     """
-    num_graphs = _check_positive_int("num_graphs", num_graphs, minimum=0)
-    K = _check_positive_int("num_clusters", num_clusters)
+    num_graphs = check_positive_int(num_graphs, "num_graphs", minimum=0)
+    K = check_positive_int(num_clusters, "num_clusters")
     lo, hi = _check_size_range("cluster_size", cluster_size)
     p, q = _check_prob("p", p), _check_prob("q", q)
 

@@ -27,9 +27,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from .._checks import check_positive_int
 from ..graph import check_edge_index, complete_graph, grid_graph, path_graph
 from .splits import stratified_split
-from .synthetic import _check_positive_int
 
 __all__ = ["long_range_sequences", "receptive_field", "digits_graphs", "stratified_split",
            "SEQUENCE_PATTERNS"]
@@ -57,9 +57,9 @@ def receptive_field(num_layers: int, window: int, dilation: int = 1) -> int:
     Returns:
         ``L * w * d`` (an int).
     """
-    L = _check_positive_int("num_layers", num_layers, minimum=0)
-    w = _check_positive_int("window", window, minimum=0)
-    d = _check_positive_int("dilation", dilation)
+    L = check_positive_int(num_layers, "num_layers", minimum=0)
+    w = check_positive_int(window, "window", minimum=0)
+    d = check_positive_int(dilation, "dilation")
     return L * w * d
 
 
@@ -154,9 +154,9 @@ def long_range_sequences(num_graphs: int = 1000, length: int = 64, vocab: int = 
         deciding [1] long)``, where ``deciding`` is the flagged position ``p`` within its
         graph (in a batch it is not offset: its node is ``batch.ptr[b] + deciding[b]``).
     """
-    num_graphs = _check_positive_int("num_graphs", num_graphs, minimum=0)
-    length = _check_positive_int("length", length, minimum=3)
-    vocab = _check_positive_int("vocab", vocab, minimum=2)
+    num_graphs = check_positive_int(num_graphs, "num_graphs", minimum=0)
+    length = check_positive_int(length, "length", minimum=3)
+    vocab = check_positive_int(vocab, "vocab", minimum=2)
     if min_distance is None:
         min_distance = length // 2
     if (isinstance(min_distance, bool) or int(min_distance) != min_distance
@@ -165,9 +165,9 @@ def long_range_sequences(num_graphs: int = 1000, length: int = 64, vocab: int = 
                          f"(the flagged position is drawn from [min_distance, length - 1]), "
                          f"got {min_distance!r}")
     min_distance = int(min_distance)
-    window = _check_positive_int("window", window)
-    dilation = _check_positive_int("dilation", dilation)
-    num_random = _check_positive_int("num_random", num_random, minimum=0)
+    window = check_positive_int(window, "window")
+    dilation = check_positive_int(dilation, "dilation")
+    num_random = check_positive_int(num_random, "num_random", minimum=0)
     edge_index = _sequence_edges(pattern, length, window, dilation, num_random, int(seed))
 
     g = torch.Generator().manual_seed(int(seed))
@@ -219,7 +219,7 @@ def digits_graphs(patch: int = 1, radius: int = 1, diagonal: bool = True, coords
     if isinstance(patch, bool) or patch not in _PATCHES:
         raise ValueError(f"patch must be one of {_PATCHES} (the side of a square patch that "
                          f"tiles the 8x8 image), got {patch!r}")
-    radius = _check_positive_int("radius", radius, minimum=0)
+    radius = check_positive_int(radius, "radius", minimum=0)
     from sklearn.datasets import load_digits       # imported here: only this task needs it
 
     digits = load_digits()
