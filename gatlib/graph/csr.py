@@ -181,10 +181,11 @@ class GraphCSR:
 
 
 def _offsets(sorted_index: Tensor, n: int) -> Tensor:
-    """``[n + 1]`` offsets of each value's run in a sorted index: a count per value and its
-    running sum (O(E + n); about 7x faster than searchsorted on a batch of small graphs).
-    Under torch.compile, searchsorted: a static output shape. Both are exact."""
-    if compiling():
+    """``[n + 1]`` offsets of each value's run in a sorted index. On the CPU, a count per value
+    and its running sum (O(E + n); about 7x faster than searchsorted on a batch of small
+    graphs). Elsewhere and under torch.compile, searchsorted: deterministic on every device
+    (CUDA's bincount is not guaranteed to be) and a static output shape. Both are exact."""
+    if sorted_index.device.type != "cpu" or compiling():
         return torch.searchsorted(sorted_index, torch.arange(
             n + 1, dtype=sorted_index.dtype, device=sorted_index.device))
     out = sorted_index.new_zeros(n + 1)                                    # [n + 1]
