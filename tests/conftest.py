@@ -35,3 +35,24 @@ def random_graph(num_nodes: int, num_edges: int, seed: int = 0, hub: bool = True
 @pytest.fixture
 def graph_factory():
     return random_graph
+
+
+def edit_in_place(route: str, edge_index):
+    """Write source 5 into edge 0 of ``edge_index`` by ``route``: ``plain`` indexing, through
+    ``numpy()``, through ``.data``, through a ``view``, or, for a tensor made by
+    ``torch.from_numpy``, by refilling its NumPy buffer (``from_numpy``). Some routes leave the
+    tensor's version counter unchanged, which is what the tests check no cache relies on."""
+    if route == "plain":
+        edge_index[0, 0] = 5
+    elif route in ("numpy", "from_numpy"):
+        buf = edge_index.numpy()
+        new = buf.copy()
+        new[0, 0] = 5
+        buf[:] = new                                    # the same buffer, refilled
+    elif route == "data":
+        edge_index.data[0, 0] = 5
+    elif route == "view":
+        edge_index[0].narrow(0, 0, 1).fill_(5)
+    else:
+        raise ValueError(f"unknown route {route!r}")
+    return edge_index

@@ -5,7 +5,7 @@ import torch_geometric.nn as pyg_nn
 
 from gatlib.nn.conv import GATConv, GATv2Conv, GraphTransformerConv
 
-from ..conftest import random_graph
+from ..conftest import edit_in_place, random_graph
 
 PAIRS = {"gat": (pyg_nn.GATConv, GATConv), "gatv2": (pyg_nn.GATv2Conv, GATv2Conv),
          "transformer": (pyg_nn.TransformerConv, GraphTransformerConv)}
@@ -322,19 +322,6 @@ def test_sparse_tensor_input():
 
 # ------------------------------------------------------------------ explicit structure
 
-def _edit(route, ei):
-    import numpy as np
-    if route == "plain":
-        ei[0, 0] = 5
-    elif route == "numpy":
-        ei.numpy()[0, 0] = 5
-    elif route == "data":
-        ei.data[0, 0] = 5
-    elif route == "from_numpy":
-        np.copyto(ei.numpy(), ei.numpy())                    # refilled below, same buffer
-        ei.numpy()[0, 0] = 5
-
-
 @pytest.mark.parametrize("route", ["plain", "numpy", "data", "from_numpy"])
 def test_in_place_edit_of_edge_index_through_gatconv(route):
     import numpy as np
@@ -344,7 +331,7 @@ def test_in_place_edit_of_edge_index_through_gatconv(route):
     base = np.array([[0, 1, 2, 3, 4, 6], [1, 2, 3, 4, 5, 1]])
     ei = torch.from_numpy(base.copy()) if route == "from_numpy" else torch.tensor(base)
     before = layer(x, ei)
-    _edit(route, ei)
+    edit_in_place(route, ei)
     after = layer(x, ei)
     assert torch.equal(after, layer(x, ei.clone()))
     assert not torch.allclose(after, before)

@@ -8,7 +8,7 @@ import torch
 from gatlib.graph import to_csr
 from gatlib.ops import gat_attention, reference, sparse_attention, use_backend
 
-from ..conftest import backends_under_test, random_graph
+from ..conftest import backends_under_test, edit_in_place, random_graph
 from .helpers import attention_inputs, grads, run_attention
 
 BACKENDS = backends_under_test()
@@ -278,35 +278,14 @@ def test_every_adjacency_form_gives_the_edge_index_answer(backend, op, S, T):
 
 # ------------------------------------------------------------------ in-place edits
 
-def _edit(route, edge_index):
-    """Write a new source into edge 0 by ``route``; some routes leave the version unchanged."""
-    if route == "plain":
-        edge_index[0, 0] = 5
-    elif route == "numpy":
-        edge_index.numpy()[0, 0] = 5
-    elif route == "data":
-        edge_index.data[0, 0] = 5
-    elif route == "view":
-        edge_index[0].narrow(0, 0, 1).fill_(5)
-    return edge_index
-
-
 @pytest.mark.parametrize("route", ["plain", "numpy", "data", "view", "from_numpy"])
 @pytest.mark.parametrize("op", ["sparse", "gat"])
 def test_editing_edge_index_in_place_gives_the_new_graphs_answer(route, op):
-    import numpy as np
     inputs = _inputs(op, 8, 8, 0, with_term=False)
     base = torch.tensor([[0, 1, 2, 3, 4, 6], [1, 2, 3, 4, 5, 1]])
-    if route == "from_numpy":
-        buf = base.numpy().copy()
-        edge_index = torch.from_numpy(buf)
-    else:
-        edge_index = base.clone()
+    edge_index = torch.from_numpy(base.numpy().copy()) if route == "from_numpy" else base.clone()
     before, _ = _run(op, "cpu", dict(inputs, edge_index=edge_index))
-    if route == "from_numpy":
-        buf[:] = np.array([[5, 1, 2, 3, 4, 6], [1, 2, 3, 4, 5, 1]])  # refill the same buffer
-    else:
-        _edit(route, edge_index)
+    edit_in_place(route, edge_index)
     fresh = edge_index.clone()
     assert int(fresh[0, 0]) == 5
     after, _ = _run(op, "cpu", dict(inputs, edge_index=edge_index))
