@@ -210,9 +210,45 @@ def _stable_argsort(index: Tensor, n: int) -> Tensor:
     return torch.from_numpy(perm.astype(np.int64, copy=False))
 
 
+def _native_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
+                loops: bool) -> Optional[GraphCSR]:
+    """The ``GraphCSR`` of checked edges by the native counting sort (``gatlib/native/csr.h``,
+    O(E + N), the same arrays as the sorts below), with the layers' self-loops when ``loops``;
+    None where it does not run (not on the CPU, under torch.compile, or no native library)."""
+    if src.device.type != "cpu" or compiling():
+        return None
+    from .. import native
+    lib = native.library()
+    if lib is None:
+        return None
+    src, dst = src.long().contiguous(), dst.long().contiguous()
+    E, S, T = src.numel(), num_src, num_dst
+    L = min(S, T) if loops else 0
+    i64 = dict(dtype=torch.long)
+    rowptr, rowptr_t = torch.empty(T + 1, **i64), torch.empty(S + 1, **i64)
+    per_edge = torch.empty(5, E + L, **i64)           # col, row, perm, col_t, perm_t
+    keep, scratch = torch.empty(E, **i64), torch.empty(max(S, T) + 1, **i64)
+    col, row, perm, col_t, perm_t = per_edge
+    M = lib.gatlib_build_csr(src.data_ptr(), dst.data_ptr(), E, S, T, int(loops), L,
+                             rowptr.data_ptr(), col.data_ptr(), row.data_ptr(), perm.data_ptr(),
+                             rowptr_t.data_ptr(), col_t.data_ptr(), perm_t.data_ptr(),
+                             keep.data_ptr(), scratch.data_ptr())
+    if M < 0:                              # unreachable after the caller's range check
+        raise ValueError(f"edge {-1 - M} has an index out of range (num_src={S}, "
+                         f"num_dst={T})")
+    graph = GraphCSR(rowptr, col[:M], row[:M], perm[:M], rowptr_t, col_t[:M], perm_t[:M],
+                     _token=_TRUSTED)
+    if loops:
+        graph._kept = keep[:M - L]
+    return graph
+
+
 def _build_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int) -> GraphCSR:
     """The ``GraphCSR`` of the edges ``(src[e], dst[e])``, whose ranges the caller has checked
     (internal builder: no field checks)."""
+    built = _native_csr(src, dst, num_src, num_dst, loops=False)
+    if built is not None:
+        return built
     src, dst = src.long(), dst.long()
     perm = _stable_argsort(dst, num_dst)                                   # [E]
     col, row = src.index_select(0, perm), dst.index_select(0, perm)        # [E], [E]
@@ -225,6 +261,9 @@ def _build_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int) -> GraphCSR
 def _self_looped(edge_index: Tensor, num_src: int, num_dst: int) -> GraphCSR:
     """The ``GraphCSR`` of a checked ``edge_index`` without its self-loops, then one loop per
     node ``i < min(num_src, num_dst)``; its ``kept_edges`` are the ids of the kept edges."""
+    built = _native_csr(edge_index[0], edge_index[1], num_src, num_dst, loops=True)
+    if built is not None:
+        return built
     keep = (edge_index[0] != edge_index[1]).nonzero().view(-1)             # [E']
     loops = torch.arange(min(num_src, num_dst), device=edge_index.device)  # [L]
     src = torch.cat([edge_index[0].index_select(0, keep).long(), loops])   # [E' + L]

@@ -1,12 +1,14 @@
-"""The CPU backend's two paths, either side of its size rule: heads folded into one CSR
-(``E * H <= FOLD_MAX_ENTRIES``) and one CSR call per head (above it); the folded graph itself;
-and the eager autograd path against the registered ops."""
+"""The CPU backend's three paths: the fused kernels (``gatlib.ops.cpu.fused``), and torch's
+kernels either side of the fold's size rule: heads folded into one CSR (``E * H <=
+FOLD_MAX_ENTRIES``) and one CSR call per head (above it); the folded graph itself; and the eager
+autograd path against the registered ops."""
 import pytest
 import torch
 
 from gatlib.graph import to_csr
 from gatlib.ops import gat_attention, reference, sparse_attention, use_backend
-from gatlib.ops.cpu import eager_op, kernels
+from gatlib import native
+from gatlib.ops.cpu import eager_op, fused, kernels
 from gatlib.ops.graph_args import graph_tensors
 
 from ..conftest import random_graph
@@ -17,9 +19,15 @@ from .helpers import attention_inputs, grads, run_attention
 CASES = [(20, 20, 60), (15, 7, 40), (12, 12, 0), (1, 1, 1), (3, 3, 30)]
 
 
-@pytest.fixture(params=["folded", "per-head"])
+@pytest.fixture(params=["native", "folded", "per-head"])
 def path(request, monkeypatch):
-    """Run the test on one side of the size rule (and check that side is the one taken)."""
+    """Run the test on one path of the CPU backend (and check that path is the one taken):
+    the fused kernels, or torch's kernels either side of the fold's size rule."""
+    if request.param == "native":
+        if not native.available():
+            pytest.skip(native.status())
+        return request.param
+    monkeypatch.setattr(fused, "NATIVE_MAX_ENTRIES", -1)
     if request.param == "per-head":
         monkeypatch.setattr(kernels, "FOLD_MAX_ENTRIES", -1)
     return request.param
@@ -81,7 +89,10 @@ def test_both_paths_match_reference(path, op, S, T, E, term, monkeypatch):
     inputs = _inputs(op, S, T, E, term=term)
     out, alpha = _run(op, "cpu", inputs)
     folded = [c is not None for c in calls]
-    assert folded and all(f == (path == "folded") for f in folded)
+    if path == "native":
+        assert not calls                                   # no fold: the CSR as it is
+    else:
+        assert folded and all(f == (path == "folded") for f in folded)
     ref_out, ref_alpha = _run(op, "reference", inputs)
     torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(alpha, ref_alpha, rtol=1e-10, atol=1e-10)

@@ -12,7 +12,7 @@ from ..._checks import compiling
 from ..backend import FLOATS, Kernels
 from ..factory import make_backend
 from ..graph_args import graph_tensors
-from . import kernels, ops
+from . import fused, kernels, ops
 
 __all__ = ["BACKEND", "eager_op"]
 
@@ -22,8 +22,8 @@ def _graph_args(graph, heads: int) -> List[Tensor]:
     copy (built once per head count and kept on the graph). Under torch.compile the op folds
     inside, since the folded graph's sizes depend on the degrees."""
     tensors = graph_tensors(graph)
-    if compiling():
-        return tensors
+    if compiling() or fused.handles(tensors[1].numel() * heads, torch.empty(0)):
+        return tensors                     # the fused kernels read the CSR tensors as they are
     return kernels.folded_graph_args(graph, tensors, heads)
 
 

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..factory import ATTENTION_OPS
 from ..graph_args import CSRTensors, csr_tensors
+from . import fused
 from .kernels import (expand, fold_heads, index_select, sddmm, segment_sum, softmax_stats,
                       softmax_weights_, source_sum, spmm)
 
@@ -199,6 +200,84 @@ def _dot_backward(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask,
             _term_grad(g_score, g, bias))
 
 
+# --------------------------------------------------------------- the fused kernels (gatlib.native)
+
+def _fused_gat_forward(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope,
+                        dropout, return_attention):
+    out, lse, alpha = fused.forward(fused.KIND_GAT, csr_tensors(graph), _up(a_dst),
+                                     _up(a_src), _up(v), _up(edge_score), dropout_mask, dropout,
+                                     negative_slope, return_attention)
+    return out.to(v.dtype), lse, alpha.to(v.dtype)
+
+
+def _fused_gat_backward(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score,
+                         dropout_mask, negative_slope, dropout):
+    g_dst, g_src, g_v, g_term = fused.backward(
+        fused.KIND_GAT, csr_tensors(graph), _up(a_dst), _up(a_src), _up(v), _up(edge_score),
+        dropout_mask, dropout, negative_slope, lse, _up(grad_out), _up(grad_alpha))
+    return (g_src.to(a_src.dtype), g_dst.to(a_dst.dtype), g_v.to(v.dtype),
+            _fused_term_grad(g_term, edge_score, g_v))
+
+
+def _fused_term_grad(g_term: Optional[Tensor], term: Optional[Tensor], like: Tensor) -> Tensor:
+    return like.new_empty(0) if term is None else g_term.to(term.dtype)
+
+
+def _fused_dot_forward(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention):
+    out, lse, alpha = fused.forward(fused.KIND_DOT, csr_tensors(graph), _up(q), _up(k),
+                                     _up(v), _up(bias), dropout_mask, dropout, scale,
+                                     return_attention)
+    return out.to(v.dtype), lse, alpha.to(v.dtype)
+
+
+def _fused_dot_backward(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale,
+                         dropout):
+    g_q, g_k, g_v, g_term = fused.backward(
+        fused.KIND_DOT, csr_tensors(graph), _up(q), _up(k), _up(v), _up(bias), dropout_mask,
+        dropout, scale, lse, _up(grad_out), _up(grad_alpha))
+    return (g_q.to(q.dtype), g_k.to(k.dtype), g_v.to(v.dtype),
+            _fused_term_grad(g_term, bias, g_v))
+
+
+def _fused_attend_forward(score, v, graph, dropout_mask, dropout, return_attention):
+    out, lse, alpha = fused.forward(fused.KIND_ATTEND, csr_tensors(graph), None, None, _up(v),
+                                     _up(score), dropout_mask, dropout, 0.0, return_attention)
+    return out.to(v.dtype), lse, alpha.to(v.dtype)
+
+
+def _fused_attend_backward(grad_out, grad_alpha, score, v, lse, graph, dropout_mask, dropout):
+    _, _, g_v, g_score = fused.backward(
+        fused.KIND_ATTEND, csr_tensors(graph), None, None, _up(v), _up(score), dropout_mask,
+        dropout, 0.0, lse, _up(grad_out), _up(grad_alpha))
+    return g_score.to(score.dtype), g_v.to(v.dtype)
+
+
+def _fused_or(op: str, native_forward, native_backward, forward, backward):
+    """``(forward, backward)`` of ``op``: the fused kernels where :func:`fused.handles` the
+    graph's size and the inputs' dtypes, ``forward``/``backward`` (torch's kernels) otherwise.
+    Forward and backward decide alike (same size, same dtypes)."""
+    at = ATTENTION_OPS[op].graph_at
+
+    def entries(graph, v) -> int:
+        return graph[1].numel() * v.size(1)
+
+    def pick_forward(*args):
+        graph, v = args[at], args[at - 1]
+        floats = [a for a in args if isinstance(a, Tensor)]
+        if fused.handles(entries(graph, v), *floats):
+            return native_forward(*args)
+        return forward(*args)
+
+    def pick_backward(grad_out, grad_alpha, *args):
+        graph, v = args[at + 1], args[at - 1]
+        floats = [a for i, a in enumerate(args) if isinstance(a, Tensor) and i != at]
+        if fused.handles(entries(graph, v), grad_out, grad_alpha, *floats):
+            return native_backward(grad_out, grad_alpha, *args)
+        return backward(grad_out, grad_alpha, *args)
+
+    return pick_forward, pick_backward
+
+
 # -------------------------------------------------------------------------- head folding
 
 def _one(x):
@@ -241,9 +320,15 @@ def _folding(op: str, forward, backward):
     return fold_forward, fold_backward
 
 
-gat_forward, gat_backward = _folding("gat_attention", _gat_forward, _gat_backward)
-dot_forward, dot_backward = _folding("sparse_attention", _dot_forward, _dot_backward)
-attend_forward, attend_backward = _folding("attend", _attend_forward, _attend_backward)
+gat_forward, gat_backward = _fused_or(
+    "gat_attention", _fused_gat_forward, _fused_gat_backward,
+    *_folding("gat_attention", _gat_forward, _gat_backward))
+dot_forward, dot_backward = _fused_or(
+    "sparse_attention", _fused_dot_forward, _fused_dot_backward,
+    *_folding("sparse_attention", _dot_forward, _dot_backward))
+attend_forward, attend_backward = _fused_or(
+    "attend", _fused_attend_forward, _fused_attend_backward,
+    *_folding("attend", _attend_forward, _attend_backward))
 
 
 # ------------------------------------------------------------------------ segment softmax

@@ -1,0 +1,302 @@
+/* The fused CPU attention kernels, written once for a floating type REAL (included twice by
+ * native.c: float with suffix _f32, double with suffix _f64).
+ *
+ * One kernel per pass, for the three score kinds of gatlib's attention ops:
+ *   KIND_ATTEND: s = score[e, h]                                  (given scores)
+ *   KIND_GAT:    s = leaky_relu(a_src[j, h] + a_dst[i, h] + term[e, h])
+ *   KIND_DOT:    s = param * <q[i, h], k[j, h]> + term[e, h]
+ * for the edge e = perm[p] (caller's order) at target-sorted position p, from source j = col[p]
+ * to target i. The forward pass computes every edge's scores for all heads less its row's shift
+ * ([E, H] scratch), their exponentials in one long vectorised loop (a row of a small graph is too
+ * short to vectorise), then per target the sums, the weights and the weighted sum of v: nothing
+ * per edge is returned except the weights when asked for, and no [E, H, C] tensor exists. The
+ * backward pass recomputes the weights from the saved log-sum-exp the same way and scatters the
+ * source-side gradients as it goes (one thread: no race). Edges are the outer loop and heads the
+ * inner one, so that a source's row of v (H * C values) is read once, contiguously.
+ *
+ * Numerics follow gatlib's CPU backend (gatlib/ops/cpu/ops.py): the row's shift is its max, or 0
+ * when that is not finite; lse = shift + log(sum exp(s - shift)) (-inf for a row without edges);
+ * the weights are exp(s - shift) / sum in the forward pass and exp(s - lse) in the backward pass,
+ * and exp(s - inf) (0, nan for a nan or +inf score) for a row whose lse is not finite; a -inf
+ * pre-activation stays -inf through the LeakyReLU for every slope.
+ *
+ * Layouts (all contiguous): node tensors [N, H, D]; per-target statistics lse [H, T]; per-edge
+ * tensors [E, H] in the caller's edge order; the dropout mask [E, H] as bytes (1 = kept).
+ *
+ * The bodies are always-inlined functions of (kind, D, C): each entry point calls them with
+ * constant sizes for the common head widths (8, 16, 32, 64), so that the compiler unrolls the
+ * per-head loops, and with the run-time sizes otherwise.
+ */
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SUFFIX)
+#define INLINE static inline __attribute__((always_inline))
+
+/* <a, b> over D values. For a D known at compile time (a power of two up to 64) the products
+ * are summed pairwise, halving the vector each step: a short dependency chain instead of D - 1
+ * dependent additions. */
+INLINE REAL FN(dot)(const REAL *restrict a, const REAL *restrict b, const int64_t D) {
+    if (D == 8 || D == 16 || D == 32 || D == 64) {
+        REAL x[64];
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) x[d] = a[d] * b[d];
+        for (int64_t w = D / 2; w >= 1; w /= 2) {
+#pragma omp simd
+            for (int64_t d = 0; d < w; ++d) x[d] += x[d + w];
+        }
+        return x[0];
+    }
+    REAL acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t d = 0; d < D; ++d) acc += a[d] * b[d];
+    return acc;
+}
+
+/* s[t * H + h]: the scores of the n in-edges of target i, all heads; the pre-activations of a
+ * GAT score in pre[] (same layout) when pre is not NULL. */
+INLINE void FN(row_scores)(const int kind, int64_t i, int64_t n, const int64_t H,
+                           const int64_t D, const int64_t *restrict col,
+                           const int64_t *restrict perm, const REAL *restrict q,
+                           const REAL *restrict k, const REAL *restrict term, REAL param,
+                           REAL *restrict s, REAL *restrict pre) {
+    for (int64_t t = 0; t < n; ++t) {
+        const int64_t j = col[t], e = perm[t];
+        REAL *st = s + t * H;
+        if (kind == KIND_ATTEND) {
+            for (int64_t h = 0; h < H; ++h) st[h] = term[e * H + h];
+        } else if (kind == KIND_GAT) {
+            for (int64_t h = 0; h < H; ++h) {
+                REAL x = k[j * H + h] + q[i * H + h];
+                if (term) x += term[e * H + h];
+                if (pre) pre[t * H + h] = x;
+                st[h] = (x > 0 || isnan(x) || isinf(x)) ? x : param * x;
+            }
+        } else {
+            const REAL *qi = q + i * H * D, *kj = k + j * H * D;
+            for (int64_t h = 0; h < H; ++h) {
+                REAL acc = param * FN(dot)(qi + h * D, kj + h * D, D);
+                if (term) acc += term[e * H + h];
+                st[h] = acc;
+            }
+        }
+    }
+}
+
+/* The shift of head h's scores s[t * H + h], t < n: their max, or 0 when that is not finite
+ * (or a score is nan). */
+INLINE REAL FN(row_shift)(const REAL *restrict s, int64_t n, int64_t H, int64_t h) {
+    REAL m = -INFINITY;
+    int has_nan = 0;
+    for (int64_t t = 0; t < n; ++t) {
+        const REAL x = s[t * H + h];
+        has_nan |= isnan(x);
+        m = x > m ? x : m;
+    }
+    return (has_nan || !isfinite(m)) ? 0 : m;
+}
+
+/* x[0..n) <- exp(x): one long loop, vectorised with libmvec (a row of a small graph is too
+ * short for that, so the exponentials of all rows run here at once). */
+INLINE void FN(exp_all)(REAL *restrict x, int64_t n) {
+#pragma omp simd
+    for (int64_t r = 0; r < n; ++r) x[r] = EXP(x[r]);
+}
+
+/* scratch: E * H + H * T + H values (E = rowptr[T]). */
+INLINE void FN(forward_impl)(const int kind, int64_t T, const int64_t H, const int64_t D,
+                             const int64_t C, const int64_t *restrict rowptr,
+                             const int64_t *restrict col, const int64_t *restrict perm,
+                             const REAL *restrict q, const REAL *restrict k,
+                             const REAL *restrict v, const REAL *restrict term,
+                             const uint8_t *restrict mask, REAL keep_scale, REAL param,
+                             REAL *restrict out, REAL *restrict lse_out,
+                             REAL *restrict alpha_out, REAL *restrict scratch) {
+    const int64_t E = rowptr[T];
+    REAL *p = scratch;                       /* [E, H]: scores - shift, then their exp */
+    REAL *shift = p + E * H;                 /* [H, T] */
+    REAL *inv = shift + H * T;               /* [H]: 1 / sum (1 for a row without mass) */
+    for (int64_t i = 0; i < T; ++i) {
+        const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
+        REAL *s = p + p0 * H;
+        FN(row_scores)(kind, i, n, H, D, col + p0, perm + p0, q, k, term, param, s, NULL);
+        for (int64_t h = 0; h < H; ++h) {
+            const REAL m = FN(row_shift)(s, n, H, h);
+            shift[h * T + i] = m;
+            for (int64_t t = 0; t < n; ++t) s[t * H + h] -= m;
+        }
+    }
+    FN(exp_all)(p, E * H);
+    for (int64_t i = 0; i < T; ++i) {
+        const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
+        REAL *s = p + p0 * H;
+        for (int64_t h = 0; h < H; ++h) {
+            REAL z = 0;
+            for (int64_t t = 0; t < n; ++t) z += s[t * H + h];
+            lse_out[h * T + i] = z;          /* the sum for now: the logs run in one pass */
+            inv[h] = 1 / z;
+            if (!(z > 0 && z < INFINITY)) {  /* lse not finite: weights exp(s - inf) */
+                inv[h] = 1;
+                for (int64_t t = 0; t < n; ++t) {
+                    const REAL x = s[t * H + h];
+                    s[t * H + h] = (isnan(x) || isinf(x)) ? NAN : 0;
+                }
+            }
+        }
+        REAL *o = out + i * H * C;
+        for (int64_t c = 0; c < H * C; ++c) o[c] = 0;
+        for (int64_t t = 0; t < n; ++t) {
+            const int64_t j = col[p0 + t], e = perm[p0 + t];
+            const REAL *vj = v + j * H * C;
+            for (int64_t h = 0; h < H; ++h) {
+                const REAL alpha = s[t * H + h] * inv[h];
+                if (alpha_out) alpha_out[e * H + h] = alpha;
+                REAL w = alpha;
+                if (mask) w = mask[e * H + h] ? alpha * keep_scale : 0;
+                REAL *oh = o + h * C;
+                const REAL *vh = vj + h * C;
+#pragma omp simd
+                for (int64_t c = 0; c < C; ++c) oh[c] += w * vh[c];
+            }
+        }
+    }
+    const int64_t HT = H * T;
+#pragma omp simd
+    for (int64_t r = 0; r < HT; ++r) lse_out[r] = shift[r] + LOG(lse_out[r]);
+}
+
+/* scratch: 2 * E * H + H * ld + H values (E = rowptr[T], ld >= the largest in-degree). */
+INLINE void FN(backward_impl)(const int kind, int64_t T, const int64_t H, const int64_t D,
+                              const int64_t C, const int64_t *restrict rowptr,
+                              const int64_t *restrict col, const int64_t *restrict perm,
+                              const REAL *restrict q, const REAL *restrict k,
+                              const REAL *restrict v, const REAL *restrict term,
+                              const uint8_t *restrict mask, REAL keep_scale, REAL param,
+                              const REAL *restrict lse_in, const REAL *restrict grad_out,
+                              const REAL *restrict grad_alpha, REAL *restrict grad_q,
+                              REAL *restrict grad_k, REAL *restrict grad_v,
+                              REAL *restrict grad_term, REAL *restrict scratch, int64_t ld) {
+    const int64_t E = rowptr[T];
+    REAL *alpha = scratch;                   /* [E, H]: scores - lse, then the weights */
+    REAL *pre = alpha + E * H;               /* [E, H]: GAT's pre-activations */
+    REAL *dalpha = pre + E * H;              /* [ld, H] */
+    REAL *dot = dalpha + ld * H;             /* [H] */
+    for (int64_t i = 0; i < T; ++i) {
+        const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
+        REAL *s = alpha + p0 * H;
+        FN(row_scores)(kind, i, n, H, D, col + p0, perm + p0, q, k, term, param, s,
+                       kind == KIND_GAT ? pre + p0 * H : NULL);
+        for (int64_t h = 0; h < H; ++h) {
+            const REAL lse = lse_in[h * T + i];
+            const REAL safe = isfinite(lse) ? lse : INFINITY;
+            for (int64_t t = 0; t < n; ++t) s[t * H + h] -= safe;
+        }
+    }
+    FN(exp_all)(alpha, E * H);
+    for (int64_t i = 0; i < T; ++i) {
+        const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
+        const REAL *go = grad_out + i * H * C;
+        const REAL *a_i = alpha + p0 * H;
+        for (int64_t h = 0; h < H; ++h) dot[h] = 0;
+        for (int64_t t = 0; t < n; ++t) {
+            const int64_t j = col[p0 + t], e = perm[p0 + t];
+            const REAL *vj = v + j * H * C;
+            for (int64_t h = 0; h < H; ++h) {
+                REAL d = FN(dot)(go + h * C, vj + h * C, C);
+                if (mask) d *= mask[e * H + h] ? keep_scale : 0;
+                if (grad_alpha) d += grad_alpha[e * H + h];
+                dalpha[t * H + h] = d;
+                dot[h] += a_i[t * H + h] * d;
+            }
+        }
+        for (int64_t t = 0; t < n; ++t) {
+            const int64_t j = col[p0 + t], e = perm[p0 + t];
+            REAL *gvj = grad_v + j * H * C;
+            for (int64_t h = 0; h < H; ++h) {
+                const REAL a = a_i[t * H + h];
+                REAL g = (dalpha[t * H + h] - dot[h]) * a;       /* d loss / d score */
+                REAL w = a;
+                if (mask) w = mask[e * H + h] ? w * keep_scale : 0;
+                REAL *gv = gvj + h * C;
+                const REAL *gh = go + h * C;
+#pragma omp simd
+                for (int64_t c = 0; c < C; ++c) gv[c] += w * gh[c];
+                if (kind == KIND_GAT) {
+                    g = pre[(p0 + t) * H + h] > 0 ? g : g * param;  /* through the LeakyReLU */
+                    grad_q[i * H + h] += g;
+                    grad_k[j * H + h] += g;
+                } else if (kind == KIND_DOT) {
+                    const REAL gs = g * param;
+                    const REAL *qi = q + (i * H + h) * D, *kj = k + (j * H + h) * D;
+                    REAL *gq = grad_q + (i * H + h) * D, *gk = grad_k + (j * H + h) * D;
+#pragma omp simd
+                    for (int64_t d = 0; d < D; ++d) {
+                        gq[d] += gs * kj[d];
+                        gk[d] += gs * qi[d];
+                    }
+                }
+                if (grad_term) grad_term[e * H + h] = g;
+            }
+        }
+    }
+}
+
+/* Calls BODY(kind, D, C) with compile-time constants where (kind, D, C) is a common shape. */
+#define DISPATCH(BODY, kind, D, C)                                                      \
+    do {                                                                                \
+        if (kind == KIND_DOT && D == C) {                                               \
+            switch (C) {                                                                \
+            case 8: BODY(KIND_DOT, 8, 8); return;                                       \
+            case 16: BODY(KIND_DOT, 16, 16); return;                                    \
+            case 32: BODY(KIND_DOT, 32, 32); return;                                    \
+            case 64: BODY(KIND_DOT, 64, 64); return;                                    \
+            }                                                                           \
+        } else if (kind == KIND_GAT || kind == KIND_ATTEND) {                           \
+            const int g_ = kind == KIND_GAT;                                            \
+            switch (C) {                                                                \
+            case 8: if (g_) BODY(KIND_GAT, 1, 8); else BODY(KIND_ATTEND, 1, 8); return;     \
+            case 16: if (g_) BODY(KIND_GAT, 1, 16); else BODY(KIND_ATTEND, 1, 16); return;  \
+            case 32: if (g_) BODY(KIND_GAT, 1, 32); else BODY(KIND_ATTEND, 1, 32); return;  \
+            case 64: if (g_) BODY(KIND_GAT, 1, 64); else BODY(KIND_ATTEND, 1, 64); return;  \
+            }                                                                           \
+        }                                                                               \
+        BODY(kind, D, C);                                                               \
+    } while (0)
+
+/* scratch: E * H + H * T + H values. */
+void FN(attention_forward)(int kind, int64_t T, int64_t H, int64_t D, int64_t C,
+                           const int64_t *rowptr, const int64_t *col, const int64_t *perm,
+                           const REAL *q, const REAL *k, const REAL *v, const REAL *term,
+                           const uint8_t *mask, REAL keep_scale, REAL param, REAL *out,
+                           REAL *lse_out, REAL *alpha_out, REAL *scratch) {
+#define FWD(K_, D_, C_)                                                                 \
+    FN(forward_impl)(K_, T, H, D_, C_, rowptr, col, perm, q, k, v, term, mask, keep_scale, \
+                     param, out, lse_out, alpha_out, scratch)
+    DISPATCH(FWD, kind, D, C);
+#undef FWD
+}
+
+/* Gradients. kind DOT: grad_q [T,H,D], grad_k [S,H,D]; kind GAT: grad_q = grad_a_dst [T,H],
+ * grad_k = grad_a_src [S,H]; kind ATTEND: neither. grad_v [S,H,C]; grad_term [E,H] (the score's
+ * gradient for ATTEND, the bias's or edge score's otherwise; NULL when there is no term). The
+ * gradient buffers must be zero-filled by the caller. scratch: 2 * E * H + H * ld + H values,
+ * ld >= the largest in-degree. */
+void FN(attention_backward)(int kind, int64_t T, int64_t H, int64_t D, int64_t C,
+                            const int64_t *rowptr, const int64_t *col, const int64_t *perm,
+                            const REAL *q, const REAL *k, const REAL *v, const REAL *term,
+                            const uint8_t *mask, REAL keep_scale, REAL param,
+                            const REAL *lse_in, const REAL *grad_out, const REAL *grad_alpha,
+                            REAL *grad_q, REAL *grad_k, REAL *grad_v, REAL *grad_term,
+                            REAL *scratch, int64_t ld) {
+#define BWD(K_, D_, C_)                                                                 \
+    FN(backward_impl)(K_, T, H, D_, C_, rowptr, col, perm, q, k, v, term, mask, keep_scale, \
+                      param, lse_in, grad_out, grad_alpha, grad_q, grad_k, grad_v, grad_term, \
+                      scratch, ld)
+    DISPATCH(BWD, kind, D, C);
+#undef BWD
+}
+
+#undef INLINE
+#undef FN
+#undef CAT
+#undef CAT_

@@ -1,0 +1,122 @@
+"""The fused CPU attention kernels (``gatlib/native/attention.h``), used by the CPU backend on
+graphs up to :data:`NATIVE_MAX_ENTRIES` edge-head pairs where the native library is built
+(:mod:`gatlib.native`).
+
+On a batch of small graphs torch's kernels cost more in fixed per-call overhead than in
+arithmetic (a layer's forward and backward is some 40 calls of 20-300 us each on a few thousand
+edges). The fused kernels do each op in a few passes over the graph's CSR view: every edge's
+scores less its row's shift, their exponentials in one vectorised loop, then per target the
+weights and the weighted sum of the values; in the backward pass the recomputed weights and
+every gradient, scattered to the sources as they are found. They read the CSR tensors as they
+are (no head-folded graph is built), keep only ``[E, H]`` scratch (never ``[E, H, C]``), return
+nothing per edge but the weights when asked for, and compute in fp32 or fp64 (fp16/bf16 inputs
+in fp32, as everywhere on the CPU). The results equal torch's kernels up to rounding; the tests
+run the CPU backend both ways against the reference.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ... import native as _native
+
+__all__ = ["handles", "forward", "backward", "NATIVE_MAX_ENTRIES", "KIND_ATTEND", "KIND_GAT",
+           "KIND_DOT"]
+
+KIND_ATTEND, KIND_GAT, KIND_DOT = 0, 1, 2
+
+# The size rule: the fused kernels run one thread; above this many edge-head pairs (E * H) the
+# multi-threaded MKL path is used. Measured forward+backward, one thread, 4 heads x 16 (fused /
+# torch's kernels on the head-folded graph): see experiments/results/small_graphs_cpu.md.
+NATIVE_MAX_ENTRIES = 1 << 21
+
+_REAL = {torch.float32: "_f32", torch.float64: "_f64"}
+_COMPUTED = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
+
+
+def handles(num_entries: int, *tensors: Optional[Tensor]) -> bool:
+    """The size-and-type rule: the fused kernels run when loaded, when ``num_entries`` (E * H)
+    is at most :data:`NATIVE_MAX_ENTRIES`, and when every floating tensor given has one dtype,
+    fp32 or fp64 (after the fp32 upcast of fp16/bf16)."""
+    if num_entries > NATIVE_MAX_ENTRIES:
+        return False
+    dtypes = {_COMPUTED.get(t.dtype, t.dtype) for t in tensors
+              if t is not None and t.dtype.is_floating_point}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in _REAL:
+        return False
+    return _native.available()
+
+
+def _p(t: Optional[Tensor]) -> Optional[int]:
+    return None if t is None else t.data_ptr()
+
+
+def _mask_bytes(mask: Optional[Tensor]) -> Optional[Tensor]:
+    if mask is None:
+        return None
+    if mask.dtype == torch.bool:
+        return mask.contiguous().view(torch.uint8)
+    return (mask != 0).contiguous().view(torch.uint8)
+
+
+def _c(t: Optional[Tensor]) -> Optional[Tensor]:
+    return None if t is None else t.contiguous()
+
+
+def _keep_scale(dropout: float) -> float:
+    return 1.0 / (1.0 - dropout) if dropout < 1.0 else 0.0
+
+
+def forward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
+            term: Optional[Tensor], mask: Optional[Tensor], dropout: float, param: float,
+            return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """One op's forward pass: ``(out [T, H, C], lse [H, T], alpha [E, H] or [0, H])``.
+
+    ``g``: the graph's :class:`~gatlib.ops.graph_args.CSRTensors`; ``q``/``k``: the queries and
+    keys ``[T, H, D]``/``[S, H, D]`` (DOT), the target and source halves ``a_dst [T, H]``/
+    ``a_src [S, H]`` (GAT), or None (ATTEND); ``term``: the caller-order ``[E, H]`` scores
+    (ATTEND), bias (DOT) or edge score (GAT); ``param``: the scale (DOT) or negative slope
+    (GAT)."""
+    lib = _native.library()
+    T, H, C = g.rowptr.numel() - 1, v.size(1), v.size(2)
+    E = g.col.numel()
+    D = q.size(2) if kind == KIND_DOT else 1
+    q, k, v, term, mask = _c(q), _c(k), _c(v), _c(term), _mask_bytes(mask)
+    out = v.new_empty(T, H, C)
+    lse = v.new_empty(H, T)
+    alpha = v.new_empty(E, H) if return_attention else v.new_empty(0, H)
+    scratch = v.new_empty(E * H + H * T + H)
+    getattr(lib, "attention_forward" + _REAL[v.dtype])(
+        kind, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v), _p(term),
+        _p(mask), _keep_scale(dropout), param, _p(out), _p(lse),
+        _p(alpha) if return_attention else None, _p(scratch))
+    return out, lse, alpha
+
+
+def backward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
+             term: Optional[Tensor], mask: Optional[Tensor], dropout: float, param: float,
+             lse: Tensor, grad_out: Tensor, grad_alpha: Optional[Tensor]
+             ) -> Tuple[Optional[Tensor], Optional[Tensor], Tensor, Optional[Tensor]]:
+    """One op's backward pass: ``(grad_q, grad_k, grad_v, grad_term)``, shaped as the inputs
+    (None for an absent ``q``/``k``; ``grad_term [E, H]`` is the gradient of the given scores for
+    ATTEND, of ``term`` otherwise, None without a term)."""
+    lib = _native.library()
+    T, H, C = g.rowptr.numel() - 1, v.size(1), v.size(2)
+    E = g.col.numel()
+    D = q.size(2) if kind == KIND_DOT else 1
+    q, k, v, term, mask = _c(q), _c(k), _c(v), _c(term), _mask_bytes(mask)
+    grad_q = None if q is None else torch.zeros_like(q)
+    grad_k = None if k is None else torch.zeros_like(k)
+    grad_v = torch.zeros_like(v)
+    grad_term = None if term is None else v.new_empty(E, H)
+    # Held in locals: a temporary's memory must outlive the call that reads its pointer.
+    lse, grad_out, grad_alpha = lse.contiguous(), grad_out.contiguous(), _c(grad_alpha)
+    deg = int(g.rowptr.diff().max()) if T > 0 else 0
+    scratch = v.new_empty(2 * E * H + H * deg + H)
+    getattr(lib, "attention_backward" + _REAL[v.dtype])(
+        kind, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v), _p(term),
+        _p(mask), _keep_scale(dropout), param, _p(lse), _p(grad_out), _p(grad_alpha),
+        _p(grad_q), _p(grad_k), _p(grad_v), _p(grad_term), _p(scratch), deg)
+    return grad_q, grad_k, grad_v, grad_term
