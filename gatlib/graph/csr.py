@@ -243,36 +243,37 @@ def _native_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
     return graph
 
 
-def _build_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int) -> GraphCSR:
+def _build_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
+               loops: bool = False) -> GraphCSR:
     """The ``GraphCSR`` of the edges ``(src[e], dst[e])``, whose ranges the caller has checked
-    (internal builder: no field checks)."""
-    built = _native_csr(src, dst, num_src, num_dst, loops=False)
+    (internal builder: no field checks). With ``loops``: without the edges ``(i, i)``, then one
+    loop per node ``i < min(num_src, num_dst)``, its ``kept_edges`` the ids of the kept edges."""
+    built = _native_csr(src, dst, num_src, num_dst, loops)
     if built is not None:
         return built
     src, dst = src.long(), dst.long()
+    if loops:
+        keep = (src != dst).nonzero().view(-1)                             # [E']
+        ids = torch.arange(min(num_src, num_dst), device=src.device)      # [L]
+        src = torch.cat([src.index_select(0, keep), ids])                  # [E' + L]
+        dst = torch.cat([dst.index_select(0, keep), ids])                  # [E' + L]
     perm = _stable_argsort(dst, num_dst)                                   # [E]
     col, row = src.index_select(0, perm), dst.index_select(0, perm)        # [E], [E]
     perm_t = _stable_argsort(col, num_src)                                 # [E]
-    return GraphCSR(_offsets(row, num_dst), col, row, perm,
-                    _offsets(col.index_select(0, perm_t), num_src), row.index_select(0, perm_t),
-                    perm_t, _token=_TRUSTED)
+    graph = GraphCSR(_offsets(row, num_dst), col, row, perm,
+                     _offsets(col.index_select(0, perm_t), num_src),
+                     row.index_select(0, perm_t), perm_t, _token=_TRUSTED)
+    if loops:
+        graph._kept = keep
+        # src and dst are this function's own tensors: they are the caller-order edges.
+        graph._derived["edge_index"] = torch.stack([src, dst])             # [2, E' + L]
+    return graph
 
 
 def _self_looped(edge_index: Tensor, num_src: int, num_dst: int) -> GraphCSR:
     """The ``GraphCSR`` of a checked ``edge_index`` without its self-loops, then one loop per
     node ``i < min(num_src, num_dst)``; its ``kept_edges`` are the ids of the kept edges."""
-    built = _native_csr(edge_index[0], edge_index[1], num_src, num_dst, loops=True)
-    if built is not None:
-        return built
-    keep = (edge_index[0] != edge_index[1]).nonzero().view(-1)             # [E']
-    loops = torch.arange(min(num_src, num_dst), device=edge_index.device)  # [L]
-    src = torch.cat([edge_index[0].index_select(0, keep).long(), loops])   # [E' + L]
-    dst = torch.cat([edge_index[1].index_select(0, keep).long(), loops])   # [E' + L]
-    graph = _build_csr(src, dst, num_src, num_dst)
-    graph._kept = keep
-    # src and dst are this function's own tensors: they are the caller-order edges.
-    graph._derived["edge_index"] = torch.stack([src, dst])                 # [2, E' + L]
-    return graph
+    return _build_csr(edge_index[0], edge_index[1], num_src, num_dst, loops=True)
 
 
 def to_csr(edge_index, num_nodes: Optional[int] = None,
