@@ -30,7 +30,7 @@ from typing import Sequence
 
 __all__ = ["available", "status", "library"]
 
-_VERSION = 4                                   # gatlib_native_version() in gatlib_native.c
+_VERSION = 5                                   # gatlib_native_version() in gatlib_native.c
 _HERE = Path(__file__).resolve().parent
 _SOURCES = ("gatlib_native.c", "attention.h", "csr.h")
 _FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-std=gnu99")
@@ -111,13 +111,17 @@ def _declare(lib) -> None:
     build.restype = i64
     for suffix, real in (("_f32", ctypes.c_float), ("_f64", ctypes.c_double)):
         fwd = getattr(lib, "attention_forward" + suffix)
-        fwd.argtypes = [i32, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, real,
-                        real, ptr, ptr, ptr, ptr]
+        fwd.argtypes = [i32, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr,
+                        ptr, real, real, ptr, ptr, ptr, ptr, ptr]
         fwd.restype = None
-        bwd = getattr(lib, "attention_backward" + suffix)
-        bwd.argtypes = [i32, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, real,
-                        real, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64]
-        bwd.restype = None
+        targets = getattr(lib, "attention_backward_targets" + suffix)
+        targets.argtypes = [i32, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr,
+                            ptr, real, real, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64]
+        targets.restype = None
+        sources = getattr(lib, "attention_backward_sources" + suffix)
+        sources.argtypes = [i32, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, real,
+                            ptr, ptr, ptr, i64]
+        sources.restype = None
 
 
 def _load():

@@ -10,9 +10,11 @@
  * ([E, H] scratch), their exponentials in one long vectorised loop (a row of a small graph is too
  * short to vectorise), then per target the sums, the weights and the weighted sum of v: nothing
  * per edge is returned except the weights when asked for, and no [E, H, C] tensor exists. The
- * backward pass recomputes the weights from the saved log-sum-exp the same way and scatters the
- * source-side gradients as it goes (one thread: no race). Edges are the outer loop and heads the
- * inner one, so that a source's row of v (H * C values) is read once, contiguously.
+ * backward pass recomputes the weights from the saved log-sum-exp the same way, computes each
+ * target's gradients and keeps each edge's two factors ([E, H] each), then gathers every
+ * source's gradients over the source-sorted order: each pass writes its rows whole (no zeroing,
+ * no scatter). Edges are the outer loop and heads the inner one, so that a source's row of v
+ * (H * C values) is read once, contiguously.
  *
  * Numerics follow gatlib's CPU backend (gatlib/ops/cpu/ops.py): the row's shift is its max, or 0
  * when that is not finite; lse = shift + log(sum exp(s - shift)) (-inf for a row without edges);
@@ -103,20 +105,23 @@ INLINE void FN(exp_all)(REAL *restrict x, int64_t n) {
     for (int64_t r = 0; r < n; ++r) x[r] = EXP(x[r]);
 }
 
-/* scratch: E * H + H * T + H values (E = rowptr[T]). */
-INLINE void FN(forward_impl)(const int kind, int64_t T, const int64_t H, const int64_t D,
-                             const int64_t C, const int64_t *restrict rowptr,
+/* Targets i0 <= i < i1 (a range writes only its targets' rows and edges; gatlib passes the
+ * whole graph as one range). scratch: [E, H] for the edges' scores (indexed by edge position)
+ * and [H, T] for the rows' shifts (indexed by target); local: H values of the range's own. */
+INLINE void FN(forward_impl)(const int kind, int64_t T, int64_t i0, int64_t i1, const int64_t H,
+                             const int64_t D, const int64_t C, const int64_t *restrict rowptr,
                              const int64_t *restrict col, const int64_t *restrict perm,
                              const REAL *restrict q, const REAL *restrict k,
                              const REAL *restrict v, const REAL *restrict term,
                              const uint8_t *restrict mask, REAL keep_scale, REAL param,
                              REAL *restrict out, REAL *restrict lse_out,
-                             REAL *restrict alpha_out, REAL *restrict scratch) {
+                             REAL *restrict alpha_out, REAL *restrict scratch,
+                             REAL *restrict local) {
     const int64_t E = rowptr[T];
     REAL *p = scratch;                       /* [E, H]: scores - shift, then their exp */
     REAL *shift = p + E * H;                 /* [H, T] */
-    REAL *inv = shift + H * T;               /* [H]: 1 / sum (1 for a row without mass) */
-    for (int64_t i = 0; i < T; ++i) {
+    REAL *inv = local;                       /* [H]: 1 / sum (1 for a row without mass) */
+    for (int64_t i = i0; i < i1; ++i) {
         const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
         REAL *s = p + p0 * H;
         FN(row_scores)(kind, i, n, H, D, col + p0, perm + p0, q, k, term, param, s, NULL);
@@ -126,8 +131,8 @@ INLINE void FN(forward_impl)(const int kind, int64_t T, const int64_t H, const i
             for (int64_t t = 0; t < n; ++t) s[t * H + h] -= m;
         }
     }
-    FN(exp_all)(p, E * H);
-    for (int64_t i = 0; i < T; ++i) {
+    FN(exp_all)(p + rowptr[i0] * H, (rowptr[i1] - rowptr[i0]) * H);
+    for (int64_t i = i0; i < i1; ++i) {
         const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
         REAL *s = p + p0 * H;
         for (int64_t h = 0; h < H; ++h) {
@@ -160,43 +165,52 @@ INLINE void FN(forward_impl)(const int kind, int64_t T, const int64_t H, const i
             }
         }
     }
-    const int64_t HT = H * T;
+    for (int64_t h = 0; h < H; ++h) {
+        REAL *lh = lse_out + h * T;
+        const REAL *sh = shift + h * T;
 #pragma omp simd
-    for (int64_t r = 0; r < HT; ++r) lse_out[r] = shift[r] + LOG(lse_out[r]);
+        for (int64_t i = i0; i < i1; ++i) lh[i] = sh[i] + LOG(lh[i]);
+    }
 }
 
-/* scratch: 2 * E * H + H * ld + H values (E = rowptr[T], ld >= the largest in-degree). */
-INLINE void FN(backward_impl)(const int kind, int64_t T, const int64_t H, const int64_t D,
-                              const int64_t C, const int64_t *restrict rowptr,
-                              const int64_t *restrict col, const int64_t *restrict perm,
-                              const REAL *restrict q, const REAL *restrict k,
-                              const REAL *restrict v, const REAL *restrict term,
-                              const uint8_t *restrict mask, REAL keep_scale, REAL param,
-                              const REAL *restrict lse_in, const REAL *restrict grad_out,
-                              const REAL *restrict grad_alpha, REAL *restrict grad_q,
-                              REAL *restrict grad_k, REAL *restrict grad_v,
-                              REAL *restrict grad_term, REAL *restrict scratch, int64_t ld) {
+/* The backward pass, first over targets i0 <= i < i1: the recomputed weights, d loss / d score
+ * (g) and each target's own gradients (grad_q: DOT's queries or GAT's target halves, written
+ * whole), with each edge's weight times its dropout factor (w) and g kept in [E, H] buffers for
+ * the pass over sources. scratch: [E, H] (w) and [E, H] (g); local: ld * H + H values
+ * (ld >= the largest in-degree). */
+INLINE void FN(backward_targets_impl)(const int kind, int64_t T, int64_t i0, int64_t i1,
+                                      const int64_t H, const int64_t D, const int64_t C,
+                                      const int64_t *restrict rowptr,
+                                      const int64_t *restrict col,
+                                      const int64_t *restrict perm, const REAL *restrict q,
+                                      const REAL *restrict k, const REAL *restrict v,
+                                      const REAL *restrict term, const uint8_t *restrict mask,
+                                      REAL keep_scale, REAL param, const REAL *restrict lse_in,
+                                      const REAL *restrict grad_out,
+                                      const REAL *restrict grad_alpha, REAL *restrict grad_q,
+                                      REAL *restrict grad_term, REAL *restrict scratch,
+                                      REAL *restrict local, int64_t ld) {
     const int64_t E = rowptr[T];
-    REAL *alpha = scratch;                   /* [E, H]: scores - lse, then the weights */
-    REAL *pre = alpha + E * H;               /* [E, H]: GAT's pre-activations */
-    REAL *dalpha = pre + E * H;              /* [ld, H] */
+    REAL *wb = scratch;                      /* [E, H]: scores - lse, the weights, then w */
+    REAL *gb = wb + E * H;                   /* [E, H]: GAT's pre-activations, then g */
+    REAL *dalpha = local;                    /* [ld, H] */
     REAL *dot = dalpha + ld * H;             /* [H] */
-    for (int64_t i = 0; i < T; ++i) {
+    for (int64_t i = i0; i < i1; ++i) {
         const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
-        REAL *s = alpha + p0 * H;
+        REAL *s = wb + p0 * H;
         FN(row_scores)(kind, i, n, H, D, col + p0, perm + p0, q, k, term, param, s,
-                       kind == KIND_GAT ? pre + p0 * H : NULL);
+                       kind == KIND_GAT ? gb + p0 * H : NULL);
         for (int64_t h = 0; h < H; ++h) {
             const REAL lse = lse_in[h * T + i];
             const REAL safe = isfinite(lse) ? lse : INFINITY;
             for (int64_t t = 0; t < n; ++t) s[t * H + h] -= safe;
         }
     }
-    FN(exp_all)(alpha, E * H);
-    for (int64_t i = 0; i < T; ++i) {
+    FN(exp_all)(wb + rowptr[i0] * H, (rowptr[i1] - rowptr[i0]) * H);
+    for (int64_t i = i0; i < i1; ++i) {
         const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
         const REAL *go = grad_out + i * H * C;
-        const REAL *a_i = alpha + p0 * H;
+        REAL *a_i = wb + p0 * H, *g_i = gb + p0 * H;
         for (int64_t h = 0; h < H; ++h) dot[h] = 0;
         for (int64_t t = 0; t < n; ++t) {
             const int64_t j = col[p0 + t], e = perm[p0 + t];
@@ -209,36 +223,76 @@ INLINE void FN(backward_impl)(const int kind, int64_t T, const int64_t H, const 
                 dot[h] += a_i[t * H + h] * d;
             }
         }
+        REAL *gq = kind == KIND_DOT ? grad_q + i * H * D : kind == KIND_GAT ? grad_q + i * H : NULL;
+        if (kind == KIND_DOT)
+            for (int64_t r = 0; r < H * D; ++r) gq[r] = 0;
+        else if (kind == KIND_GAT)
+            for (int64_t h = 0; h < H; ++h) gq[h] = 0;
         for (int64_t t = 0; t < n; ++t) {
             const int64_t j = col[p0 + t], e = perm[p0 + t];
-            REAL *gvj = grad_v + j * H * C;
             for (int64_t h = 0; h < H; ++h) {
                 const REAL a = a_i[t * H + h];
                 REAL g = (dalpha[t * H + h] - dot[h]) * a;       /* d loss / d score */
-                REAL w = a;
-                if (mask) w = mask[e * H + h] ? w * keep_scale : 0;
-                REAL *gv = gvj + h * C;
-                const REAL *gh = go + h * C;
-#pragma omp simd
-                for (int64_t c = 0; c < C; ++c) gv[c] += w * gh[c];
                 if (kind == KIND_GAT) {
-                    g = pre[(p0 + t) * H + h] > 0 ? g : g * param;  /* through the LeakyReLU */
-                    grad_q[i * H + h] += g;
-                    grad_k[j * H + h] += g;
+                    g = g_i[t * H + h] > 0 ? g : g * param;      /* through the LeakyReLU */
+                    gq[h] += g;
                 } else if (kind == KIND_DOT) {
                     const REAL gs = g * param;
-                    const REAL *qi = q + (i * H + h) * D, *kj = k + (j * H + h) * D;
-                    REAL *gq = grad_q + (i * H + h) * D, *gk = grad_k + (j * H + h) * D;
+                    const REAL *kj = k + (j * H + h) * D;
+                    REAL *gqh = gq + h * D;
 #pragma omp simd
-                    for (int64_t d = 0; d < D; ++d) {
-                        gq[d] += gs * kj[d];
-                        gk[d] += gs * qi[d];
-                    }
+                    for (int64_t d = 0; d < D; ++d) gqh[d] += gs * kj[d];
                 }
+                g_i[t * H + h] = g;
                 if (grad_term) grad_term[e * H + h] = g;
+                if (mask) a_i[t * H + h] = mask[e * H + h] ? a * keep_scale : 0;
             }
         }
     }
+}
+
+/* Then over sources j0 <= j < j1 (the source-sorted order: rowptr_t, col_t = each edge's
+ * target, perm_t = its target-sorted position): grad_v [S, H, C] and grad_k (DOT's keys
+ * [S, H, D], GAT's source halves [S, H]), each source's rows written whole. */
+INLINE void FN(backward_sources_impl)(const int kind, int64_t T, int64_t j0, int64_t j1,
+                                      const int64_t H, const int64_t D, const int64_t C,
+                                      const int64_t *restrict rowptr_t,
+                                      const int64_t *restrict col_t,
+                                      const int64_t *restrict perm_t, const REAL *restrict q,
+                                      const REAL *restrict grad_out, REAL param,
+                                      const REAL *restrict scratch, REAL *restrict grad_k,
+                                      REAL *restrict grad_v, int64_t E) {
+    const REAL *wb = scratch, *gb = scratch + E * H;
+    for (int64_t j = j0; j < j1; ++j) {
+        REAL *gv = grad_v + j * H * C;
+        for (int64_t c = 0; c < H * C; ++c) gv[c] = 0;
+        REAL *gk = kind == KIND_DOT ? grad_k + j * H * D : kind == KIND_GAT ? grad_k + j * H : NULL;
+        if (kind == KIND_DOT)
+            for (int64_t r = 0; r < H * D; ++r) gk[r] = 0;
+        else if (kind == KIND_GAT)
+            for (int64_t h = 0; h < H; ++h) gk[h] = 0;
+        for (int64_t u = rowptr_t[j]; u < rowptr_t[j + 1]; ++u) {
+            const int64_t i = col_t[u], p = perm_t[u];
+            const REAL *go = grad_out + i * H * C;
+            for (int64_t h = 0; h < H; ++h) {
+                const REAL w = wb[p * H + h], g = gb[p * H + h];
+                REAL *gvh = gv + h * C;
+                const REAL *gh = go + h * C;
+#pragma omp simd
+                for (int64_t c = 0; c < C; ++c) gvh[c] += w * gh[c];
+                if (kind == KIND_GAT) {
+                    gk[h] += g;
+                } else if (kind == KIND_DOT) {
+                    const REAL gs = g * param;
+                    const REAL *qi = q + (i * H + h) * D;
+                    REAL *gkh = gk + h * D;
+#pragma omp simd
+                    for (int64_t d = 0; d < D; ++d) gkh[d] += gs * qi[d];
+                }
+            }
+        }
+    }
+    (void)T;
 }
 
 /* Calls BODY(kind, D, C) with compile-time constants where (kind, D, C) is a common shape. */
@@ -263,37 +317,52 @@ INLINE void FN(backward_impl)(const int kind, int64_t T, const int64_t H, const 
         BODY(kind, D, C);                                                               \
     } while (0)
 
-/* scratch: E * H + H * T + H values. */
-void FN(attention_forward)(int kind, int64_t T, int64_t H, int64_t D, int64_t C,
-                           const int64_t *rowptr, const int64_t *col, const int64_t *perm,
-                           const REAL *q, const REAL *k, const REAL *v, const REAL *term,
-                           const uint8_t *mask, REAL keep_scale, REAL param, REAL *out,
-                           REAL *lse_out, REAL *alpha_out, REAL *scratch) {
+/* Targets i0 <= i < i1 of the forward pass. scratch: E * H + H * T values; local: H values. */
+void FN(attention_forward)(int kind, int64_t T, int64_t i0, int64_t i1, int64_t H, int64_t D,
+                           int64_t C, const int64_t *rowptr, const int64_t *col,
+                           const int64_t *perm, const REAL *q, const REAL *k, const REAL *v,
+                           const REAL *term, const uint8_t *mask, REAL keep_scale, REAL param,
+                           REAL *out, REAL *lse_out, REAL *alpha_out, REAL *scratch,
+                           REAL *local) {
 #define FWD(K_, D_, C_)                                                                 \
-    FN(forward_impl)(K_, T, H, D_, C_, rowptr, col, perm, q, k, v, term, mask, keep_scale, \
-                     param, out, lse_out, alpha_out, scratch)
+    FN(forward_impl)(K_, T, i0, i1, H, D_, C_, rowptr, col, perm, q, k, v, term, mask,  \
+                     keep_scale, param, out, lse_out, alpha_out, scratch, local)
     DISPATCH(FWD, kind, D, C);
 #undef FWD
 }
 
-/* Gradients. kind DOT: grad_q [T,H,D], grad_k [S,H,D]; kind GAT: grad_q = grad_a_dst [T,H],
- * grad_k = grad_a_src [S,H]; kind ATTEND: neither. grad_v [S,H,C]; grad_term [E,H] (the score's
- * gradient for ATTEND, the bias's or edge score's otherwise; NULL when there is no term). The
- * gradient buffers must be zero-filled by the caller. scratch: 2 * E * H + H * ld + H values,
- * ld >= the largest in-degree. */
-void FN(attention_backward)(int kind, int64_t T, int64_t H, int64_t D, int64_t C,
-                            const int64_t *rowptr, const int64_t *col, const int64_t *perm,
-                            const REAL *q, const REAL *k, const REAL *v, const REAL *term,
-                            const uint8_t *mask, REAL keep_scale, REAL param,
-                            const REAL *lse_in, const REAL *grad_out, const REAL *grad_alpha,
-                            REAL *grad_q, REAL *grad_k, REAL *grad_v, REAL *grad_term,
-                            REAL *scratch, int64_t ld) {
+/* Targets i0 <= i < i1 of the backward pass: grad_q (DOT: [T,H,D]; GAT: grad_a_dst [T,H]) and
+ * grad_term [E,H] (the score's gradient for ATTEND, the bias's or edge score's otherwise; NULL
+ * without a term). scratch: 2 * E * H values (read by the pass over sources); local: ld * H + H
+ * values. */
+void FN(attention_backward_targets)(int kind, int64_t T, int64_t i0, int64_t i1, int64_t H,
+                                    int64_t D, int64_t C, const int64_t *rowptr,
+                                    const int64_t *col, const int64_t *perm, const REAL *q,
+                                    const REAL *k, const REAL *v, const REAL *term,
+                                    const uint8_t *mask, REAL keep_scale, REAL param,
+                                    const REAL *lse_in, const REAL *grad_out,
+                                    const REAL *grad_alpha, REAL *grad_q, REAL *grad_term,
+                                    REAL *scratch, REAL *local, int64_t ld) {
 #define BWD(K_, D_, C_)                                                                 \
-    FN(backward_impl)(K_, T, H, D_, C_, rowptr, col, perm, q, k, v, term, mask, keep_scale, \
-                      param, lse_in, grad_out, grad_alpha, grad_q, grad_k, grad_v, grad_term, \
-                      scratch, ld)
+    FN(backward_targets_impl)(K_, T, i0, i1, H, D_, C_, rowptr, col, perm, q, k, v, term, \
+                              mask, keep_scale, param, lse_in, grad_out, grad_alpha, grad_q, \
+                              grad_term, scratch, local, ld)
     DISPATCH(BWD, kind, D, C);
 #undef BWD
+}
+
+/* Sources j0 <= j < j1 of the backward pass, after every target's: grad_v [S,H,C] and grad_k
+ * (DOT: [S,H,D]; GAT: grad_a_src [S,H]; ATTEND: NULL). */
+void FN(attention_backward_sources)(int kind, int64_t T, int64_t j0, int64_t j1, int64_t H,
+                                    int64_t D, int64_t C, const int64_t *rowptr_t,
+                                    const int64_t *col_t, const int64_t *perm_t, const REAL *q,
+                                    const REAL *grad_out, REAL param, const REAL *scratch,
+                                    REAL *grad_k, REAL *grad_v, int64_t E) {
+#define SRC(K_, D_, C_)                                                                 \
+    FN(backward_sources_impl)(K_, T, j0, j1, H, D_, C_, rowptr_t, col_t, perm_t, q, grad_out, \
+                              param, scratch, grad_k, grad_v, E)
+    DISPATCH(SRC, kind, D, C);
+#undef SRC
 }
 
 #undef INLINE

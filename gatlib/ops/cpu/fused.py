@@ -79,20 +79,19 @@ def forward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     ``a_src [S, H]`` (GAT), or None (ATTEND); ``term``: the caller-order ``[E, H]`` scores
     (ATTEND), bias (DOT) or edge score (GAT); ``param``: the scale (DOT) or negative slope
     (GAT)."""
-    lib = _native.library()
+    fn = getattr(_native.library(), "attention_forward" + _REAL[v.dtype])
     T, H, C = g.rowptr.numel() - 1, v.size(1), v.size(2)
     E = g.col.numel()
     D = q.size(2) if kind == KIND_DOT else 1
     q, k, v, term, mask = _c(q), _c(k), _c(v), _c(term), _mask_bytes(mask)
     out = v.new_empty(T, H, C)
     lse = v.new_empty(H, T)
-    alpha = v.new_empty(E, H) if return_attention else v.new_empty(0, H)
+    alpha = v.new_empty(E, H) if return_attention else None
     scratch = v.new_empty(E * H + H * T + H)
-    getattr(lib, "attention_forward" + _REAL[v.dtype])(
-        kind, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v), _p(term),
-        _p(mask), _keep_scale(dropout), param, _p(out), _p(lse),
-        _p(alpha) if return_attention else None, _p(scratch))
-    return out, lse, alpha
+    fn(kind, T, 0, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v),
+       _p(term), _p(mask), _keep_scale(dropout), param, _p(out), _p(lse), _p(alpha),
+       _p(scratch), _p(scratch[E * H + H * T:]))
+    return out, lse, (v.new_empty(0, H) if alpha is None else alpha)
 
 
 def backward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
@@ -101,22 +100,29 @@ def backward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
              ) -> Tuple[Optional[Tensor], Optional[Tensor], Tensor, Optional[Tensor]]:
     """One op's backward pass: ``(grad_q, grad_k, grad_v, grad_term)``, shaped as the inputs
     (None for an absent ``q``/``k``; ``grad_term [E, H]`` is the gradient of the given scores for
-    ATTEND, of ``term`` otherwise, None without a term)."""
+    ATTEND, of ``term`` otherwise, None without a term): a pass over targets, then one over
+    sources (the source-sorted order), each writing its rows whole (no zero-fill, no
+    scatter)."""
     lib = _native.library()
+    suffix = _REAL[v.dtype]
+    targets_fn = getattr(lib, "attention_backward_targets" + suffix)
+    sources_fn = getattr(lib, "attention_backward_sources" + suffix)
     T, H, C = g.rowptr.numel() - 1, v.size(1), v.size(2)
-    E = g.col.numel()
+    S, E = g.rowptr_t.numel() - 1, g.col.numel()
     D = q.size(2) if kind == KIND_DOT else 1
     q, k, v, term, mask = _c(q), _c(k), _c(v), _c(term), _mask_bytes(mask)
-    grad_q = None if q is None else torch.zeros_like(q)
-    grad_k = None if k is None else torch.zeros_like(k)
-    grad_v = torch.zeros_like(v)
-    grad_term = None if term is None else v.new_empty(E, H)
     # Held in locals: a temporary's memory must outlive the call that reads its pointer.
     lse, grad_out, grad_alpha = lse.contiguous(), grad_out.contiguous(), _c(grad_alpha)
+    grad_q = None if q is None else torch.empty_like(q)      # every row written by the kernels
+    grad_k = None if k is None else torch.empty_like(k)
+    grad_v = torch.empty_like(v)
+    grad_term = None if term is None else v.new_empty(E, H)
     deg = int(g.rowptr.diff().max()) if T > 0 else 0
-    scratch = v.new_empty(2 * E * H + H * deg + H)
-    getattr(lib, "attention_backward" + _REAL[v.dtype])(
-        kind, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v), _p(term),
-        _p(mask), _keep_scale(dropout), param, _p(lse), _p(grad_out), _p(grad_alpha),
-        _p(grad_q), _p(grad_k), _p(grad_v), _p(grad_term), _p(scratch), deg)
+    scratch = v.new_empty(2 * E * H + deg * H + H)
+    local = scratch[2 * E * H:]
+    targets_fn(kind, T, 0, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v),
+               _p(term), _p(mask), _keep_scale(dropout), param, _p(lse), _p(grad_out),
+               _p(grad_alpha), _p(grad_q), _p(grad_term), _p(scratch), _p(local), deg)
+    sources_fn(kind, T, 0, S, H, D, C, _p(g.rowptr_t), _p(g.col_t), _p(g.perm_t), _p(q),
+               _p(grad_out), param, _p(scratch), _p(grad_k), _p(grad_v), E)
     return grad_q, grad_k, grad_v, grad_term
