@@ -1,10 +1,12 @@
 """gatlib's native CPU code: built with the system's C compiler at first use, loaded through
 ctypes.
 
-Two parts, both plain C99 without Python or torch headers (``gatlib_native.c``):
+Three parts, all plain C99 without Python or torch headers (``gatlib_native.c``):
 
 - ``attention.h``: the fused attention kernels of the CPU backend
-  (:mod:`gatlib.ops.cpu.fused`), one pass over the graph's CSR view per op and direction;
+  (:mod:`gatlib.ops.cpu.fused`), a few passes over the graph's CSR view per op and direction;
+- ``gatv2.h``: GATv2's score ``a . LeakyReLU(W_s x_j + W_d x_i)`` and its gradients without
+  the ``[E, H, C]`` activations (:mod:`gatlib.nn._fused`);
 - ``csr.h``: the CSR view of an ``edge_index`` (with or without the layers' self-loops) by two
   counting sorts, O(E + N) (:mod:`gatlib.graph.csr`).
 
@@ -30,9 +32,9 @@ from typing import Sequence
 
 __all__ = ["available", "status", "library"]
 
-_VERSION = 5                                   # gatlib_native_version() in gatlib_native.c
+_VERSION = 6                                   # gatlib_native_version() in gatlib_native.c
 _HERE = Path(__file__).resolve().parent
-_SOURCES = ("gatlib_native.c", "attention.h", "csr.h")
+_SOURCES = ("gatlib_native.c", "attention.h", "gatv2.h", "csr.h")
 _FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-std=gnu99")
 _VARIANTS = (("-march=native", "-DGATLIB_MVEC", "-lmvec"), ("-march=native",), ())
 
@@ -122,6 +124,16 @@ def _declare(lib) -> None:
         sources.argtypes = [i32, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, real,
                             ptr, ptr, ptr, i64]
         sources.restype = None
+        v2 = getattr(lib, "gatv2_score_forward" + suffix)
+        v2.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, real, ptr]
+        v2.restype = None
+        v2t = getattr(lib, "gatv2_score_backward_targets" + suffix)
+        v2t.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, real, ptr, ptr, ptr,
+                        ptr]
+        v2t.restype = None
+        v2s = getattr(lib, "gatv2_score_backward_sources" + suffix)
+        v2s.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, real, ptr, ptr]
+        v2s.restype = None
 
 
 def _load():

@@ -1,5 +1,5 @@
-/* gatlib's native CPU code: the fused attention kernels (attention.h) and the CSR builder
- * (csr.h). Built at first use by gatlib/native/__init__.py with the system's C compiler; without
+/* gatlib's native CPU code: the fused attention kernels (attention.h), GATv2's score
+ * (gatv2.h) and the CSR builder (csr.h). Built at first use by gatlib/native/__init__.py with the system's C compiler; without
  * one gatlib runs on torch's kernels instead. Plain C99, no Python or torch headers: the
  * functions take raw pointers through ctypes. */
 #include <math.h>
@@ -22,7 +22,7 @@ extern double log(double);
 enum { KIND_ATTEND = 0, KIND_GAT = 1, KIND_DOT = 2 };
 
 /* The ABI version native.py checks before using the library. */
-int gatlib_native_version(void) { return 5; }
+int gatlib_native_version(void) { return 6; }
 
 #include "csr.h"
 
@@ -31,6 +31,7 @@ int gatlib_native_version(void) { return 5; }
 #define EXP expf
 #define LOG logf
 #include "attention.h"
+#include "gatv2.h"
 #undef REAL
 #undef SUFFIX
 #undef EXP
@@ -41,6 +42,7 @@ int gatlib_native_version(void) { return 5; }
 #define EXP exp
 #define LOG log
 #include "attention.h"
+#include "gatv2.h"
 #undef REAL
 #undef SUFFIX
 #undef EXP

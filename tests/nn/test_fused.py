@@ -1,8 +1,10 @@
 """The layers' fused pieces (gatlib.nn._fused): the GAT score halves as one product, and the
-GATv2 score with its hand-written backward against the layer's chunked autograd path."""
+GATv2 score with its hand-written backward (native kernels, or torch's) against the layer's
+chunked autograd path."""
 import pytest
 import torch
 
+from gatlib import native
 from gatlib.graph import to_csr
 from gatlib.nn import GATv2Conv
 from gatlib.nn import _fused
@@ -37,12 +39,31 @@ def _setup(slope, edge_dim, bipartite, seed=0):
     return layer, ei, to_csr(ei, S, T), h_src, h_dst, ea
 
 
+@pytest.fixture(params=["native", "torch"])
+def score_path(request, monkeypatch):
+    """GATv2's fused score by the native kernels, or by torch's (native switched off); the
+    list records which class computed each score."""
+    used = []
+    if request.param == "native":
+        if not native.available():
+            pytest.skip(native.status())
+    else:
+        monkeypatch.setattr(_fused, "_native_gatv2", lambda *a: None)
+    for cls in (_fused._NativeGATv2Score, _fused._GATv2Score):
+        real = cls.apply
+        monkeypatch.setattr(cls, "apply", lambda *a, real=real, cls=cls:
+                            used.append(cls.__name__) or real(*a))
+    return request.param, used
+
+
 @pytest.mark.parametrize("slope", [0.2, 0.0, -0.3])
 @pytest.mark.parametrize("edge_dim", [None, 3])
 @pytest.mark.parametrize("bipartite", [False, True])
-def test_gatv2_fused_score_equals_chunked_path(slope, edge_dim, bipartite):
+def test_gatv2_fused_score_equals_chunked_path(slope, edge_dim, bipartite, score_path):
     layer, ei, csr, h_src, h_dst, ea = _setup(slope, edge_dim, bipartite)
     fused = gatv2_score(layer, h_src, h_dst, ei, csr, ea)
+    path, used = score_path
+    assert used == ["_NativeGATv2Score" if path == "native" else "_GATv2Score"]
     plain = layer._scores(h_src, h_dst, ei[0], ei[1], ea)
     torch.testing.assert_close(fused, plain)
     leaves = [t for t in (h_src, h_dst, layer.att, ea,
@@ -52,21 +73,31 @@ def test_gatv2_fused_score_equals_chunked_path(slope, edge_dim, bipartite):
         torch.testing.assert_close(a, b)
 
 
-def test_gatv2_fused_score_gradcheck():
-    layer, ei, csr, h_src, h_dst, ea = _setup(0.2, 3, False)
+@pytest.mark.parametrize("edge_dim", [None, 3])
+def test_gatv2_fused_score_gradcheck(edge_dim, score_path):
+    layer, ei, csr, h_src, h_dst, ea = _setup(-0.3 if edge_dim else 0.2, edge_dim, False)
 
-    def f(h_src, h_dst, ea):
-        return gatv2_score(layer, h_src, h_dst, ei, csr, ea)
-    assert torch.autograd.gradcheck(f, (h_src, h_dst, ea))
+    def f(h_src, h_dst, *ea):
+        return gatv2_score(layer, h_src, h_dst, ei, csr, ea[0] if ea else None)
+    assert torch.autograd.gradcheck(f, (h_src, h_dst) + ((ea,) if ea is not None else ()))
+    assert score_path[1] and set(score_path[1]) == {
+        "_NativeGATv2Score" if score_path[0] == "native" else "_GATv2Score"}
 
 
-def test_gatv2_size_rule_falls_back_to_chunks(monkeypatch):
-    layer, ei, csr, h_src, h_dst, ea = _setup(0.2, None, False)
-    calls = []
-    real = layer._scores
-    monkeypatch.setattr(layer, "_scores", lambda *a: calls.append(1) or real(*a))
-    gatv2_score(layer, h_src, h_dst, ei, csr, ea)
-    assert calls == []                                             # small: fused
-    monkeypatch.setattr(_fused, "GATV2_FUSED_MAX", ei.size(1) * 2 * 5 - 1)
-    gatv2_score(layer, h_src, h_dst, ei, csr, ea)
-    assert calls == [1]                                            # one element over: chunks
+def test_gatv2_size_rule_falls_back_to_chunks(monkeypatch, score_path):
+    """Above GATV2_FUSED_MAX the torch path (which keeps [E, H, C] activations) takes the
+    layer's chunks; the native path keeps nothing [E, H, C] and takes any size, except with
+    edge features (their projection is [E, H, C])."""
+    path, _ = score_path
+    for edge_dim in (None, 3):
+        layer, ei, csr, h_src, h_dst, ea = _setup(0.2, edge_dim, False)
+        calls = []
+        real = layer._scores
+        monkeypatch.setattr(layer, "_scores", lambda *a: calls.append(1) or real(*a))
+        monkeypatch.setattr(_fused, "GATV2_FUSED_MAX", 10 ** 9)
+        gatv2_score(layer, h_src, h_dst, ei, csr, ea)
+        assert calls == []                                         # small: fused
+        monkeypatch.setattr(_fused, "GATV2_FUSED_MAX", ei.size(1) * 2 * 5 - 1)
+        gatv2_score(layer, h_src, h_dst, ei, csr, ea)
+        # One element over: chunks, but for the native path without edge features.
+        assert calls == ([] if path == "native" and edge_dim is None else [1])
