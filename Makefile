@@ -34,6 +34,7 @@ run: $(STAMP)
 PYTEST := TRITON_INTERPRET=1 $(BIN)/python -m pytest --durations=5
 CORE   := tests/graph tests/ops tests/pe tests/nn
 test: $(STAMP)
+	@$(BIN)/python -c "from gatlib import native; print('make test:', native.status())"
 	@failed=""; \
 	echo "== make test 1/3 (the longest): graphs, operators (Triton kernels under the interpreter), encodings, layers =="; \
 	$(PYTEST) $(CORE) || failed="$$failed 1"; \
