@@ -27,10 +27,14 @@ __all__ = ["handles", "forward", "backward", "NATIVE_MAX_ENTRIES", "KIND_ATTEND"
 
 KIND_ATTEND, KIND_GAT, KIND_DOT = 0, 1, 2
 
-# The size rule: the fused kernels run one thread; above this many edge-head pairs (E * H) the
-# multi-threaded MKL path is used. Measured forward+backward, one thread, 4 heads x 16 (fused /
-# torch's kernels on the head-folded graph): see experiments/results/small_graphs_cpu.md.
-NATIVE_MAX_ENTRIES = 1 << 21
+# The size rule: the fused kernels run on one thread, torch's kernels on all of them; above this
+# many edge-head pairs (E * H) torch's kernels run. Measured on this project's 2-core machine,
+# forward+backward of gat_attention, torch's kernels on 2 threads: 1.2M pairs (256 CLUSTER
+# graphs, 4 heads; experiments/results/small_graphs_cpu.md) the fused kernels several times
+# faster; 16.8M pairs (100,000 nodes, 2,000,000 edges and loops, 8 heads x 16) 732 ms and 946 MiB
+# peak resident set against 858 ms and 1,411 MiB. On a machine with many cores torch's kernels
+# scale and these do not, hence a cap rather than none.
+NATIVE_MAX_ENTRIES = 1 << 25
 
 _REAL = {torch.float32: "_f32", torch.float64: "_f64"}
 _COMPUTED = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
