@@ -14,7 +14,7 @@ a config run one after the other, and the load average is recorded beside each r
 Writes ``<out>.{md,json}`` (default ``experiments/results/tu_epochs_cpu``).
 
 Run:  python experiments/benchmarks/tu_epochs.py [--datasets mutag,nci1] [--layers gat]
-      [--epochs 3] [--warmup 1]
+      [--epochs 5] [--warmup 1]
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--layers", default=",".join(LAYERS))
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "tu_epochs_cpu"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)

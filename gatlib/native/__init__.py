@@ -32,11 +32,15 @@ from typing import Sequence
 
 __all__ = ["available", "status", "library"]
 
-_VERSION = 6                                   # gatlib_native_version() in gatlib_native.c
+_VERSION = 8                                   # gatlib_native_version() in gatlib_native.c
 _HERE = Path(__file__).resolve().parent
 _SOURCES = ("gatlib_native.c", "attention.h", "gatv2.h", "csr.h")
 _FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-std=gnu99")
-_VARIANTS = (("-march=native", "-DGATLIB_MVEC", "-lmvec"), ("-march=native",), ())
+# Tried in order, the first that builds and loads is used: OpenMP (the process's runtime: loaded
+# after torch, the library shares torch's libgomp and its thread pool) with the machine's vector
+# units and glibc's vector exp/log (libmvec), then without OpenMP, without libmvec, portable.
+_VARIANTS = (("-march=native", "-fopenmp", "-DGATLIB_MVEC", "-lmvec"),
+             ("-march=native", "-DGATLIB_MVEC", "-lmvec"), ("-march=native",), ())
 
 _lock = threading.Lock()
 _state = {"lib": None, "reason": None, "path": None}
@@ -69,41 +73,58 @@ def _compile(cc: str, out: Path, extra: Sequence[str]) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()[-400:]}")
 
 
-def _build() -> Path:
-    cc = os.environ.get("CC", "cc")
-    if shutil.which(cc) is None:
-        raise RuntimeError(f"no C compiler ({cc!r} not found; set CC or install one)")
-    text = b"".join((_HERE / name).read_bytes() for name in _SOURCES)
-    key = hashlib.sha256(text + repr((_FLAGS, _VARIANTS, cc, _cpu_model(),
-                                      sys.platform)).encode())
+def _folder() -> Path:
     folder = _cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         folder = Path(tempfile.gettempdir()) / f"gatlib-native-{os.getuid()}"
         folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"libgatlib_native-{key.hexdigest()[:16]}.so"
-    if path.exists():
-        return path
-    # Built under a temporary name and renamed: concurrent processes never load a half-written
-    # library (the rename is atomic; the last one wins with identical bytes).
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+    return folder
+
+
+def _build(cc: str, path: Path, extra: Sequence[str]) -> None:
+    """Compile one variant to ``path``, under a temporary name renamed when done: concurrent
+    processes never load a half-written library (the rename is atomic; the last one wins with
+    identical bytes)."""
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(fd)
     try:
-        # The first that builds: the machine's vector units and glibc's vector exp/log, then
-        # without libmvec (another C library), then portable code.
-        for i, extra in enumerate(_VARIANTS):
-            try:
-                _compile(cc, Path(tmp), extra)
-                break
-            except RuntimeError:
-                if i == len(_VARIANTS) - 1:
-                    raise
+        _compile(cc, Path(tmp), extra)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+
+
+def _open():
+    """The first variant that builds (or is cached) and loads, and its path. A variant that
+    failed leaves a ``.failed`` note beside its name, so later processes skip it at once."""
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        raise RuntimeError(f"no C compiler ({cc!r} not found; set CC or install one)")
+    text = b"".join((_HERE / name).read_bytes() for name in _SOURCES)
+    folder = _folder()
+    errors = []
+    for extra in _VARIANTS:
+        key = hashlib.sha256(text + repr((_FLAGS, extra, cc, _cpu_model(),
+                                          sys.platform)).encode()).hexdigest()[:16]
+        path = folder / f"libgatlib_native-{key}.so"
+        failed = path.with_name(path.name + ".failed")
+        if failed.exists():
+            errors.append(failed.read_text().strip())
+            continue
+        try:
+            if not path.exists():
+                _build(cc, path, extra)
+            return ctypes.CDLL(str(path)), path
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            errors.append(f"{' '.join(extra) or 'portable'}: {exc}")
+            try:
+                failed.write_text(errors[-1] + "\n")
+            except OSError:
+                pass
+    raise RuntimeError("no variant built and loaded: " + "; ".join(errors)[-600:])
 
 
 def _declare(lib) -> None:
@@ -113,17 +134,14 @@ def _declare(lib) -> None:
     build.restype = i64
     for suffix, real in (("_f32", ctypes.c_float), ("_f64", ctypes.c_double)):
         fwd = getattr(lib, "attention_forward" + suffix)
-        fwd.argtypes = [i32, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr,
-                        ptr, real, real, ptr, ptr, ptr, ptr, ptr]
-        fwd.restype = None
-        targets = getattr(lib, "attention_backward_targets" + suffix)
-        targets.argtypes = [i32, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr,
-                            ptr, real, real, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64]
-        targets.restype = None
-        sources = getattr(lib, "attention_backward_sources" + suffix)
-        sources.argtypes = [i32, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, real,
-                            ptr, ptr, ptr, i64]
-        sources.restype = None
+        fwd.argtypes = [i32, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, real,
+                        real, ptr, ptr, ptr, ptr, i32, i64]
+        fwd.restype = i32
+        bwd = getattr(lib, "attention_backward" + suffix)
+        bwd.argtypes = [i32, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr,
+                        ptr, ptr, ptr, real, real, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64,
+                        i32, i64]
+        bwd.restype = i32
         v2 = getattr(lib, "gatv2_score_forward" + suffix)
         v2.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, real, ptr]
         v2.restype = None
@@ -141,8 +159,7 @@ def _load():
         raise RuntimeError("disabled by GATLIB_NATIVE=0")
     if sys.platform == "win32":
         raise RuntimeError("not built on Windows")
-    path = _build()
-    lib = ctypes.CDLL(str(path))
+    lib, path = _open()
     if lib.gatlib_native_version() != _VERSION:
         raise RuntimeError(f"{path} has ABI version {lib.gatlib_native_version()}, "
                            f"expected {_VERSION}")

@@ -35,6 +35,30 @@
 #define FN(name) CAT(name, SUFFIX)
 #define INLINE static inline __attribute__((always_inline))
 
+#ifndef GATLIB_RANGES_DEFINED
+#define GATLIB_RANGES_DEFINED
+/* How many ranges to split R rows into: 1 on one thread or below min_parallel edge-head pairs,
+ * else up to 8 per thread (dynamic scheduling evens out rows of unequal cost). */
+static int64_t num_ranges(int64_t R, int64_t pairs, int nthreads, int64_t min_parallel) {
+    if (nthreads <= 1 || pairs < min_parallel || R < 2) return 1;
+    const int64_t n = 8 * (int64_t)nthreads;
+    return n < R ? n : R;
+}
+
+/* bounds[0..n]: n ranges of the rows of the offsets ptr (R rows) with about equal edges. */
+static void range_bounds(const int64_t *ptr, int64_t R, int64_t n, int64_t *bounds) {
+    const int64_t E = ptr[R];
+    int64_t r = 0;
+    bounds[0] = 0;
+    for (int64_t c = 1; c < n; ++c) {
+        const int64_t goal = (int64_t)((double)E * (double)c / (double)n);
+        while (r < R && ptr[r] < goal) ++r;
+        bounds[c] = r;
+    }
+    bounds[n] = R;
+}
+#endif
+
 /* <a, b> over D values. For a D known at compile time (a power of two up to 64) the products
  * are summed pairwise, halving the vector each step: a short dependency chain instead of D - 1
  * dependent additions. */
@@ -98,11 +122,25 @@ INLINE REAL FN(row_shift)(const REAL *restrict s, int64_t n, int64_t H, int64_t 
     return (has_nan || !isfinite(m)) ? 0 : m;
 }
 
-/* x[0..n) <- exp(x): one long loop, vectorised with libmvec (a row of a small graph is too
- * short for that, so the exponentials of all rows run here at once). */
-INLINE void FN(exp_all)(REAL *restrict x, int64_t n) {
+/* x[r] <- exp(x[r]) (log_of == NULL), or x[r] <- log_of[r] + log(x[r]), for r in block b of
+ * [0, n): long loops, vectorised with libmvec (a row of a small graph is too short for that, so
+ * the exponentials of all rows run here at once). The blocks are fixed multiples of BLOCK
+ * values, whatever the thread count: which values take the vector code and which the scalar
+ * remainder never changes, so neither do the results. */
+#ifndef BLOCK
+#define BLOCK 4096
+#endif
+static void FN(math_block)(REAL *x, const REAL *log_of, int64_t n, int64_t b) {
+    REAL *restrict y = x + b * BLOCK;
+    const int64_t m = (b + 1) * BLOCK < n ? BLOCK : n - b * BLOCK;
+    if (log_of) {
+        const REAL *restrict a = log_of + b * BLOCK;
 #pragma omp simd
-    for (int64_t r = 0; r < n; ++r) x[r] = EXP(x[r]);
+        for (int64_t r = 0; r < m; ++r) y[r] = a[r] + LOG(y[r]);
+    } else {
+#pragma omp simd
+        for (int64_t r = 0; r < m; ++r) y[r] = EXP(y[r]);
+    }
 }
 
 /* Targets i0 <= i < i1 (a range writes only its targets' rows and edges; gatlib passes the
@@ -116,11 +154,12 @@ INLINE void FN(forward_impl)(const int kind, int64_t T, int64_t i0, int64_t i1, 
                              const uint8_t *restrict mask, REAL keep_scale, REAL param,
                              REAL *restrict out, REAL *restrict lse_out,
                              REAL *restrict alpha_out, REAL *restrict scratch,
-                             REAL *restrict local) {
+                             REAL *restrict local, int phase) {
     const int64_t E = rowptr[T];
     REAL *p = scratch;                       /* [E, H]: scores - shift, then their exp */
     REAL *shift = p + E * H;                 /* [H, T] */
     REAL *inv = local;                       /* [H]: 1 / sum (1 for a row without mass) */
+    if (phase == 0) {
     for (int64_t i = i0; i < i1; ++i) {
         const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
         REAL *s = p + p0 * H;
@@ -131,7 +170,9 @@ INLINE void FN(forward_impl)(const int kind, int64_t T, int64_t i0, int64_t i1, 
             for (int64_t t = 0; t < n; ++t) s[t * H + h] -= m;
         }
     }
-    FN(exp_all)(p + rowptr[i0] * H, (rowptr[i1] - rowptr[i0]) * H);
+    return;
+    }
+    /* phase 1, after the exponentials (exp_blocks) */
     for (int64_t i = i0; i < i1; ++i) {
         const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
         REAL *s = p + p0 * H;
@@ -165,12 +206,6 @@ INLINE void FN(forward_impl)(const int kind, int64_t T, int64_t i0, int64_t i1, 
             }
         }
     }
-    for (int64_t h = 0; h < H; ++h) {
-        REAL *lh = lse_out + h * T;
-        const REAL *sh = shift + h * T;
-#pragma omp simd
-        for (int64_t i = i0; i < i1; ++i) lh[i] = sh[i] + LOG(lh[i]);
-    }
 }
 
 /* The backward pass, first over targets i0 <= i < i1: the recomputed weights, d loss / d score
@@ -189,12 +224,13 @@ INLINE void FN(backward_targets_impl)(const int kind, int64_t T, int64_t i0, int
                                       const REAL *restrict grad_out,
                                       const REAL *restrict grad_alpha, REAL *restrict grad_q,
                                       REAL *restrict grad_term, REAL *restrict scratch,
-                                      REAL *restrict local, int64_t ld) {
+                                      REAL *restrict local, int64_t ld, int phase) {
     const int64_t E = rowptr[T];
     REAL *wb = scratch;                      /* [E, H]: scores - lse, the weights, then w */
     REAL *gb = wb + E * H;                   /* [E, H]: GAT's pre-activations, then g */
     REAL *dalpha = local;                    /* [ld, H] */
     REAL *dot = dalpha + ld * H;             /* [H] */
+    if (phase == 0) {
     for (int64_t i = i0; i < i1; ++i) {
         const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
         REAL *s = wb + p0 * H;
@@ -206,7 +242,9 @@ INLINE void FN(backward_targets_impl)(const int kind, int64_t T, int64_t i0, int
             for (int64_t t = 0; t < n; ++t) s[t * H + h] -= safe;
         }
     }
-    FN(exp_all)(wb + rowptr[i0] * H, (rowptr[i1] - rowptr[i0]) * H);
+    return;
+    }
+    /* phase 1, after the exponentials (exp_blocks) */
     for (int64_t i = i0; i < i1; ++i) {
         const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
         const REAL *go = grad_out + i * H * C;
@@ -317,52 +355,148 @@ INLINE void FN(backward_sources_impl)(const int kind, int64_t T, int64_t j0, int
         BODY(kind, D, C);                                                               \
     } while (0)
 
-/* Targets i0 <= i < i1 of the forward pass. scratch: E * H + H * T values; local: H values. */
-void FN(attention_forward)(int kind, int64_t T, int64_t i0, int64_t i1, int64_t H, int64_t D,
-                           int64_t C, const int64_t *rowptr, const int64_t *col,
-                           const int64_t *perm, const REAL *q, const REAL *k, const REAL *v,
-                           const REAL *term, const uint8_t *mask, REAL keep_scale, REAL param,
-                           REAL *out, REAL *lse_out, REAL *alpha_out, REAL *scratch,
-                           REAL *local) {
+/* One range of targets (or sources) through the kernel for its (kind, D, C), with the sizes as
+ * compile-time constants where DISPATCH has them. */
+static void FN(forward_range)(int kind, int64_t T, int64_t i0, int64_t i1, int64_t H, int64_t D,
+                              int64_t C, const int64_t *rowptr, const int64_t *col,
+                              const int64_t *perm, const REAL *q, const REAL *k, const REAL *v,
+                              const REAL *term, const uint8_t *mask, REAL keep_scale,
+                              REAL param, REAL *out, REAL *lse_out, REAL *alpha_out,
+                              REAL *scratch, REAL *local, int phase) {
 #define FWD(K_, D_, C_)                                                                 \
     FN(forward_impl)(K_, T, i0, i1, H, D_, C_, rowptr, col, perm, q, k, v, term, mask,  \
-                     keep_scale, param, out, lse_out, alpha_out, scratch, local)
+                     keep_scale, param, out, lse_out, alpha_out, scratch, local, phase)
     DISPATCH(FWD, kind, D, C);
 #undef FWD
 }
 
-/* Targets i0 <= i < i1 of the backward pass: grad_q (DOT: [T,H,D]; GAT: grad_a_dst [T,H]) and
- * grad_term [E,H] (the score's gradient for ATTEND, the bias's or edge score's otherwise; NULL
- * without a term). scratch: 2 * E * H values (read by the pass over sources); local: ld * H + H
- * values. */
-void FN(attention_backward_targets)(int kind, int64_t T, int64_t i0, int64_t i1, int64_t H,
-                                    int64_t D, int64_t C, const int64_t *rowptr,
-                                    const int64_t *col, const int64_t *perm, const REAL *q,
-                                    const REAL *k, const REAL *v, const REAL *term,
-                                    const uint8_t *mask, REAL keep_scale, REAL param,
-                                    const REAL *lse_in, const REAL *grad_out,
-                                    const REAL *grad_alpha, REAL *grad_q, REAL *grad_term,
-                                    REAL *scratch, REAL *local, int64_t ld) {
+static void FN(targets_range)(int kind, int64_t T, int64_t i0, int64_t i1, int64_t H, int64_t D,
+                              int64_t C, const int64_t *rowptr, const int64_t *col,
+                              const int64_t *perm, const REAL *q, const REAL *k, const REAL *v,
+                              const REAL *term, const uint8_t *mask, REAL keep_scale,
+                              REAL param, const REAL *lse_in, const REAL *grad_out,
+                              const REAL *grad_alpha, REAL *grad_q, REAL *grad_term,
+                              REAL *scratch, REAL *local, int64_t ld, int phase) {
 #define BWD(K_, D_, C_)                                                                 \
     FN(backward_targets_impl)(K_, T, i0, i1, H, D_, C_, rowptr, col, perm, q, k, v, term, \
                               mask, keep_scale, param, lse_in, grad_out, grad_alpha, grad_q, \
-                              grad_term, scratch, local, ld)
+                              grad_term, scratch, local, ld, phase)
     DISPATCH(BWD, kind, D, C);
 #undef BWD
 }
 
-/* Sources j0 <= j < j1 of the backward pass, after every target's: grad_v [S,H,C] and grad_k
- * (DOT: [S,H,D]; GAT: grad_a_src [S,H]; ATTEND: NULL). */
-void FN(attention_backward_sources)(int kind, int64_t T, int64_t j0, int64_t j1, int64_t H,
-                                    int64_t D, int64_t C, const int64_t *rowptr_t,
-                                    const int64_t *col_t, const int64_t *perm_t, const REAL *q,
-                                    const REAL *grad_out, REAL param, const REAL *scratch,
-                                    REAL *grad_k, REAL *grad_v, int64_t E) {
+static void FN(sources_range)(int kind, int64_t T, int64_t j0, int64_t j1, int64_t H, int64_t D,
+                              int64_t C, const int64_t *rowptr_t, const int64_t *col_t,
+                              const int64_t *perm_t, const REAL *q, const REAL *grad_out,
+                              REAL param, const REAL *scratch, REAL *grad_k, REAL *grad_v,
+                              int64_t E) {
 #define SRC(K_, D_, C_)                                                                 \
     FN(backward_sources_impl)(K_, T, j0, j1, H, D_, C_, rowptr_t, col_t, perm_t, q, grad_out, \
                               param, scratch, grad_k, grad_v, E)
     DISPATCH(SRC, kind, D, C);
 #undef SRC
+}
+
+/* The forward pass. scratch: E * H + H * T values. With nthreads > 1 and at least min_parallel
+ * edge-head pairs, the targets run in ranges of about equal edge counts on an OpenMP team (the
+ * process's OpenMP runtime: torch's own when it is loaded first), each output row computed by one
+ * thread in the same order as on one: the results do not depend on the thread count. Returns 0,
+ * or -1 when memory ran out. */
+int FN(attention_forward)(int kind, int64_t T, int64_t H, int64_t D, int64_t C,
+                          const int64_t *rowptr, const int64_t *col, const int64_t *perm,
+                          const REAL *q, const REAL *k, const REAL *v, const REAL *term,
+                          const uint8_t *mask, REAL keep_scale, REAL param, REAL *out,
+                          REAL *lse_out, REAL *alpha_out, REAL *scratch, int nthreads,
+                          int64_t min_parallel) {
+    const int64_t E = rowptr[T];
+    int64_t n = num_ranges(T, E * H, nthreads, min_parallel);
+    int64_t *bounds = malloc((size_t)(n + 1) * sizeof(int64_t));
+    if (!bounds) return -1;
+    range_bounds(rowptr, T, n, bounds);
+    int failed = 0;
+#pragma omp parallel num_threads(n > 1 ? nthreads : 1) if (n > 1)
+    {
+        REAL *local = malloc((size_t)H * sizeof(REAL));
+        if (!local) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        for (int phase = 0; phase < 2; ++phase) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t r = 0; r < n; ++r)
+                if (local)
+                    FN(forward_range)(kind, T, bounds[r], bounds[r + 1], H, D, C, rowptr, col,
+                                      perm, q, k, v, term, mask, keep_scale, param, out,
+                                      lse_out, alpha_out, scratch, local, phase);
+            if (phase == 0) {
+#pragma omp for schedule(static)
+                for (int64_t b = 0; b < (E * H + BLOCK - 1) / BLOCK; ++b)
+                    FN(math_block)(scratch, NULL, E * H, b);
+            }
+        }
+        /* lse = shift + log(sum), the sums in lse_out, the shifts after the [E, H] block */
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < (H * T + BLOCK - 1) / BLOCK; ++b)
+            FN(math_block)(lse_out, scratch + E * H, H * T, b);
+        free(local);
+    }
+    free(bounds);
+    return failed ? -1 : 0;
+}
+
+/* The backward pass: over targets (grad_q: DOT [T,H,D], GAT grad_a_dst [T,H]; grad_term [E,H],
+ * the score's gradient for ATTEND, the bias's or edge score's otherwise, NULL without a term),
+ * then over sources (grad_v [S,H,C]; grad_k: DOT [S,H,D], GAT grad_a_src [S,H], ATTEND NULL).
+ * scratch: 2 * E * H values; ld >= the largest in-degree. Threads as in the forward pass.
+ * Returns 0, or -1 when memory ran out. */
+int FN(attention_backward)(int kind, int64_t T, int64_t S, int64_t H, int64_t D, int64_t C,
+                           const int64_t *rowptr, const int64_t *col, const int64_t *perm,
+                           const int64_t *rowptr_t, const int64_t *col_t,
+                           const int64_t *perm_t, const REAL *q, const REAL *k, const REAL *v,
+                           const REAL *term, const uint8_t *mask, REAL keep_scale, REAL param,
+                           const REAL *lse_in, const REAL *grad_out, const REAL *grad_alpha,
+                           REAL *grad_q, REAL *grad_k, REAL *grad_v, REAL *grad_term,
+                           REAL *scratch, int64_t ld, int nthreads, int64_t min_parallel) {
+    const int64_t E = rowptr[T];
+    const int64_t nt = num_ranges(T, E * H, nthreads, min_parallel);
+    const int64_t ns = num_ranges(S, E * H, nthreads, min_parallel);
+    int64_t *bt = malloc((size_t)(nt + ns + 2) * sizeof(int64_t));
+    if (!bt) return -1;
+    int64_t *bs = bt + nt + 1;
+    range_bounds(rowptr, T, nt, bt);
+    range_bounds(rowptr_t, S, ns, bs);
+    int failed = 0;
+    const int team = (nt > 1 || ns > 1) ? nthreads : 1;
+#pragma omp parallel num_threads(team) if (team > 1)
+    {
+        REAL *local = malloc((size_t)(ld * H + H) * sizeof(REAL));
+        if (!local) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        for (int phase = 0; phase < 2; ++phase) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t r = 0; r < nt; ++r)
+                if (local)
+                    FN(targets_range)(kind, T, bt[r], bt[r + 1], H, D, C, rowptr, col, perm, q,
+                                      k, v, term, mask, keep_scale, param, lse_in, grad_out,
+                                      grad_alpha, grad_q, grad_term, scratch, local, ld, phase);
+            if (phase == 0) {
+#pragma omp for schedule(static)
+                for (int64_t b = 0; b < (E * H + BLOCK - 1) / BLOCK; ++b)
+                    FN(math_block)(scratch, NULL, E * H, b);
+            }
+        }
+        /* the loop's barrier: every target's factors are in scratch before the sources read */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t r = 0; r < ns; ++r)
+            if (local)
+                FN(sources_range)(kind, T, bs[r], bs[r + 1], H, D, C, rowptr_t, col_t, perm_t,
+                                  q, grad_out, param, scratch, grad_k, grad_v, E);
+        free(local);
+    }
+    free(bt);
+    return failed ? -1 : 0;
 }
 
 #undef INLINE

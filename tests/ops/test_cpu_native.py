@@ -73,6 +73,36 @@ def test_fused_equals_torch_kernels(op, S, T, E, dropout, monkeypatch):
     _close(fused, plain)
 
 
+@pytest.mark.parametrize("op", ["sparse", "gat", "attend"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_give_the_one_thread_answer_bit_for_bit(op, threads, monkeypatch):
+    """Split over an OpenMP team (forced on a small graph), every output and gradient equals
+    the one-thread call's exactly: each row is computed by one thread in the same order."""
+    ei = random_graph(50, 400, seed=8)
+    inputs = attention_inputs("gat" if op == "gat" else "sparse", ei, 50, 50, seed=2)
+    if op == "attend":
+        g = torch.Generator().manual_seed(1)
+        inputs = dict(score=torch.randn(ei.size(1), 3, generator=g, dtype=torch.float64,
+                                        requires_grad=True), v=inputs["v"], edge_index=ei)
+    fn = {"sparse": sparse_attention, "gat": gat_attention, "attend": attend}[op]
+
+    def run():
+        torch.manual_seed(4)
+        out, alpha = fn(**inputs, return_attention=True, dropout=0.2, training=True)
+        return (out, alpha) + tuple(grads(inputs, (out, alpha)))
+    before = torch.get_num_threads()
+    try:
+        with use_backend("cpu"):
+            torch.set_num_threads(1)
+            one = run()
+            torch.set_num_threads(threads)
+            monkeypatch.setattr(fused, "PARALLEL_MIN_ENTRIES", 1)
+            many = run()
+    finally:
+        torch.set_num_threads(before)
+    _close(one, many, tol=0)
+
+
 def test_masked_rows_and_infinite_scores(monkeypatch):
     """Rows whose scores are all -inf, or hold +inf or nan, and isolated targets: the fused
     kernels give what torch's kernels give (zeros for no mass, nan where torch has nan)."""

@@ -36,6 +36,10 @@ KIND_ATTEND, KIND_GAT, KIND_DOT = 0, 1, 2
 # scale and these do not, hence a cap rather than none.
 NATIVE_MAX_ENTRIES = 1 << 25
 
+# With torch.get_num_threads() > 1, a call with at least this many edge-head pairs splits its
+# targets (and sources) over that many threads of the OpenMP team torch uses.
+PARALLEL_MIN_ENTRIES = 1 << 13
+
 _REAL = {torch.float32: "_f32", torch.float64: "_f64"}
 _COMPUTED = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
 
@@ -91,10 +95,10 @@ def forward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     out = v.new_empty(T, H, C)
     lse = v.new_empty(H, T)
     alpha = v.new_empty(E, H) if return_attention else None
-    scratch = v.new_empty(E * H + H * T + H)
-    fn(kind, T, 0, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v),
-       _p(term), _p(mask), _keep_scale(dropout), param, _p(out), _p(lse), _p(alpha),
-       _p(scratch), _p(scratch[E * H + H * T:]))
+    scratch = v.new_empty(E * H + H * T)
+    _check(fn(kind, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v),
+              _p(term), _p(mask), _keep_scale(dropout), param, _p(out), _p(lse), _p(alpha),
+              _p(scratch), torch.get_num_threads(), PARALLEL_MIN_ENTRIES))
     return out, lse, (v.new_empty(0, H) if alpha is None else alpha)
 
 
@@ -107,10 +111,7 @@ def backward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     ATTEND, of ``term`` otherwise, None without a term): a pass over targets, then one over
     sources (the source-sorted order), each writing its rows whole (no zero-fill, no
     scatter)."""
-    lib = _native.library()
-    suffix = _REAL[v.dtype]
-    targets_fn = getattr(lib, "attention_backward_targets" + suffix)
-    sources_fn = getattr(lib, "attention_backward_sources" + suffix)
+    fn = getattr(_native.library(), "attention_backward" + _REAL[v.dtype])
     T, H, C = g.rowptr.numel() - 1, v.size(1), v.size(2)
     S, E = g.rowptr_t.numel() - 1, g.col.numel()
     D = q.size(2) if kind == KIND_DOT else 1
@@ -122,11 +123,16 @@ def backward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     grad_v = torch.empty_like(v)
     grad_term = None if term is None else v.new_empty(E, H)
     deg = int(g.rowptr.diff().max()) if T > 0 else 0
-    scratch = v.new_empty(2 * E * H + deg * H + H)
-    local = scratch[2 * E * H:]
-    targets_fn(kind, T, 0, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v),
-               _p(term), _p(mask), _keep_scale(dropout), param, _p(lse), _p(grad_out),
-               _p(grad_alpha), _p(grad_q), _p(grad_term), _p(scratch), _p(local), deg)
-    sources_fn(kind, T, 0, S, H, D, C, _p(g.rowptr_t), _p(g.col_t), _p(g.perm_t), _p(q),
-               _p(grad_out), param, _p(scratch), _p(grad_k), _p(grad_v), E)
+    scratch = v.new_empty(2 * E * H)
+    _check(fn(kind, T, S, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(g.rowptr_t),
+              _p(g.col_t), _p(g.perm_t), _p(q), _p(k), _p(v), _p(term), _p(mask),
+              _keep_scale(dropout), param, _p(lse), _p(grad_out), _p(grad_alpha), _p(grad_q),
+              _p(grad_k), _p(grad_v), _p(grad_term), _p(scratch), deg,
+              torch.get_num_threads(), PARALLEL_MIN_ENTRIES))
     return grad_q, grad_k, grad_v, grad_term
+
+
+def _check(status: int) -> None:
+    if status != 0:
+        raise MemoryError("gatlib's native CPU kernels could not allocate their per-thread "
+                          "scratch; free memory or run with GATLIB_NATIVE=0")
