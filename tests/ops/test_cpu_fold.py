@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gatlib.graph import to_csr
-from gatlib.ops import gat_attention, reference, sparse_attention, use_backend
+from gatlib.ops import gat_attention, sparse_attention, use_backend
 from gatlib import native
 from gatlib.ops.cpu import eager_op, fused, kernels
 from gatlib.ops.graph_args import graph_tensors

@@ -231,7 +231,6 @@ def fold_heads(graph: List[Tensor], heads: int) -> Optional[List[Tensor]]:
         return None
     if extras(graph):                      # built once and passed after the seven tensors
         return extras(graph) if len(extras(graph)) > 1 else None    # or the marker: not folded
-    T, S = rowptr.numel() - 1, rowptr_t.numel() - 1
     dev, i32 = col.device, torch.int32
     h = torch.arange(H, device=dev).view(H, 1)                             # [H, 1]
 

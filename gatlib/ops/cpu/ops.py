@@ -8,8 +8,10 @@ and uses the FlashAttention identity ``sum_j alpha_ij dL/dalpha_ij`` computed pe
 ``graph`` is an op's graph argument: the seven tensors of a ``GraphCSR``
 (:class:`~gatlib.ops.graph_args.CSRTensors`), optionally followed by its head-folded graph.
 
-On a small graph (``E * H`` up to ``kernels.FOLD_MAX_ENTRIES``) every op first folds the heads
-into the graph (:func:`~gatlib.ops.cpu.kernels.fold_heads`, see :func:`_folding`): the same
+Each op runs on the native fused kernels (:mod:`gatlib.ops.cpu.fused`) where their size-and-type
+rule admits it (:func:`_fused_or`), and otherwise on torch's kernels as follows. On a small
+graph (``E * H`` up to ``kernels.FOLD_MAX_ENTRIES``) every op first folds the heads into the
+graph (:func:`~gatlib.ops.cpu.kernels.fold_heads`, see :func:`_folding`): the same
 maths on one head of a graph ``H`` times larger, so each step is one call of torch's kernels
 whatever ``H`` is. Inputs and outputs are only viewed differently (``[N, H, C]`` as
 ``[N * H, 1, C]``); the log-sum-exp saved for the backward pass keeps its ``[H, T]`` shape
