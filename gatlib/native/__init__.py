@@ -118,7 +118,9 @@ def _open():
             if not path.exists():
                 _build(cc, path, extra)
             return ctypes.CDLL(str(path)), path
-        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        except subprocess.TimeoutExpired as exc:      # a busy machine: try again next time
+            errors.append(f"{' '.join(extra) or 'portable'}: {exc}")
+        except (RuntimeError, OSError) as exc:
             errors.append(f"{' '.join(extra) or 'portable'}: {exc}")
             try:
                 failed.write_text(errors[-1] + "\n")

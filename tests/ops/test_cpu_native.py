@@ -212,4 +212,21 @@ def test_built_once_into_the_cache_folder(tmp_path):
     stamp = libs[0].stat().st_mtime_ns
     _status_in_subprocess({}, tmp_path)                       # loaded, not rebuilt
     assert libs[0].stat().st_mtime_ns == stamp
-    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p not in libs]
+    # Nothing else but notes of variants this machine cannot build (none here).
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p not in libs
+                and not p.name.endswith(".failed")]
+
+
+def test_a_variant_that_fails_gives_way_to_the_next(tmp_path):
+    """A build variant the compiler refuses leaves a note (so later processes skip it at once)
+    and the next variant is built and loaded."""
+    env = dict(os.environ, GATLIB_CACHE_DIR=str(tmp_path))
+    code = ("from gatlib import native; "
+            "native._VARIANTS = (('-fno-such-flag-gatlib',), ()); print(native.status())")
+    for _ in range(2):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=300)
+        assert res.returncode == 0 and "loaded from" in res.stdout, res.stdout + res.stderr
+    notes = list(tmp_path.rglob("*.failed"))
+    assert len(notes) == 1 and "-fno-such-flag-gatlib" in notes[0].read_text()
+    assert len(list(tmp_path.rglob("libgatlib_native-*.so"))) == 1
