@@ -1,9 +1,7 @@
 """The dense-batches benchmark's pieces (no timings asserted): the padded peer computes the same
 attention as gatlib's size groups, each step runs forward and backward, and the script writes
 its table with a stand-in for ``measure``."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +14,7 @@ from gatlib.experiments.bench_graphs import (DENSE_BATCH_IMPLS, dense_batch_step
                                              graph_batch_sizes, padded_dense_attention)
 from gatlib.ops import dense_attention, reference
 
-SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"
-          / "dense_batches.py")
+from .scripts import load_benchmark
 
 
 @pytest.fixture
@@ -52,9 +49,7 @@ def test_batch_sizes_and_steps(tiny_tu):
 
 
 def test_script_end_to_end(tiny_tu, tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("dense_batches_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("dense_batches")
     calls = []
 
     def fake_measure(target, kwargs, repeats=5, device="cpu", **_):

@@ -1,23 +1,16 @@
 """Benchmarks leave the checkout clean: by default every script writes under results/, which
 git ignores (the committed figures in experiments/results/ change only with --out); and
 `make test` names each group of tests before it runs."""
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from .scripts import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ["bench_gat", "bench_gpu", "dense_batches", "scaling", "sparse_features"]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        f"_bench_{name}", ROOT / "experiments" / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _git_ignored(path: Path) -> bool:
@@ -29,7 +22,7 @@ def _git_ignored(path: Path) -> bool:
 def test_default_outputs_are_git_ignored(name):
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    out = Path(_load(name).RESULTS)
+    out = Path(load_benchmark(name).RESULTS)
     assert out == ROOT / "results" or ROOT / "results" in out.parents
     assert _git_ignored(out / "anything.json")
     assert not _git_ignored(ROOT / "experiments" / "results" / "anything.json")
@@ -37,7 +30,7 @@ def test_default_outputs_are_git_ignored(name):
 
 def test_bench_gat_writes_to_its_default_folder(monkeypatch, tmp_path):
     """The default stem is RESULTS/bench_gat_<what>_<device> (a tiny run, RESULTS redirected)."""
-    mod = _load("bench_gat")
+    mod = load_benchmark("bench_gat")
     monkeypatch.setattr(mod, "RESULTS", tmp_path)
     monkeypatch.setattr(mod, "measure", lambda *a, **k: {
         "status": "ok", "time_s": 1e-3, "peak_bytes": 2**20, "message": ""})

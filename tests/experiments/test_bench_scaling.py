@@ -1,10 +1,8 @@
 """The scaling study's pieces: setup functions on tiny sizes, the log-log fit and crossover
 helpers on synthetic data, and the script end to end with a stand-in for ``measure`` (no
 timings are asserted)."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +11,7 @@ from gatlib.experiments.bench import (attention_inputs, crossover, crossovers,
                                      dense_attention_step, extrapolate, fit_loglog,
                                      scaling_graph, sparse_attention_step)
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "benchmarks" / "scaling.py"
+from .scripts import load_benchmark
 
 
 # ----------------------------------------------------------------------------- setup functions
@@ -93,10 +91,7 @@ def test_crossover_none_touching_and_last():
 # ----------------------------------------------------------------------------- the script
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("scaling_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("scaling")
 
 
 def test_script_end_to_end_with_synthetic_costs(tmp_path, monkeypatch):

@@ -1,22 +1,16 @@
 """The small-graphs benchmark's pieces (no timings asserted): the batches have the shapes they
 claim, each layer pair computes the same function, and the script writes its table."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"
-          / "small_graphs.py")
+from .scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def sg():
-    spec = importlib.util.spec_from_file_location("small_graphs_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("small_graphs")
 
 
 def test_molecule_like_graph(sg):

@@ -1,9 +1,7 @@
 """The sparse-features benchmark's pieces on a stand-in for Cora (no timings asserted): every
 candidate builds the same model, CSR and dense features give the same logits, one epoch trains,
 and the script writes its table with a stand-in for ``measure``."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +12,7 @@ from gatlib.experiments import bench as benchmarks
 from gatlib.experiments.bench_graphs import (PLANETOID_IMPLS, planetoid_epoch_step,
                                              planetoid_model)
 
-SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"
-          / "sparse_features.py")
+from .scripts import load_benchmark
 
 
 @pytest.fixture
@@ -52,9 +49,7 @@ def test_epoch_step_trains(tiny_planetoid):
 
 
 def test_script_end_to_end(tiny_planetoid, tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("sparse_features_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("sparse_features")
     calls = []
 
     def fake_measure(target, kwargs, repeats=5, **_):

@@ -1,9 +1,7 @@
 """The TU epoch-time benchmark's pieces (no timings asserted): a worker trains a config's model
 on fold 0 of a stand-in dataset and reports its path, and the script writes its table from the
 workers' records, refusing a worker that ran on the wrong path."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,15 +9,12 @@ from torch_geometric.data import Data
 
 import gatlib.data
 
-SCRIPT = (Path(__file__).resolve().parents[2] / "experiments" / "benchmarks" / "tu_epochs.py")
+from .scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def tu():
-    spec = importlib.util.spec_from_file_location("tu_epochs_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("tu_epochs")
 
 
 class _Stand(list):
