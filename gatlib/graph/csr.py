@@ -20,6 +20,7 @@ from typing import Callable, Dict, Hashable, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .. import native
 from .validate import (check_edge_index, check_index_range, check_num_nodes, compiling,
                        require)
 
@@ -217,7 +218,6 @@ def _native_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
     None where it does not run (not on the CPU, under torch.compile, or no native library)."""
     if src.device.type != "cpu" or compiling():
         return None
-    from .. import native
     lib = native.library()
     if lib is None:
         return None

@@ -57,6 +57,16 @@ static void range_bounds(const int64_t *ptr, int64_t R, int64_t n, int64_t *boun
     }
     bounds[n] = R;
 }
+
+/* A thread's own scratch of the given size; NULL, with *failed set, when memory ran out. */
+static void *thread_scratch(size_t bytes, int *failed) {
+    void *p = malloc(bytes);
+    if (!p) {
+#pragma omp atomic write
+        *failed = 1;
+    }
+    return p;
+}
 #endif
 
 /* <a, b> over D values. For a D known at compile time (a power of two up to 64) the products
@@ -141,6 +151,14 @@ static void FN(math_block)(REAL *x, const REAL *log_of, int64_t n, int64_t b) {
 #pragma omp simd
         for (int64_t r = 0; r < m; ++r) y[r] = EXP(y[r]);
     }
+}
+
+/* math_block over every block of [0, n), shared out among the threads of the enclosing parallel
+ * region (run whole by one thread outside one). */
+static void FN(math_blocks)(REAL *x, const REAL *log_of, int64_t n) {
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < (n + BLOCK - 1) / BLOCK; ++b)
+        FN(math_block)(x, log_of, n, b);
 }
 
 /* Targets i0 <= i < i1 (a range writes only its targets' rows and edges; gatlib passes the
@@ -416,11 +434,7 @@ int FN(attention_forward)(int kind, int64_t T, int64_t H, int64_t D, int64_t C,
     int failed = 0;
 #pragma omp parallel num_threads(n > 1 ? nthreads : 1) if (n > 1)
     {
-        REAL *local = malloc((size_t)H * sizeof(REAL));
-        if (!local) {
-#pragma omp atomic write
-            failed = 1;
-        }
+        REAL *local = thread_scratch((size_t)H * sizeof(REAL), &failed);
         for (int phase = 0; phase < 2; ++phase) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t r = 0; r < n; ++r)
@@ -428,16 +442,11 @@ int FN(attention_forward)(int kind, int64_t T, int64_t H, int64_t D, int64_t C,
                     FN(forward_range)(kind, T, bounds[r], bounds[r + 1], H, D, C, rowptr, col,
                                       perm, q, k, v, term, mask, keep_scale, param, out,
                                       lse_out, alpha_out, scratch, local, phase);
-            if (phase == 0) {
-#pragma omp for schedule(static)
-                for (int64_t b = 0; b < (E * H + BLOCK - 1) / BLOCK; ++b)
-                    FN(math_block)(scratch, NULL, E * H, b);
-            }
+            if (phase == 0)
+                FN(math_blocks)(scratch, NULL, E * H);
         }
         /* lse = shift + log(sum), the sums in lse_out, the shifts after the [E, H] block */
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < (H * T + BLOCK - 1) / BLOCK; ++b)
-            FN(math_block)(lse_out, scratch + E * H, H * T, b);
+        FN(math_blocks)(lse_out, scratch + E * H, H * T);
         free(local);
     }
     free(bounds);
@@ -469,11 +478,7 @@ int FN(attention_backward)(int kind, int64_t T, int64_t S, int64_t H, int64_t D,
     const int team = (nt > 1 || ns > 1) ? nthreads : 1;
 #pragma omp parallel num_threads(team) if (team > 1)
     {
-        REAL *local = malloc((size_t)(ld * H + H) * sizeof(REAL));
-        if (!local) {
-#pragma omp atomic write
-            failed = 1;
-        }
+        REAL *local = thread_scratch((size_t)(ld * H + H) * sizeof(REAL), &failed);
         for (int phase = 0; phase < 2; ++phase) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t r = 0; r < nt; ++r)
@@ -481,11 +486,8 @@ int FN(attention_backward)(int kind, int64_t T, int64_t S, int64_t H, int64_t D,
                     FN(targets_range)(kind, T, bt[r], bt[r + 1], H, D, C, rowptr, col, perm, q,
                                       k, v, term, mask, keep_scale, param, lse_in, grad_out,
                                       grad_alpha, grad_q, grad_term, scratch, local, ld, phase);
-            if (phase == 0) {
-#pragma omp for schedule(static)
-                for (int64_t b = 0; b < (E * H + BLOCK - 1) / BLOCK; ++b)
-                    FN(math_block)(scratch, NULL, E * H, b);
-            }
+            if (phase == 0)
+                FN(math_blocks)(scratch, NULL, E * H);
         }
         /* the loop's barrier: every target's factors are in scratch before the sources read */
 #pragma omp for schedule(dynamic, 1)

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..graph.csr import GraphCSR
 from .._checks import compiling
+from ..ops.cpu import fused
 from ..ops.cpu.kernels import no_autocast
 
 __all__ = ["head_dots", "gatv2_score", "GATV2_FUSED_MAX"]
@@ -133,9 +134,6 @@ class _GATv2Score(torch.autograd.Function):
                 dz if has_edge else None, None, None)
 
 
-_NATIVE_REAL = {torch.float32: "_f32", torch.float64: "_f64"}
-
-
 class _NativeGATv2Score(torch.autograd.Function):
     """GATv2's score by the native kernels (``gatlib/native/gatv2.h``): the same function as
     :class:`_GATv2Score`, in the caller's edge order ``[E, H]``, with nothing of size
@@ -149,9 +147,9 @@ class _NativeGATv2Score(torch.autograd.Function):
         xs, xd, a = h_src.contiguous(), h_dst.contiguous(), att.contiguous()
         xe = None if edge is None else edge.contiguous()
         score = xs.new_empty(E, H)
-        getattr(lib, "gatv2_score_forward" + _NATIVE_REAL[xs.dtype])(
+        getattr(lib, "gatv2_score_forward" + fused.REAL_SUFFIX[xs.dtype])(
             T, H, C, graph.rowptr.data_ptr(), graph.col.data_ptr(), graph.perm.data_ptr(),
-            xs.data_ptr(), xd.data_ptr(), _ptr(xe), a.data_ptr(), slope, score.data_ptr())
+            xs.data_ptr(), xd.data_ptr(), fused.ptr(xe), a.data_ptr(), slope, score.data_ptr())
         ctx.save_for_backward(xs, xd, a, xe)
         ctx.meta = (graph, slope, lib, att.shape)
         return score                                                       # [E, H]
@@ -164,29 +162,25 @@ class _NativeGATv2Score(torch.autograd.Function):
         S, H, C = xs.shape
         T = xd.size(0)
         g = g.contiguous()
-        suffix = _NATIVE_REAL[xs.dtype]
+        suffix = fused.REAL_SUFFIX[xs.dtype]
         g_xs, g_xd = torch.empty_like(xs), torch.empty_like(xd)
         g_att = a.new_empty(H, C)
         g_xe = None if xe is None else torch.empty_like(xe)
         getattr(lib, "gatv2_score_backward_targets" + suffix)(
             T, H, C, graph.rowptr.data_ptr(), graph.col.data_ptr(), graph.perm.data_ptr(),
-            xs.data_ptr(), xd.data_ptr(), _ptr(xe), a.data_ptr(), slope, g.data_ptr(),
-            g_xd.data_ptr(), g_att.data_ptr(), _ptr(g_xe))
+            xs.data_ptr(), xd.data_ptr(), fused.ptr(xe), a.data_ptr(), slope, g.data_ptr(),
+            g_xd.data_ptr(), g_att.data_ptr(), fused.ptr(g_xe))
         getattr(lib, "gatv2_score_backward_sources" + suffix)(
             S, H, C, graph.rowptr_t.data_ptr(), graph.col_t.data_ptr(), graph.perm_t.data_ptr(),
-            graph.perm.data_ptr(), xs.data_ptr(), xd.data_ptr(), _ptr(xe), a.data_ptr(), slope,
-            g.data_ptr(), g_xs.data_ptr())
+            graph.perm.data_ptr(), xs.data_ptr(), xd.data_ptr(), fused.ptr(xe), a.data_ptr(),
+            slope, g.data_ptr(), g_xs.data_ptr())
         return g_xs, g_xd, g_att.view(att_shape), g_xe, None, None, None
-
-
-def _ptr(t: Optional[Tensor]) -> Optional[int]:
-    return None if t is None else t.data_ptr()
 
 
 def _native_gatv2(h_src: Tensor, h_dst: Tensor):
     """The native library when it computes GATv2's score for these inputs (CPU, fp32/fp64, one
     dtype), else None."""
-    if h_src.device.type != "cpu" or h_src.dtype not in _NATIVE_REAL:
+    if h_src.device.type != "cpu" or h_src.dtype not in fused.REAL_SUFFIX:
         return None
     if h_dst.dtype != h_src.dtype:
         return None

@@ -1,11 +1,11 @@
-"""The CPU backend: torch sparse CSR kernels (MKL on x86) over the CSR view of a graph, as a
-table of kernels registered as ``torch.library`` custom ops ``gatlib::<op>`` (no prefix: the
-CPU ops carry the plain names, e.g. ``torch.ops.gatlib.gat_attention``)."""
+"""The CPU backend: gatlib's native fused kernels (:mod:`gatlib.ops.cpu.fused`) or torch's
+sparse CSR kernels (MKL on x86) over the CSR view of a graph, as a table of kernels registered
+as ``torch.library`` custom ops ``gatlib::<op>`` (no prefix: the CPU ops carry the plain names,
+e.g. ``torch.ops.gatlib.gat_attention``)."""
 from __future__ import annotations
 
 from typing import List
 
-import torch
 from torch import Tensor
 
 from ..._checks import compiling
@@ -18,11 +18,12 @@ __all__ = ["BACKEND", "eager_op"]
 
 
 def _graph_args(graph, heads: int) -> List[Tensor]:
-    """The seven tensors of the ``GraphCSR``, followed, on a small graph, by its head-folded
-    copy (built once per head count and kept on the graph). Under torch.compile the op folds
+    """The seven tensors of the ``GraphCSR`` (all the fused kernels read), followed, for
+    torch's kernels on a small graph, by its head-folded copy (built once per head count and
+    kept on the graph). Under torch.compile the op folds
     inside, since the folded graph's sizes depend on the degrees."""
     tensors = graph_tensors(graph)
-    if compiling() or fused.handles(tensors[1].numel() * heads, torch.empty(0)):
+    if compiling() or fused.fits(tensors[1].numel() * heads):
         return tensors                     # the fused kernels read the CSR tensors as they are
     return kernels.folded_graph_args(graph, tensors, heads)
 

@@ -22,8 +22,8 @@ from torch import Tensor
 
 from ... import native as _native
 
-__all__ = ["handles", "forward", "backward", "NATIVE_MAX_ENTRIES", "KIND_ATTEND", "KIND_GAT",
-           "KIND_DOT"]
+__all__ = ["fits", "handles", "ptr", "REAL_SUFFIX", "forward", "backward", "NATIVE_MAX_ENTRIES",
+           "KIND_ATTEND", "KIND_GAT", "KIND_DOT"]
 
 KIND_ATTEND, KIND_GAT, KIND_DOT = 0, 1, 2
 
@@ -40,24 +40,30 @@ NATIVE_MAX_ENTRIES = 1 << 25
 # targets (and sources) over that many threads of the OpenMP team torch uses.
 PARALLEL_MIN_ENTRIES = 1 << 13
 
-_REAL = {torch.float32: "_f32", torch.float64: "_f64"}
+# The native functions' name suffix per floating dtype they take.
+REAL_SUFFIX = {torch.float32: "_f32", torch.float64: "_f64"}
 _COMPUTED = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
 
 
+def fits(num_entries: int) -> bool:
+    """The size rule: the native library is loaded and ``num_entries`` (E * H) is at most
+    :data:`NATIVE_MAX_ENTRIES`."""
+    return num_entries <= NATIVE_MAX_ENTRIES and _native.available()
+
+
 def handles(num_entries: int, *tensors: Optional[Tensor]) -> bool:
-    """The size-and-type rule: the fused kernels run when loaded, when ``num_entries`` (E * H)
-    is at most :data:`NATIVE_MAX_ENTRIES`, and when every floating tensor given has one dtype,
+    """The size-and-type rule: :func:`fits`, and every floating tensor given has one dtype,
     fp32 or fp64 (after the fp32 upcast of fp16/bf16)."""
-    if num_entries > NATIVE_MAX_ENTRIES:
-        return False
     dtypes = {_COMPUTED.get(t.dtype, t.dtype) for t in tensors
               if t is not None and t.dtype.is_floating_point}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in _REAL:
+    if len(dtypes) != 1 or next(iter(dtypes)) not in REAL_SUFFIX:
         return False
-    return _native.available()
+    return fits(num_entries)
 
 
-def _p(t: Optional[Tensor]) -> Optional[int]:
+def ptr(t: Optional[Tensor]) -> Optional[int]:
+    """A tensor's address for a native call (None for an absent tensor). The caller holds the
+    tensor for the call's duration."""
     return None if t is None else t.data_ptr()
 
 
@@ -87,7 +93,7 @@ def forward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     ``a_src [S, H]`` (GAT), or None (ATTEND); ``term``: the caller-order ``[E, H]`` scores
     (ATTEND), bias (DOT) or edge score (GAT); ``param``: the scale (DOT) or negative slope
     (GAT)."""
-    fn = getattr(_native.library(), "attention_forward" + _REAL[v.dtype])
+    fn = getattr(_native.library(), "attention_forward" + REAL_SUFFIX[v.dtype])
     T, H, C = g.rowptr.numel() - 1, v.size(1), v.size(2)
     E = g.col.numel()
     D = q.size(2) if kind == KIND_DOT else 1
@@ -96,9 +102,9 @@ def forward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     lse = v.new_empty(H, T)
     alpha = v.new_empty(E, H) if return_attention else None
     scratch = v.new_empty(E * H + H * T)
-    _check(fn(kind, T, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(q), _p(k), _p(v),
-              _p(term), _p(mask), _keep_scale(dropout), param, _p(out), _p(lse), _p(alpha),
-              _p(scratch), torch.get_num_threads(), PARALLEL_MIN_ENTRIES))
+    _check(fn(kind, T, H, D, C, ptr(g.rowptr), ptr(g.col), ptr(g.perm), ptr(q), ptr(k), ptr(v),
+              ptr(term), ptr(mask), _keep_scale(dropout), param, ptr(out), ptr(lse), ptr(alpha),
+              ptr(scratch), torch.get_num_threads(), PARALLEL_MIN_ENTRIES))
     return out, lse, (v.new_empty(0, H) if alpha is None else alpha)
 
 
@@ -111,7 +117,7 @@ def backward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     ATTEND, of ``term`` otherwise, None without a term): a pass over targets, then one over
     sources (the source-sorted order), each writing its rows whole (no zero-fill, no
     scatter)."""
-    fn = getattr(_native.library(), "attention_backward" + _REAL[v.dtype])
+    fn = getattr(_native.library(), "attention_backward" + REAL_SUFFIX[v.dtype])
     T, H, C = g.rowptr.numel() - 1, v.size(1), v.size(2)
     S, E = g.rowptr_t.numel() - 1, g.col.numel()
     D = q.size(2) if kind == KIND_DOT else 1
@@ -124,10 +130,10 @@ def backward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     grad_term = None if term is None else v.new_empty(E, H)
     deg = int(g.rowptr.diff().max()) if T > 0 else 0
     scratch = v.new_empty(2 * E * H)
-    _check(fn(kind, T, S, H, D, C, _p(g.rowptr), _p(g.col), _p(g.perm), _p(g.rowptr_t),
-              _p(g.col_t), _p(g.perm_t), _p(q), _p(k), _p(v), _p(term), _p(mask),
-              _keep_scale(dropout), param, _p(lse), _p(grad_out), _p(grad_alpha), _p(grad_q),
-              _p(grad_k), _p(grad_v), _p(grad_term), _p(scratch), deg,
+    _check(fn(kind, T, S, H, D, C, ptr(g.rowptr), ptr(g.col), ptr(g.perm), ptr(g.rowptr_t),
+              ptr(g.col_t), ptr(g.perm_t), ptr(q), ptr(k), ptr(v), ptr(term), ptr(mask),
+              _keep_scale(dropout), param, ptr(lse), ptr(grad_out), ptr(grad_alpha), ptr(grad_q),
+              ptr(grad_k), ptr(grad_v), ptr(grad_term), ptr(scratch), deg,
               torch.get_num_threads(), PARALLEL_MIN_ENTRIES))
     return grad_q, grad_k, grad_v, grad_term
 
