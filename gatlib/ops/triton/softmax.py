@@ -127,6 +127,17 @@ def _flat(x: Tensor) -> Tensor:
     return x.reshape(x.size(0), tail)                                      # [E, H]
 
 
+def _launch(index: Tensor, num_nodes: int, split: Optional[int], H: int, dtype):
+    """What both passes of the segment softmax launch with: the entries sorted by segment
+    (``perm``), the row plan, the accumulation dtype, the block sizes over entries and heads,
+    and the grid (chunks x head blocks)."""
+    rowptr, perm = segments(index, num_nodes)
+    plan = row_plan(rowptr, split)
+    bh = min(pow2(H), 64)
+    be = max(16, min(128, 2048 // bh))
+    return perm, plan, acc_dtype(dtype), be, bh, (plan.num_chunks, triton.cdiv(H, bh))
+
+
 @on_input_device
 def segment_softmax_fwd(src: Tensor, index: Tensor, num_nodes: int,
                         split: Optional[int] = None) -> Tensor:
@@ -137,15 +148,10 @@ def segment_softmax_fwd(src: Tensor, index: Tensor, num_nodes: int,
     out = torch.empty_like(x)
     if E == 0 or H == 0:
         return out.view(src.shape)
-    rowptr, perm = segments(index, num_nodes)
-    plan = row_plan(rowptr, split)
-    acc = acc_dtype(src.dtype)
+    perm, plan, acc, be, bh, grid = _launch(index, num_nodes, split, H, src.dtype)
     lse = torch.empty(H, num_nodes, dtype=acc, device=src.device)
     ws_m = ws(plan.num_slots, H, dtype=acc, device=src.device)
     ws_l = ws(plan.num_slots, H, dtype=acc, device=src.device)
-    bh = min(pow2(H), 64)
-    be = max(16, min(128, 2048 // bh))
-    grid = (plan.num_chunks, triton.cdiv(H, bh))
     _segment_softmax_fwd_kernel[grid](x, perm, *plan.chunks(), lse, ws_m, ws_l, lse.stride(0),
                                       H, BLOCK_E=be, BLOCK_H=bh)
     if plan.num_split:
@@ -167,14 +173,9 @@ def segment_softmax_bwd(grad: Tensor, out: Tensor, index: Tensor, num_nodes: int
     dx = torch.empty(E, H, dtype=grad.dtype, device=grad.device)
     if E == 0 or H == 0:
         return dx.view(out.shape)
-    rowptr, perm = segments(index, num_nodes)
-    plan = row_plan(rowptr, split)
-    acc = acc_dtype(out.dtype)
+    perm, plan, acc, be, bh, grid = _launch(index, num_nodes, split, H, out.dtype)
     dot = torch.empty(num_nodes, H, dtype=acc, device=grad.device)
     work = ws(plan.num_slots, H, dtype=acc, device=grad.device)
-    bh = min(pow2(H), 64)
-    be = max(16, min(128, 2048 // bh))
-    grid = (plan.num_chunks, triton.cdiv(H, bh))
     _segment_softmax_bwd_dot_kernel[grid](g, y, perm, *plan.chunks(), dot, work, H,
                                           BLOCK_E=be, BLOCK_H=bh)
     sum_merge(work, plan, dot)
