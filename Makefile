@@ -7,6 +7,13 @@
 # results/, git-ignored), make clean.
 
 PYTHON ?= python3
+# Datasets: downloaded from their pinned sources on first use. This project's own machines keep a
+# read-only mirror beside the checkout; where it exists it is named here, so that make run and
+# make test (and CI) never need the network. A user's GATLIB_MIRROR wins.
+SHARED_MIRROR := $(wildcard $(CURDIR)/../shared/datasets)
+ifneq ($(SHARED_MIRROR),)
+export GATLIB_MIRROR ?= $(abspath $(SHARED_MIRROR))
+endif
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

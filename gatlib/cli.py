@@ -115,10 +115,12 @@ def _compare(args: argparse.Namespace) -> int:
     missing = missing_task_data(tasks)
     if missing and not args.skip_missing:
         names = ", ".join(f"{m['dataset']} (task {t})" for t, m in missing.items())
+        first = next(iter(missing.values()))["message"].splitlines()[0]
         print(f"gatlib compare: dataset(s) not available: {names}; nothing was trained.\n"
-              f"Get them with `gatlib data fetch {' '.join(m['dataset'] for m in missing.values())}"
-              f" --mirror DIR` (see `gatlib data list`), or add --skip-missing to run the other "
-              f"tasks and name these in the table.", file=sys.stderr)
+              f"  {first}\n"
+              f"  Get them with `gatlib data fetch {' '.join(m['dataset'] for m in missing.values())}`"
+              f" (add --mirror DIR to link a mirror folder), or add --skip-missing to run the "
+              f"other tasks and name these in the table.", file=sys.stderr)
         return 2
     run_tasks = [t for t in tasks if t not in missing]
     if not run_tasks:
@@ -176,9 +178,12 @@ def _data_places() -> str:
     root = data_root.dataset_root()
     how = "$GATLIB_DATA" if os.environ.get("GATLIB_DATA") else "datasets/ in the checkout"
     mirrors = data_root.mirror_roots()
-    return (f"local root: {root} ({how}); mirrors: "
-            + (", ".join(str(m) for m in mirrors) if mirrors else
-               "none found ($GATLIB_MIRROR unset, no ../shared/datasets beside the checkout)"))
+    from .data.download import offline, url_base
+    return (f"local root: {root} ({how}); mirror: "
+            + (", ".join(str(m) for m in mirrors) if mirrors else "none ($GATLIB_MIRROR unset)")
+            + "; downloads: " + ("off (GATLIB_OFFLINE)" if offline() else
+                                 f"from {url_base()}" + (" ($GATLIB_DATA_URL)"
+                                                   if os.environ.get("GATLIB_DATA_URL") else "")))
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -187,7 +192,7 @@ def _data(args: argparse.Namespace) -> int:
         print(_data_places())
         print(f"{'dataset':<12} {'task':<5} {'where':<8} path")
         labels = {"local": "local", "linked": "linked", "mirror": "mirror",
-                  "incomplete": "partial", "missing": "missing"}
+                  "incomplete": "partial", "missing": "missing", "downloadable": "missing"}
         absent = []
         for entry in data.list_datasets():
             st = data.dataset_status(entry.name)
@@ -200,14 +205,17 @@ def _data(args: argparse.Namespace) -> int:
                 path = f"{st.path}" + (" (sha256 checked)" if st.verified else "")
             elif st.state == "incomplete":
                 path = f"{st.path} ({st.detail})"
+            elif st.state == "downloadable":
+                path = f"downloadable, {st.detail} (fetched on first use)"
             else:
-                path = str(st.path) if st.path else "-"
-            if st.state in ("missing", "incomplete"):
+                path = f"not downloadable now: {st.detail}"
+            if st.state in ("missing", "incomplete", "downloadable"):
                 absent.append(entry.name)
             print(f"{entry.name:<12} {entry.task:<5} {labels[st.state]:<8} {path}")
         if absent:
-            print(f"{len(absent)} dataset(s) not available: get them with `gatlib data fetch "
-                  f"NAME --mirror DIR` (README: Getting the datasets)")
+            print(f"{len(absent)} dataset(s) not here yet: `gatlib data fetch NAME` downloads "
+                  f"them, `--mirror DIR` links them from a mirror folder (README: Getting the "
+                  f"datasets)")
         return 0
     print(_data_places() if args.mirror is None else
           f"local root: {data.dataset_root()}; mirror: {args.mirror}", file=sys.stderr)
@@ -287,10 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.set_defaults(func=_compare)
 
     dat = sub.add_parser("data", help="list the datasets and where they are, or fetch them "
-                                      "from a mirror")
+                                      "(downloaded, or linked from a mirror)")
     dat.add_argument("action", choices=("list", "fetch"))
     dat.add_argument("names", nargs="*", help="datasets to fetch (default: all)")
-    dat.add_argument("--mirror", default=None, help="a mirror folder in PyG's layout")
+    dat.add_argument("--mirror", default=None,
+                     help="a mirror folder in PyG's layout to link (or --copy) raw/ folders "
+                          "from (default $GATLIB_MIRROR); datasets it lacks are downloaded")
     dat.add_argument("--copy", action="store_true", help="copy instead of linking")
     dat.set_defaults(func=_data)
     for p in sub.choices.values():

@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# No test reaches the internet: datasets come from a mirror ($GATLIB_MIRROR, set by the Makefile
+# and CI) or, in tests/data/test_download.py, from a server on 127.0.0.1.
+os.environ.setdefault("GATLIB_OFFLINE", "1")
 
 
 def backends_under_test(device: str = "cpu"):

@@ -31,8 +31,9 @@ def _sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 def _fix(entry: DatasetEntry) -> str:
     """How to get good files, for an error message."""
-    return (f"Get a good copy with `gatlib data fetch {entry.name} --mirror DIR --copy` (DIR: "
-            f"a mirror whose files are good), or from the source: {entry.source or 'unknown'}.")
+    return (f"Get a good copy with `gatlib data fetch {entry.name}` (downloads it again from "
+            f"{entry.source}) or `gatlib data fetch {entry.name} --mirror DIR --copy` (DIR: a "
+            f"mirror whose files are good).")
 
 
 def _check_file(entry: DatasetEntry, path: Path, expected: str) -> str:
@@ -59,11 +60,10 @@ def _missing(entry: DatasetEntry, raw: Path) -> List[str]:
 
 
 def _how_to_get(entry: DatasetEntry) -> str:
-    return (f"Link or copy them with `gatlib data fetch {entry.name} --mirror DIR` (DIR: a "
-            f"mirror in PyG's layout, e.g. ../shared/datasets), or set GATLIB_MIRROR to such a "
-            f"mirror (its raw/ folders are linked, never written) or GATLIB_DATA to a dataset "
-            f"root that holds them; the files come from {entry.source or 'their source'}. "
-            f"Nothing is downloaded (README: Getting the datasets).")
+    return (f"Download them with `gatlib data fetch {entry.name}` (from {entry.source}), or "
+            f"link them with `gatlib data fetch {entry.name} --mirror DIR` (DIR: a mirror in "
+            f"PyG's layout), or set GATLIB_MIRROR to such a mirror or GATLIB_DATA to a dataset "
+            f"root that holds them (README: Getting the datasets).")
 
 
 # The stamp beside raw/ and processed/: which raw files were verified (keyed by real path, size
@@ -122,19 +122,20 @@ def _verify_raw(entry: DatasetEntry, folder: Path, stamp: Dict[str, Any]) -> boo
 
 
 def _ready_raw(entry: DatasetEntry, local: Path) -> Path:
-    """``<local>/<folder>`` with every raw file present (linked from a mirror when needed)."""
+    """``<local>/<folder>`` with every raw file present: linked from a mirror when one holds
+    them, else downloaded from their sources (one line says what and from where)."""
+    from .download import download
     try:
         folder = _root.ensure_raw(entry.folder, local)       # links from a mirror if needed
     except DatasetNotFound:
-        looked = [local / entry.folder / "raw"] + [m / entry.folder / "raw"
-                                                  for m in _root.mirror_roots()]
-        raise DatasetNotFound(
-            f"{entry.name}: raw files not found; looked in: "
-            + ", ".join(str(p) for p in looked)
-            + ("" if len(looked) > 1 else " (no mirror found)") + ". "
-            + _how_to_get(entry)) from None
+        download(entry, local)                               # one-line errors, names the URL
+        return local / entry.folder
     raw = folder / "raw"
     missing = _missing(entry, raw)
+    if missing and not raw.is_symlink():                     # a partial local copy: replaced
+        _say(f"{entry.name}: {raw} lacks {', '.join(missing)}")
+        download(entry, local)
+        return folder
     if missing:
         looked = [raw] + [m / entry.folder / "raw" for m in _root.mirror_roots()]
         raise DatasetNotFound(
@@ -190,7 +191,9 @@ class DatasetStatus:
     ``state`` is ``"local"`` (a folder in the local root holds every file), ``"linked"``
     (the local ``raw/`` links to a mirror folder, ``path``), ``"mirror"`` (not in the local root
     yet; a mirror holds them and the first load links them), ``"incomplete"`` (the local
-    ``raw/`` lacks files, listed in ``detail``) or ``"missing"``. ``verified`` is whether the
+    ``raw/`` lacks files, listed in ``detail``), ``"downloadable"`` (nowhere here; the first
+    load downloads them, ``detail`` says how much from where) or ``"missing"`` (nowhere, and
+    downloads are off: ``GATLIB_OFFLINE``). ``verified`` is whether the
     files were checked against the registry's sha256 in this version (the stamp of
     :func:`check_dataset`)."""
     name: str
@@ -222,4 +225,9 @@ def dataset_status(name: str, root: Optional[PathLike] = None) -> DatasetStatus:
         src = m / entry.folder / "raw"
         if src.is_dir() and not _missing(entry, src):
             return DatasetStatus(entry.name, "mirror", src)
-    return DatasetStatus(entry.name, "missing", None)
+    from .download import download_bytes, human_bytes, offline
+    size = f"{human_bytes(download_bytes(entry))} from {entry.source}"
+    if offline():
+        return DatasetStatus(entry.name, "missing", None, f"downloads off; {size}")
+    return DatasetStatus(entry.name, "downloadable", None, size)
+

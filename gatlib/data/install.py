@@ -1,10 +1,10 @@
-"""Getting a dataset's raw files from a mirror into the local root: :func:`fetch` links
-(default) or copies each ``raw/`` folder, checking every file's sha256 first, and installs it
-so that an interrupted or failed fetch never leaves a half-written ``raw/``.
+"""Getting datasets' raw files into the local root: :func:`fetch` links (default) or copies
+each ``raw/`` folder from a mirror when one is named, else downloads it from its pinned source
+(:mod:`gatlib.data.download`), checking every file's sha256 first, and installs it so that an
+interrupted or failed fetch never leaves a half-written ``raw/``.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
@@ -16,14 +16,16 @@ from . import root as _root
 from .registry import DatasetEntry, PathLike, _local_root, get, list_datasets
 from .root import DatasetNotFound
 from .checks import _check_file, _missing, verify
+from .download import download, install_folder
 
 __all__ = ["FetchRecord", "FetchReport", "fetch"]
 
 
 @dataclass
 class FetchRecord:
-    """What :func:`fetch` did for one dataset: ``action`` is ``"linked"``, ``"copied"`` or
-    ``"present"`` (a verified copy or link was already there)."""
+    """What :func:`fetch` did for one dataset: ``action`` is ``"linked"``, ``"copied"``,
+    ``"downloaded"`` or ``"present"`` (a verified copy or link was already there);
+    ``source`` is the mirror folder, or None for a download."""
     name: str
     action: str
     source: Optional[Path]
@@ -50,9 +52,9 @@ class FetchReport:
         raise KeyError(name)
 
     def __str__(self) -> str:
-        lines = [f"{'dataset':<12} {'action':<8} {'files':>5} {'MB':>7}  target"]
+        lines = [f"{'dataset':<12} {'action':<10} {'files':>5} {'MB':>7}  target"]
         for r in self.records:
-            lines.append(f"{r.name:<12} {r.action:<8} {r.files:>5} {r.bytes / 1e6:>7.2f}  "
+            lines.append(f"{r.name:<12} {r.action:<10} {r.files:>5} {r.bytes / 1e6:>7.2f}  "
                          f"{r.target}")
         lines.append(f"{len(self.records)} dataset(s), all sha256 verified")
         return "\n".join(lines)
@@ -69,41 +71,36 @@ def _find_source(entry: DatasetEntry, mirrors: Sequence[Path]) -> Tuple[Optional
     return None, looked
 
 
-def _install(new: Path, raw: Path) -> None:
-    """Put ``new`` (a finished folder or symlink beside ``raw``) in place of ``raw``."""
-    if raw.is_symlink() or raw.is_file():
-        if new.is_symlink():
-            os.replace(new, raw)                           # atomic swap of one link for another
-            return
-        raw.unlink()
-    elif raw.is_dir():
-        old = raw.with_name(f".raw-old-{uuid.uuid4().hex[:8]}")
-        raw.rename(old)
-        new.rename(raw)
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    new.rename(raw)
+def _present(entry: DatasetEntry, src: Optional[Path], local: Path,
+             copy: bool) -> Optional[FetchRecord]:
+    """A record when ``raw/`` is already a verified real folder (or, when linking, a link to
+    this mirror's folder); else None (whatever is there is replaced)."""
+    raw = local / entry.folder / "raw"
+    same_link = (src is not None and raw.is_symlink() and raw.resolve() == src.resolve())
+    if raw.is_dir() and ((not raw.is_symlink()) or (same_link and not copy)):
+        try:
+            verify(entry.name, local)
+            return FetchRecord(entry.name, "present", src, raw, len(entry.raw_files),
+                               entry.num_bytes)
+        except (DatasetNotFound, ValueError):
+            pass                                           # replaced by a good copy
+    return None
 
 
 def _fetch_one(entry: DatasetEntry, src: Path, local: Path, copy: bool) -> FetchRecord:
     target = local / entry.folder
     raw = target / "raw"
     n, size = len(entry.raw_files), entry.num_bytes
-    # Already there: a real folder (or, when linking, a link to this source) that verifies.
-    same_link = raw.is_symlink() and raw.resolve() == src.resolve()
-    if raw.is_dir() and ((not raw.is_symlink()) or (same_link and not copy)):
-        try:
-            verify(entry.name, local)
-            return FetchRecord(entry.name, "present", src, raw, n, size)
-        except (DatasetNotFound, ValueError):
-            pass                                           # replaced below by a good copy
+    done = _present(entry, src, local, copy)
+    if done is not None:
+        return done
     target.mkdir(parents=True, exist_ok=True)
     if not copy:
         for fname, (_, sha) in entry.raw_files.items():    # check the mirror before linking
             _check_file(entry, src / fname, sha)
         link = target / f".raw-link-{uuid.uuid4().hex[:8]}"
         link.symlink_to(src.resolve(), target_is_directory=True)
-        _install(link, raw)
+        install_folder(link, raw)
         return FetchRecord(entry.name, "linked", src, raw, n, size)
     # Copy into a temporary folder beside raw/, check every copied file, then rename: an
     # interrupted or failed copy never leaves a half-written raw/.
@@ -114,7 +111,7 @@ def _fetch_one(entry: DatasetEntry, src: Path, local: Path, copy: bool) -> Fetch
                 shutil.copy2(path, tmp / path.name)
         for fname, (_, sha) in entry.raw_files.items():
             _check_file(entry, tmp / fname, sha)
-        _install(tmp, raw)
+        install_folder(tmp, raw)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -124,17 +121,18 @@ def _fetch_one(entry: DatasetEntry, src: Path, local: Path, copy: bool) -> Fetch
 def fetch(names: Optional[Sequence[str]] = None, mirror: Optional[PathLike] = None,
           root: Optional[PathLike] = None, copy: bool = False,
           progress: bool = True) -> FetchReport:
-    """Link (default) or copy each dataset's ``raw/`` folder from a mirror into the local root,
-    checking the sha256 of every file.
+    """Get each dataset's ``raw/`` folder into the local root, checking the sha256 of every
+    file: linked (default) or copied from a mirror when one holds it, else downloaded from its
+    pinned source (unless ``GATLIB_OFFLINE`` is set).
 
     Args:
         names: registered names (case-insensitive); default: every dataset.
-        mirror: a mirror folder in PyG's layout (default: :func:`mirror_roots`, in order).
+        mirror: a mirror folder in PyG's layout (default: ``$GATLIB_MIRROR``, when set).
         root: the local dataset root (default :func:`dataset_root`).
         copy: copy the files instead of linking ``raw/`` to the mirror's folder. A local
             ``raw/`` that already verifies is kept: a real folder always, a link to the same
             mirror folder when ``copy`` is false; anything else there is replaced.
-        progress: a tqdm bar when there are several datasets.
+        progress: a tqdm bar when there are several datasets, and one per download.
 
     Returns:
         A :class:`FetchReport` with one record per dataset.
@@ -143,8 +141,9 @@ def fetch(names: Optional[Sequence[str]] = None, mirror: Optional[PathLike] = No
         ValueError: a file's sha256 differs (names the file, expected and actual hash); nothing
             is left half-written (a copy goes to a temporary folder that is renamed at the
             end; a link is made only after the mirror's files check out).
-        DatasetNotFound: a dataset is in no mirror (after the others were fetched); the message
-            lists where it looked.
+        DatasetNotFound: a dataset is in no mirror and cannot be downloaded (offline, a
+            source unreachable or missing; after the others were fetched); the message names
+            the URL and where it looked.
     """
     entries = list_datasets() if names is None else [get(n) for n in names]
     local = _local_root(root)
@@ -162,14 +161,22 @@ def fetch(names: Optional[Sequence[str]] = None, mirror: Optional[PathLike] = No
     for entry in bar:
         bar.set_postfix_str(entry.name)
         src, looked = _find_source(entry, mirrors)
-        if src is None:
-            not_found.append(f"{entry.name} (looked in: "
-                             + (", ".join(str(p) for p in looked) or "no mirror found") + ")")
+        if src is not None:
+            report.records.append(_fetch_one(entry, src, local, copy))
             continue
-        report.records.append(_fetch_one(entry, src, local, copy))
+        done = _present(entry, None, local, copy)
+        if done is not None:
+            report.records.append(done)
+            continue
+        try:
+            raw = download(entry, local, progress=progress)
+        except DatasetNotFound as exc:
+            not_found.append(str(exc) + (f" (mirrors looked in: {', '.join(map(str, looked))})"
+                                         if looked else ""))
+            continue
+        report.records.append(FetchRecord(entry.name, "downloaded", None, raw,
+                                          len(entry.raw_files), entry.num_bytes))
     if not_found:
-        raise DatasetNotFound(
-            "not found in any mirror: " + "; ".join(not_found) + ". Pass --mirror DIR (or "
-            "mirror=...) or set GATLIB_MIRROR to a folder in PyG's layout; nothing is "
-            "downloaded." + (f" Fetched meanwhile:\n{report}" if report.records else ""))
+        raise DatasetNotFound("; ".join(not_found) + (f". Fetched meanwhile:\n{report}"
+                                                      if report.records else ""))
     return report

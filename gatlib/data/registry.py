@@ -1,11 +1,11 @@
-"""The dataset registry (DESIGN.md section 6): what each dataset is, where PyG keeps its raw
+"""The dataset registry: what each dataset is, where PyG keeps its raw
 files, and their sha256 (the package data ``gatlib/data/checksums.json``), looked up by name.
 
-The entries are the datasets of the mirror described in ``../shared/datasets/MANIFEST.md``; the
-file tables (bytes and sha256) were parsed from that manifest once into ``checksums.json``, so
-the package never reads the mirror's manifest. Checking files against them is
-:mod:`gatlib.data.checks`'s, loading :mod:`gatlib.data.load`'s, linking or copying them from a
-mirror :mod:`gatlib.data.install`'s.
+Each raw file has its size, sha256 and pinned source in ``checksums.json``: a file of a public
+GitHub repository at a full commit id, a member of a zip archive there, or a file rebuilt from
+an upstream file by a named procedure (:mod:`gatlib.data.rebuild`). Checking files against them
+is :mod:`gatlib.data.checks`'s, loading :mod:`gatlib.data.load`'s, downloading them
+:mod:`gatlib.data.download`'s, linking or copying them from a mirror :mod:`gatlib.data.install`'s.
 
 Raw folders follow each PyG class's own ``raw_dir`` (checked against PyG 2.8), relative to the
 dataset root (the ``root`` given to the class in brackets):
@@ -22,8 +22,8 @@ dataset root (the ``root`` given to the class in brackets):
 Example::
 
     from gatlib.data import fetch, load_dataset
-    ds = load_dataset("cora")                       # links Planetoid/Cora/raw from a mirror
-    print(fetch(["MUTAG", "Texas"], copy=True))     # copies, checking every sha256
+    ds = load_dataset("cora")                       # downloads Planetoid/Cora/raw when missing
+    print(fetch(["MUTAG", "Texas"]))                # downloads (or links from $GATLIB_MIRROR)
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from ..utils.errors import UserError
 from . import root as _root
 
-__all__ = ["DatasetEntry", "UnknownDataset", "list_datasets", "get", "dataset_checksum"]
+__all__ = ["DatasetEntry", "UnknownDataset", "list_datasets", "get", "dataset_checksum",
+           "COMMITS", "UPSTREAM"]
 
 
 class UnknownDataset(UserError, ValueError):
@@ -60,12 +61,15 @@ class DatasetEntry:
         folder: folder, relative to the dataset root, that holds ``raw/`` (the class's
             ``raw_dir`` without the trailing ``raw``).
         raw_files: ``{file name: (bytes, sha256)}`` of every file in ``raw/``.
+        sources: ``{file name: source}``, where each file comes from: ``{"repo", "path"}`` (a
+            file of the repository at its pinned commit, :data:`COMMITS`), ``{"repo",
+            "archive", "member"}`` (a member of a zip archive there) or ``{"repo", "rebuild",
+            "from"}`` (rebuilt by :data:`gatlib.data.rebuild.REBUILDS`).
         stats: published statistics, with edges counted as PyG stores them (both directions):
             node tasks ``nodes, edges, features, classes``; graph tasks ``graphs, avg_nodes,
             avg_edges, features, classes``.
         description: one line with the published statistics.
-        source: where the raw files come from (the public repository the mirror took them
-            from), for a user who must get them again.
+        source: where the raw files come from, in words (repositories and commits).
     """
     name: str
     task: str
@@ -74,6 +78,7 @@ class DatasetEntry:
     pyg_root: str
     folder: str
     raw_files: Mapping[str, Tuple[int, str]] = field(repr=False)
+    sources: Mapping[str, Mapping[str, str]] = field(repr=False)
     stats: Mapping[str, float] = field(repr=False)
     description: str = ""
     source: str = ""
@@ -97,36 +102,42 @@ class DatasetEntry:
         return _local_root(root) / self.folder / "raw"
 
 
-# Where the mirror's raw files come from (its MANIFEST.md lists repository, commit and path of
-# each file), by PyG class.
-_SOURCES = {
-    "Planetoid": "github.com/kimiyoung/planetoid (data/)",
-    "TUDataset": "the TU Dortmund graph collection (chrsmrrs.github.io/datasets), as mirrored "
-                 "in github.com/bknyaz/graph_nn",
-    "HeterophilousGraphDataset": "github.com/yandex-research/heterophilous-graphs (data/)",
-    "WikipediaNetwork": "github.com/graphdml-uiuc-jlu/geom-gcn (new_data/, splits/; the feature "
-                        "file rebuilt from yandex-research/heterophilous-graphs, see the "
-                        "mirror's MANIFEST.md)",
-    "Actor": "github.com/graphdml-uiuc-jlu/geom-gcn (new_data/film, splits/)",
-    "WebKB": "github.com/graphdml-uiuc-jlu/geom-gcn (new_data/, splits/)",
-}
+def _table() -> Dict[str, Any]:
+    """The package data ``checksums.json``: commits, upstream files and raw files."""
+    return json.loads((Path(__file__).with_name("checksums.json")).read_text())
 
 
-def _raw_files() -> Dict[str, Dict[str, Tuple[int, str]]]:
-    """``{folder: {file: (bytes, sha256)}}`` from the package data ``checksums.json``."""
-    table = json.loads((Path(__file__).with_name("checksums.json")).read_text())["files"]
-    return {folder: {f: (int(size), sha) for f, (size, sha) in files.items()}
-            for folder, files in table.items()}
+_TABLE = _table()
+COMMITS: Dict[str, str] = dict(_TABLE["commits"])
+"""``{owner/repo: full commit id}``: the one commit each source repository is read at."""
+UPSTREAM: Dict[str, Tuple[int, str]] = {k: (int(v[0]), v[1])
+                                        for k, v in _TABLE["upstream"].items()}
+"""``{owner/repo/path: (bytes, sha256)}`` of the archives and rebuild inputs, as upstream serves
+them (their members and outputs are checked against ``raw_files``)."""
+_RAW_FILES = {folder: {f: (int(v[0]), v[1]) for f, v in files.items()}
+              for folder, files in _TABLE["files"].items()}
+_RAW_SOURCES = {folder: {f: dict(v[2]) for f, v in files.items()}
+                for folder, files in _TABLE["files"].items()}
 
 
-_RAW_FILES: Dict[str, Dict[str, Tuple[int, str]]] = _raw_files()
+def _describe(sources: Mapping[str, Mapping[str, str]]) -> str:
+    """Where a dataset's files come from, in words: each repository at its commit, and what of
+    it."""
+    parts: Dict[str, set] = {}
+    for s in sources.values():
+        what = (s["archive"] if "archive" in s else
+                f"{s['from']} (rebuilt: {s['rebuild']})" if "rebuild" in s else
+                s["path"].rsplit("/", 1)[0] + "/")
+        parts.setdefault(s["repo"], set()).add(what)
+    return "; ".join(f"github.com/{repo} @ {COMMITS[repo][:10]}: {', '.join(sorted(w))}"
+                     for repo, w in parts.items())
 
 
 def _entry(name, task, pyg_class, kwargs, pyg_root, folder, stats, description):
     return DatasetEntry(name=name, task=task, pyg_class=pyg_class, kwargs=dict(kwargs),
                         pyg_root=pyg_root, folder=folder, raw_files=_RAW_FILES[folder],
-                        stats=dict(stats), description=description,
-                        source=_SOURCES[pyg_class])
+                        sources=_RAW_SOURCES[folder], stats=dict(stats),
+                        description=description, source=_describe(_RAW_SOURCES[folder]))
 
 
 def _node(name, pyg_class, kwargs, pyg_root, folder, nodes, edges, features, classes, extra):
@@ -152,6 +163,8 @@ def _build() -> Dict[str, DatasetEntry]:
               2708, 10556, 1433, 7, "citation graph, public split 140/500/1000"),
         _node("CiteSeer", "Planetoid", {"name": "CiteSeer"}, "Planetoid", "Planetoid/CiteSeer",
               3327, 9104, 3703, 6, "citation graph, public split 120/500/1000"),
+        _node("PubMed", "Planetoid", {"name": "PubMed"}, "Planetoid", "Planetoid/PubMed",
+              19717, 88648, 500, 3, "citation graph, public split 60/500/1000"),
         _graph("MUTAG", 188, 17.93, 39.59, 7, 2, "mutagenic compounds"),
         _graph("PROTEINS", 1113, 39.06, 145.63, 3, 2, "enzymes vs non-enzymes"),
         _graph("ENZYMES", 600, 32.63, 124.27, 3, 6, "EC top-level classes"),

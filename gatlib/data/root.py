@@ -1,11 +1,12 @@
-"""Where datasets live (DESIGN.md section 6), offline first.
+"""Where datasets live.
 
-The local root is ``$GATLIB_DATA``, else ``datasets/`` in the checkout. A mirror laid out as
-PyG's dataset classes expect (``<mirror>/Planetoid/Cora/raw/...``) is found at
-``$GATLIB_MIRROR``, else at ``../shared/datasets`` beside the checkout; its ``raw/`` folders are
-linked into the local root (PyG writes ``processed/`` beside ``raw/``, so nothing is ever built
-inside the mirror). Nothing is downloaded: a missing dataset is an error that says where it
-looked.
+The local root is ``$GATLIB_DATA``, else ``datasets/`` in the checkout (a source checkout of
+gatlib), else ``datasets`` in gatlib's user cache (``$XDG_CACHE_HOME/gatlib``, default
+``~/.cache/gatlib``). A mirror laid out as PyG's dataset classes expect
+(``<mirror>/Planetoid/Cora/raw/...``) is used only when named: ``$GATLIB_MIRROR`` (or
+``--mirror DIR`` on the command line); its ``raw/`` folders are linked into the local root (PyG
+writes ``processed/`` beside ``raw/``, so nothing is ever built inside the mirror). A dataset in
+neither place is downloaded from its pinned source (:mod:`gatlib.data.download`).
 """
 from __future__ import annotations
 
@@ -30,24 +31,27 @@ class DatasetDamaged(UserError, ValueError):
 
 
 def dataset_root() -> Path:
-    """The local dataset root: ``$GATLIB_DATA``, else ``datasets/`` in the checkout."""
+    """The local dataset root: ``$GATLIB_DATA``, else ``datasets/`` in the checkout, else
+    ``datasets`` in gatlib's user cache (an installed gatlib has no checkout)."""
     env = os.environ.get("GATLIB_DATA")
-    return Path(env).expanduser().resolve() if env else _CHECKOUT / "datasets"
+    if env:
+        return Path(env).expanduser().resolve()
+    if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "datasets").is_dir():
+        return _CHECKOUT / "datasets"
+    from .._private import cache_root
+    return cache_root() / "datasets"
 
 
 def mirror_roots() -> List[Path]:
-    """Mirror folders to link raw files from, in order: ``$GATLIB_MIRROR``, then
-    ``../shared/datasets`` beside the checkout (where they exist)."""
-    out = []
-    env = os.environ.get("GATLIB_MIRROR")
-    if env:
-        out.append(Path(env).expanduser().resolve())
-    out.append(_CHECKOUT.parent / "shared" / "datasets")
-    return [p for p in out if p.is_dir()]
+    """The mirror folder named by ``$GATLIB_MIRROR``, when it is a folder (else none): the
+    package never assumes where a mirror is."""
+    env = os.environ.get("GATLIB_MIRROR", "").strip()
+    return [p for p in [Path(env).expanduser().resolve()] if p.is_dir()] if env else []
 
 
 def ensure_raw(relpath: str, root: Optional[Path] = None) -> Path:
-    """Make ``<root>/<relpath>/raw`` present, linking it from a mirror when needed.
+    """Make ``<root>/<relpath>/raw`` present, linking it from a mirror when needed (no
+    download: :func:`gatlib.data.check_dataset` and :func:`gatlib.data.load_dataset` do that).
 
     Returns the dataset folder ``<root>/<relpath>``; raises :class:`DatasetNotFound` naming every
     place it looked when no copy exists.
@@ -71,4 +75,5 @@ def ensure_raw(relpath: str, root: Optional[Path] = None) -> Path:
         f"dataset files for {relpath!r} not found; looked in: "
         + ", ".join(str(p) for p in looked)
         + ". Set GATLIB_DATA to a folder holding them in PyG's layout, or GATLIB_MIRROR to a "
-          "mirror of that layout (its raw/ folders are linked, never written).")
+          "mirror of that layout (its raw/ folders are linked, never written), or run "
+          "`gatlib data fetch` to download them.")

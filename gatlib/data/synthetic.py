@@ -1,4 +1,4 @@
-"""Synthetic graphs, generated from a seed and needing no files (DESIGN.md section 6).
+"""Synthetic graphs, generated from a seed and needing no files.
 
 - :func:`csbm`: one graph of the contextual stochastic block model (Deshpande, Sen, Montanari
   and Mossel, "Contextual Stochastic Block Models", NeurIPS 2018), a node-classification task

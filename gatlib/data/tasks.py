@@ -1,5 +1,5 @@
 """Sequences as path graphs and images as grid graphs: graph-classification tasks that run
-through the same sparse and dense attention layers (DESIGN.md section 6).
+through the same sparse and dense attention layers.
 
 - :func:`long_range_sequences`: a generated long-range sequence task. A read-out token (CLS)
   at position 0 must report the token at one flagged position far away from it; the attention

@@ -15,7 +15,8 @@ def test_every_entry_reads_its_files_from_checksums_json():
     entries = list_datasets()
     assert {e.folder for e in entries} == set(table)
     for e in entries:
-        assert {f: tuple(v) for f, v in table[e.folder].items()} == dict(e.raw_files)
+        assert {f: tuple(v[:2]) for f, v in table[e.folder].items()} == dict(e.raw_files)
+        assert {f: v[2] for f, v in table[e.folder].items()} == dict(e.sources)
         assert all(re.fullmatch(r"[0-9a-f]{64}", sha) and size > 0
                    for size, sha in e.raw_files.values())
 

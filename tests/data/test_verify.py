@@ -132,12 +132,13 @@ def test_data_list_shows_where_each_dataset_is(fake, tmp_path, monkeypatch, caps
     monkeypatch.setenv("GATLIB_DATA", str(root))
     assert cli.main(["data", "list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"local root: {root} ($GATLIB_DATA); mirrors: {mirror}")
+    assert out[0].startswith(f"local root: {root} ($GATLIB_DATA); mirror: {mirror}")
+    assert out[0].endswith("downloads: off (GATLIB_OFFLINE)")
     rows = {ln.split()[0]: ln for ln in out[2:] if ln.split()}
     assert rows["Toy"].split()[2] == "local" and str(root / "Fake" / "toy" / "raw") in rows["Toy"]
     assert rows["MUTAG"].split()[2] == "mirror" and "linked on first use" in rows["MUTAG"]
-    assert rows["Cora"].split()[2] == "missing"
-    assert "gatlib data fetch NAME --mirror DIR" in out[-1]
+    assert rows["Cora"].split()[2] == "missing" and "downloads off" in rows["Cora"]
+    assert "`gatlib data fetch NAME` downloads" in out[-1] and "--mirror DIR" in out[-1]
 
 
 # ------------------------------------------------------------------ real files, copied
@@ -224,9 +225,12 @@ def test_linked_mirror_is_checked_and_never_written(tmp_path, monkeypatch, count
 
 
 def test_missing_dataset_is_a_short_user_error(tmp_path, offline, capsys):
-    with pytest.raises(DatasetNotFound, match="MUTAG: raw files not found; looked in: .*no "
-                                              "mirror found.*gatlib data fetch MUTAG"):
+    with pytest.raises(DatasetNotFound, match="MUTAG: not in .*downloads are off "
+                                              r"\(GATLIB_OFFLINE\); it would be fetched from "
+                                              "https://.*MUTAG.zip.*gatlib data fetch MUTAG "
+                                              "--mirror DIR") as err:
         check_dataset("MUTAG", tmp_path)
+    assert "\n" not in str(err.value)
 
 
 @needs_mirror

@@ -274,9 +274,11 @@ def test_compare_checks_every_dataset_before_training(tmp_path, no_data, monkeyp
                  "--jobs", "1", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")])
     assert code == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(err) == 2 and "Traceback" not in "".join(err)
+    assert len(err) == 3 and "Traceback" not in "".join(err)
     assert "MUTAG (task mutag), Cora (task cora); nothing was trained" in err[0]
-    assert "gatlib data fetch MUTAG Cora --mirror DIR" in err[1] and "--skip-missing" in err[1]
+    assert "MUTAG: not in" in err[1] and "GATLIB_OFFLINE" in err[1] and "MUTAG.zip" in err[1]
+    assert "`gatlib data fetch MUTAG Cora`" in err[2] and "--mirror DIR" in err[2]
+    assert "--skip-missing" in err[2]
     assert not (tmp_path / "o").exists()
     with pytest.raises(DatasetNotFound, match="mutag .MUTAG, not found.*nothing was trained"):
         cmp.compare(["pattern", "mutag"], results=tmp_path / "r", progress=False)

@@ -129,7 +129,8 @@ def test_missing_data_writes_no_config_and_says_where_it_looked(tmp_path, monkey
     res = tmp_path / "res"
     assert _train(cfg, res) == 2
     line = _error_lines(capsys.readouterr().err)[0]
-    assert "Cora" in line and "looked in" in line and "gatlib data fetch Cora" in line
+    assert "Cora: not in" in line and str(tmp_path / "empty-root") in line
+    assert "GATLIB_OFFLINE" in line and "gatlib data fetch Cora" in line
     assert not (res / "cora" / "0" / "config.yaml").exists()
     assert not (res / "cora" / "0" / "run.json").exists()
 
