@@ -37,7 +37,7 @@ _F32 = (torch.float16, torch.bfloat16)
 
 
 def _up(x: Optional[Tensor]) -> Optional[Tensor]:
-    # Low-precision inputs are computed in fp32 (DESIGN.md section 3, numerics).
+    # Low-precision inputs are computed in fp32 (accumulating in fp16/bf16 loses the sums).
     return x.float() if x is not None and x.dtype in _F32 else x
 
 
