@@ -130,8 +130,9 @@ def _warn_fallback(failed: Tuple[str, str], chosen: str, op: str, device: torch.
     if key in _WARNED:
         return
     _WARNED.add(key)
-    warnings.warn(f"gatlib: the {failed[0]} kernels of {op} ({dtype}) on {device} did not pass "
-                  f"their {failed[1]}; gatlib runs {op} on the {chosen} backend instead. "
+    what = failed[1].replace("self-check failed: ", "", 1)
+    warnings.warn(f"gatlib: the {failed[0]} kernels of {op} ({dtype}) on {device} failed their "
+                  f"self-check ({what}); gatlib runs {op} on the {chosen} backend instead. "
                   f"Please report this as a gatlib issue with the output of `gatlib doctor` "
                   f"(GATLIB_BACKEND={failed[0]} forces the kernels).", RuntimeWarning,
                   stacklevel=4)

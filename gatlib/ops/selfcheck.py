@@ -48,6 +48,7 @@ from torch import Tensor
 
 from .._checks import compiling
 from .._private import trusted_file
+from ..graph import to_csr
 from .backend import Kernels
 from .factory import ATTENTION_OPS, _Eager
 from .graph_args import graph_tensors
@@ -195,6 +196,44 @@ def _scaled_error(got: Tensor, want: Tensor) -> float:
     return math.inf if math.isnan(err) else err
 
 
+def _compare(op, kernels, device, dtype, graph_args):
+    """``(first failure (comparison, detail) or None, {comparison: scaled error})``."""
+    edge_index, N, masked = builtin_graph(device)
+    csr = to_csr(edge_index, N)
+    seven = graph_tensors(csr)
+    E = edge_index.size(1)
+    g = torch.Generator().manual_seed(11)
+    weights = [torch.randn(*shape, generator=g, dtype=torch.float64).to(device)
+               for shape in ((E, _H) if op == "segment_softmax" else (N, _H, _C), (E, _H))]
+    cases = [True] if op == "segment_softmax" else [True, False]
+    errors: Dict[str, float] = {}
+    failed: Optional[Tuple[str, str]] = None
+    for with_term in cases:
+        case = _inputs(op, edge_index, N, masked, with_term)
+        label = "" if len(cases) == 1 else (" [-inf terms, weights returned]" if with_term else
+                                            " [dropout mask]")
+        want = _run(op, None, seven, edge_index[1], N, case, torch.float64, device, weights)
+        low = (want if dtype == torch.float64 else
+               _run(op, None, seven, edge_index[1], N, case, dtype, device, weights))
+        try:
+            graph = graph_args(csr, _H) if graph_args is not None else seven
+            got = _run(op, kernels[op], graph, edge_index[1], N, case, dtype, device, weights)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        except Exception as exc:  # noqa: BLE001  (a compile or launch error is a verdict)
+            text = str(exc).strip().splitlines()
+            return (failed or ("compile or launch" + label,
+                               f"{type(exc).__name__}: {text[0] if text else ''}"[:300]),
+                    errors)
+        for name, ref in want.items():
+            err = _scaled_error(got.get(name), ref)
+            tol = 2 * _scaled_error(low[name], ref) + ATOL[dtype]
+            errors[name + label] = err
+            if not err <= tol and failed is None:
+                failed = (name + label, f"scaled error {err:.2e} > tolerance {tol:.2e}")
+    return failed, errors
+
+
 def check_family(op: str, kernels: Dict[str, Kernels], device, dtype: torch.dtype,
                  graph_args: Optional[Callable] = None) -> Verdict:
     """Check the forward and backward kernels of ``op`` from the table ``kernels`` on the
@@ -209,50 +248,15 @@ def check_family(op: str, kernels: Dict[str, Kernels], device, dtype: torch.dtyp
         graph_args: ``(GraphCSR, heads) -> Tensor[]``, the graph argument the kernels take
             (default: the seven CSR tensors).
     """
-    from ..graph import to_csr
     if op not in FAMILIES:
         raise ValueError(f"op must be one of {FAMILIES}, got {op!r}")
     t0 = time.perf_counter()
     device = torch.device(device)
-    edge_index, N, masked = builtin_graph(device)
-    csr = to_csr(edge_index, N)
-    seven = graph_tensors(csr)
-    E = edge_index.size(1)
-    g = torch.Generator().manual_seed(11)
-    weights = [torch.randn(*shape, generator=g, dtype=torch.float64).to(device)
-               for shape in ((E, _H) if op == "segment_softmax" else (N, _H, _C), (E, _H))]
-    cases = [True] if op == "segment_softmax" else [True, False]
-    errors: Dict[str, float] = {}
-    failed: Optional[Tuple[str, str]] = None
     # The check runs as eager code whatever the caller's context: gradients on, no inference
     # mode, no autocast.
     with torch.inference_mode(False), torch.enable_grad(), \
             torch.autocast(device.type, enabled=False):
-        for with_term in cases:
-            case = _inputs(op, edge_index, N, masked, with_term)
-            label = "" if len(cases) == 1 else (" [-inf terms, weights returned]" if with_term else
-                                                " [dropout mask]")
-            want = _run(op, None, seven, edge_index[1], N, case, torch.float64, device,
-                        weights)
-            low = (want if dtype == torch.float64 else
-                   _run(op, None, seven, edge_index[1], N, case, dtype, device, weights))
-            try:
-                graph = graph_args(csr, _H) if graph_args is not None else seven
-                got = _run(op, kernels[op], graph, edge_index[1], N, case, dtype, device,
-                           weights)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-            except Exception as exc:  # noqa: BLE001  (a compile or launch error is a verdict)
-                text = str(exc).strip().splitlines()
-                failed = failed or ("compile or launch" + label,
-                                    f"{type(exc).__name__}: {text[0] if text else ''}"[:300])
-                break
-            for name, ref in want.items():
-                err = _scaled_error(got.get(name), ref)
-                tol = 2 * _scaled_error(low[name], ref) + ATOL[dtype]
-                errors[name + label] = err
-                if not err <= tol and failed is None:
-                    failed = (name + label, f"scaled error {err:.2e} > tolerance {tol:.2e}")
+        failed, errors = _compare(op, kernels, device, dtype, graph_args)
     seconds = time.perf_counter() - t0
     if failed is None:
         return Verdict(True, "", "", errors, seconds)
