@@ -91,7 +91,7 @@ def verdict_folder() -> Path:
 
 
 def _environment(device: torch.device) -> dict:
-    env = {"triton": triton.__version__}
+    env = {"triton": triton.__version__, "tile_budget": str(launch.TILE_BUDGET)}
     if device.type == "cpu":
         env["device"] = "Triton interpreter, " + describe_device(device)
     return env
@@ -103,7 +103,7 @@ _CAPABILITIES = dict(devices=frozenset({"cuda", "cpu"}), dtypes=FLOATS,
                      device_check=_device_check)
 
 if TRITON_AVAILABLE:
-    from . import kernels, plan
+    from . import kernels, launch, plan
     from .table import KERNELS
     SELF_CHECK = SelfCheck("triton", KERNELS, graph_args=_check_graph_args,
                            environment=_environment, folder=verdict_folder,
