@@ -366,7 +366,7 @@ def _parse_list(text: str, allowed, what: str) -> List[str]:
     return items
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--subjects", default="gat,gatv2,transformer,softmax",
@@ -402,7 +402,11 @@ def main(argv=None) -> dict:
     p.add_argument("--dry-run", action="store_true",
                    help="tiny sizes on the CPU (cpu backend unless --backend): a smoke test "
                         "of the script")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
     subjects = _parse_list(args.subjects, LAYERS + ("softmax",), "--subjects")
     dtypes = _parse_list(args.dtypes, tuple(DTYPES), "--dtypes")
     budgets = [b.strip() for b in args.tile_budgets.split(",") if b.strip()]

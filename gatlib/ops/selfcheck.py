@@ -52,6 +52,8 @@ from ..graph import to_csr
 from .backend import Kernels
 from .factory import ATTENTION_OPS, _Eager
 from .graph_args import graph_tensors
+from .reference import segment_softmax_ref
+from .reference_backend import KERNELS as REFERENCE
 
 __all__ = ["FAMILIES", "ATOL", "Verdict", "SelfCheck", "builtin_graph", "check_family",
            "describe_device", "source_digest", "NOT_WHILE_TRACING"]
@@ -151,7 +153,6 @@ def _run(op: str, kernels: Optional[Kernels], graph: List[Tensor], index: Tensor
     if op == "segment_softmax":
         (src,) = before
         if kernels is None:
-            from .reference import segment_softmax_ref
             out = segment_softmax_ref(src, index, N)
             (g,) = torch.autograd.grad((out * weights[0].to(dtype)).sum(), [src])
         else:
@@ -167,8 +168,7 @@ def _run(op: str, kernels: Optional[Kernels], graph: List[Tensor], index: Tensor
     ret = mask is None                     # the weights are returned in the first case
     args = before + [graph] + extra + [mask] + numbers + [dropout, ret]
     if kernels is None:
-        from .reference_backend import KERNELS as REF
-        out, _, alpha = REF[op].forward(*args)
+        out, _, alpha = REFERENCE[op].forward(*args)
     else:
         out, _, alpha = _Eager.apply(ATTENTION_OPS[op], kernels, *args)
     loss = (out * weights[0].to(dtype)).sum()
