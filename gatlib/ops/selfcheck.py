@@ -253,10 +253,17 @@ def check_family(op: str, kernels: Dict[str, Kernels], device, dtype: torch.dtyp
     t0 = time.perf_counter()
     device = torch.device(device)
     # The check runs as eager code whatever the caller's context: gradients on, no inference
-    # mode, no autocast.
-    with torch.inference_mode(False), torch.enable_grad(), \
-            torch.autocast(device.type, enabled=False):
-        failed, errors = _compare(op, kernels, device, dtype, graph_args)
+    # mode, no autocast, and the reference's scatter kernels allowed (the caller may have
+    # asked for deterministic algorithms only; the verdict does not depend on it).
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        torch.use_deterministic_algorithms(False)
+        with torch.inference_mode(False), torch.enable_grad(), \
+                torch.autocast(device.type, enabled=False):
+            failed, errors = _compare(op, kernels, device, dtype, graph_args)
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
     seconds = time.perf_counter() - t0
     if failed is None:
         return Verdict(True, "", "", errors, seconds)

@@ -322,6 +322,15 @@ def test_the_check_runs_in_eager_mode_whatever_the_callers_context(backends, tmp
         assert select("sparse_attention", CPU, torch.float32) == "probe"
     assert check.runs == 2
     torch.testing.assert_close(out, reference.gat_attention_ref(*_gat_inputs())[0])
+    # The caller's deterministic mode is set aside during the check and restored after it.
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        assert select("attend", CPU, torch.float32) == "probe" and check.runs == 3
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(was)
 
 
 def test_never_checked_while_torch_compile_traces(backends, tmp_path):
