@@ -25,10 +25,11 @@ gatlib's reference (pure PyTorch, ``use_backend("reference")``) on the same inpu
 that disagrees is not timed. In fp32 the check asks a max error relative to scale of at most
 ``--check-tol``; in fp16/bf16 the tests' rule: at most twice the error of the reference run in
 that dtype (both against the fp32 reference) plus 1e-3. On CUDA the run first asks gatlib's
-self-check for the Triton kernels (``gatlib.ops.self_check``) and records its verdicts. Where the reference itself runs out of memory the check is
-skipped at that size and the table says so (the smaller sizes were checked). Then each
-candidate runs in a fresh process (``gatlib.utils.measure``): the median wall time of forward +
-backward after a warm-up, and the peak of ``torch.cuda.max_memory_allocated``. Out of memory is
+self-check for the Triton kernels (``gatlib.ops.self_check``) and records its verdicts. Where
+the reference itself runs out of memory the check is skipped at that size and the table says
+so (the smaller sizes were checked). Then each candidate runs in a fresh process
+(``gatlib.utils.measure``): the median wall time of forward + backward after a warm-up, and the
+peak of ``torch.cuda.max_memory_allocated``. Out of memory is
 reported as OOM, not as a crash. gatlib builds its CSR view of a graph once (as a training loop
 does); PyG re-derives its structure on every call, which is part of what is compared.
 
@@ -448,12 +449,6 @@ def main(argv=None) -> dict:
     for name, verdict in verdicts.items():
         print(f"  self-check {name}: {verdict}", flush=True)
 
-    rows: List[dict] = []
-    for size in _sizes(args):
-        for dtype in dtypes:
-            for subject in subjects:
-                rows += _run_subject(subject, size, dtype, budgets, args, peak)
-
     header = (f"Forward + backward on power-law graphs; device {args.device} ({device_name}); "
               f"torch {torch.__version__}, triton {triton_version}, gatlib {gatlib.__version__} "
               f"(backend {backend}); {args.heads} heads x {args.channels}, "
@@ -465,16 +460,21 @@ def main(argv=None) -> dict:
               f"peak / candidate peak; bandwidth = bytes a segment softmax must move (scores "
               f"read, result written, int64 index read) / forward time, against a peak of "
               f"{peak} GB/s; {datetime.now(timezone.utc):%Y-%m-%d}.")
-    text = header + "\n\n" + table(rows) + "\n"
-    print("\n" + text)
     stem = out_dir / (f"bench_gpu_{dev.type}" + (f"_{args.tag}" if args.tag else ""))
-    record = {"args": vars(args), "header": header, "rows": rows, "device": device_name,
+    record = {"args": vars(args), "header": header, "rows": [], "device": device_name,
               "torch": torch.__version__, "triton": triton_version,
               "gatlib": gatlib.__version__, "backend": backends, "self_check": verdicts,
               "peak_bandwidth_gbps": peak}
-    atomic_write_json(stem.with_suffix(".json"), record)
-    atomic_write_text(stem.with_suffix(".md"), text)
-    plot(rows, stem.with_suffix(".png"))
+    for size in _sizes(args):
+        for dtype in dtypes:
+            for subject in subjects:
+                record["rows"] += _run_subject(subject, size, dtype, budgets, args, peak)
+                # Written after every subject: a run stopped by a time limit keeps its rows.
+                text = header + "\n\n" + table(record["rows"]) + "\n"
+                atomic_write_json(stem.with_suffix(".json"), record)
+                atomic_write_text(stem.with_suffix(".md"), text)
+    print("\n" + text)
+    plot(record["rows"], stem.with_suffix(".png"))
     print(f"wrote {stem}.md, .json and .png")
     return record
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The GPU session of issue 31, in one command, within a time limit: the Triton kernels' self-check
-# verdicts (`gatlib doctor`), the GPU test groups natively on CUDA, then bench_gpu.py against PyG
-# (GATConv and GATv2Conv in fp32 and bf16 at 1e6 edges, a tile-budget sweep of the kernels'
-# block sizes, then 1e7 edges, the transformer layer and segment softmax).
+# The GPU session of issue 31, in one command, within a time limit, in this order: the Triton
+# kernels' self-check verdicts (`gatlib doctor`); bench_gpu.py's GATConv and GATv2Conv against
+# PyG in fp32 and bf16 at 1e6 edges; the GPU test groups natively on CUDA; a sweep of the
+# kernels' block sizes (tile budgets); then 1e7 edges, the transformer layer and segment softmax.
 #
 # Run from the checkout's root on a machine with a CUDA GPU:
 #
-#     OUT=/some/folder bash experiments/benchmarks/gpu_session.sh     (about 8 minutes at most)
+#     OUT=/some/folder bash experiments/benchmarks/gpu_session.sh     (8.5 minutes at most)
 #     bash experiments/benchmarks/gpu_session.sh --dry-run            (the same steps on the CPU,
-#                                                                      tiny, ~2 min: checks the script)
+#                                 tiny, the Triton sweep under the interpreter: checks the script)
 #
 # It installs nothing and fetches nothing (the GPU machine has no network). It assumes, in the
 # Python it runs (`$PYTHON`, default python3): torch with CUDA (2.11 was seen on the lent
@@ -18,10 +18,10 @@
 # verdicts are made in this session, not read from an earlier one.
 #
 # Time: every step has its own limit, and the whole session a budget ($GPU_SESSION_BUDGET,
-# default 480 s): a step that would start after the budget is spent is skipped, one that would
+# default 510 s): a step that would start after the budget is spent is skipped, one that would
 # run past it is cut to what is left (`timeout`). Steps run in order of importance; each writes
-# its results as soon as it ends, so a cut session still returns what finished. Give the command
-# a limit of budget + 60 s (e.g. timeout_s=540).
+# its results as soon as it ends (a benchmark after every subject), so a cut session still
+# returns what finished. Give the command a limit of budget + 60 s (timeout_s=570).
 #
 # Output, all under $OUT (default results/gpu_session, git-ignored), at most 8 files:
 #   summary.txt          the steps (exit status, seconds, limit), then the tail of each step's
@@ -31,9 +31,10 @@
 #                        JUnit XML and the self-check's verdict files (one JSON per family and
 #                        dtype: key and errors)
 # Expected when all is well:
-#   steps.tsv rows 'gpu 0', 'env 0', 'doctor 0' (exit 1: a self-check failed, the table says which
-#   family, dtype and comparison), 'tests 0' (pytest's line: N passed, no failures),
-#   'bench_layers 0', 'bench_sweep 0', 'bench_more 0';
+#   steps rows 'gpu 0', 'env 0', 'doctor 0' (1: a self-check failed; the table says which family,
+#   dtype and comparison), 'bench_layers 0', 'tests 0' (pytest's line: N passed, no failures),
+#   'bench_sweep 0', 'bench_more 0' or 'timeout(124)' / 'skipped' (the budget ran out: its
+#   rows so far are in the log and the .md/.json);
 #   the doctor's table: every family in float32 and bfloat16 'runs on triton', 'self-check
 #   passed (checked now, ... s)';
 #   the benchmark tables: every row 'check ok', gatlib's speed-up and memory ratio against PyG
@@ -44,7 +45,7 @@ set -u
 DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; fi
 PY=${PYTHON:-python3}
-BUDGET=${GPU_SESSION_BUDGET:-480}
+BUDGET=${GPU_SESSION_BUDGET:-$( [ "$DRY" = 1 ] && echo 1500 || echo 510 )}
 OUT=${OUT:-results/gpu_session}
 OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/gatlib-gpu-session-XXXXXX)
@@ -67,6 +68,7 @@ printf 'step\tstatus\tseconds\tlimit\n' > "$LOGS/steps.tsv"
 step() {
     local name=$1 limit=$2 left t0 rc
     shift 2
+    if [ "$DRY" = 1 ]; then limit=$((limit * 3)); fi     # the interpreter is slow
     left=$((END - $(date +%s) - 5))
     if [ "$left" -lt 20 ]; then
         echo "skipped: the session's budget of ${BUDGET}s is spent" > "$LOGS/$name.log"
@@ -98,7 +100,8 @@ pack() {
             case "$(basename "$f")" in
                 doctor.log|env.log) cat "$f" ;;
                 tests.log) grep -E '^(FAILED|ERROR)|[0-9]+ (passed|failed)|^E  ' "$f" | head -n 60 ;;
-                bench_*.log) sed -n '/^| subject/,$p' "$f"; grep -E 'self-check|^device|Error' "$f" | head -n 20 ;;
+                bench_*.log) grep -E '^device|self-check|: check |Error' "$f" | head -n 60
+                             sed -n '/^| subject/,$p' "$f" ;;
                 *) tail -n 30 "$f" ;;
             esac
         done
@@ -108,21 +111,23 @@ pack() {
     tar -czf "$OUT/gpu_session.tar.gz" -C "$WORK" logs
 }
 
-bench() {   # bench TAG ARGS...: bench_gpu.py writing bench_gpu_<device>_<TAG>.* into $LOGS
-    local tag=$1
-    shift
-    "$PY" experiments/benchmarks/bench_gpu.py --out-dir "$LOGS" --tag "$tag" "$@"
-}
+# bench_gpu.py writing bench_gpu_<device>_<tag>.{md,json,png} into $LOGS (`timeout` runs
+# commands, not shell functions: an array).
+BENCH_PY=("$PY" experiments/benchmarks/bench_gpu.py --out-dir "$LOGS")
 
 if [ "$DRY" = 1 ]; then
+    # Tiny and on the CPU: the layers on the CPU backend, the sweep on the Triton kernels under
+    # the interpreter (slow: a few seconds per call).
     DEVICE=(--device cpu)
-    BENCH=(--dry-run --no-products --sizes 300 --repeats 1 --warmup 1 --backend triton)
+    BENCH=(--dry-run --no-products --repeats 1 --warmup 1)
+    SWEEP=(--backend triton --sizes 200)
     SIZES_1E6=(--sizes 300)
     SIZES_MORE=(--sizes 600)
     TESTS=(tests/ops/test_selfcheck.py -k "not triton_kernels_pass and not broken_triton")
 else
     DEVICE=(--device cuda)
     BENCH=(--no-products --repeats 5 --warmup 2 --timeout 60)
+    SWEEP=(--sizes 1e6)
     SIZES_1E6=(--sizes 1e6)
     SIZES_MORE=(--sizes 1e7)
     TESTS=(tests/ops/test_selfcheck.py tests/ops/test_triton.py tests/graph/test_patterns.py)
@@ -142,19 +147,20 @@ pack
 # 1. The self-check's verdicts: every kernel family in fp32 and bf16 (exit 1 when one fails).
 step doctor 150 "$PY" -m gatlib.cli doctor "${DEVICE[@]}" --dtypes float32,bfloat16
 pack
-# 2. The GPU test groups, natively (the Triton tests run on CUDA when TRITON_INTERPRET is unset).
+# 2. The issue's figure: GATConv and GATv2Conv against PyG, fp32 and bf16, at 1e6 edges.
+step bench_layers 180 "${BENCH_PY[@]}" --tag layers "${BENCH[@]}" "${SIZES_1E6[@]}" \
+    --subjects gat,gatv2 --dtypes float32,bfloat16
+pack
+# 3. The GPU test groups, natively (the Triton tests run on CUDA when TRITON_INTERPRET is unset).
 step tests 150 "$PY" -m pytest -q -p no:cacheprovider -rfE --junitxml="$LOGS/tests.xml" "${TESTS[@]}"
 pack
-# 3. The issue's figure: GATConv and GATv2Conv against PyG, fp32 and bf16, at 1e6 edges.
-step bench_layers 120 bench layers "${BENCH[@]}" "${SIZES_1E6[@]}" --subjects gat,gatv2 \
-    --dtypes float32,bfloat16
-pack
 # 4. The kernels' block sizes: gatlib alone at three more tile budgets (default 2048).
-step bench_sweep 60 bench sweep "${BENCH[@]}" "${SIZES_1E6[@]}" --subjects gat,softmax \
-    --impls gatlib --tile-budgets 1024,4096,8192
+step bench_sweep 60 "${BENCH_PY[@]}" --tag sweep "${BENCH[@]}" "${SWEEP[@]}" \
+    --subjects gat,softmax --impls gatlib --tile-budgets 1024,4096,8192
 pack
 # 5. Larger graphs and the other subjects, while time is left.
-step bench_more 100 bench more "${BENCH[@]}" "${SIZES_MORE[@]}" --subjects gat,gatv2,transformer,softmax
+step bench_more 100 "${BENCH_PY[@]}" --tag more "${BENCH[@]}" "${SIZES_MORE[@]}" \
+    --subjects gat,gatv2,transformer,softmax
 pack
 echo "== done in $(( $(date +%s) - START ))s; $OUT/summary.txt and $OUT/gpu_session.tar.gz"
 cat "$LOGS/steps.tsv"

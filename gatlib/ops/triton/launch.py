@@ -14,8 +14,8 @@ from ..graph_args import csr_tensors
 from .plan import GRAPH_TENSORS, PLANNED_GRAPH_TENSORS, RowPlan
 from .tiles import sum_merge_kernel
 
-__all__ = ["acc_dtype", "interpreted", "pow2", "blocks", "TILE_BUDGET", "dummy", "on_input_device", "ws",
-           "keep_u8", "params", "sum_merge", "check_graph"]
+__all__ = ["acc_dtype", "interpreted", "pow2", "blocks", "TILE_BUDGET", "dummy",
+           "on_input_device", "ws", "keep_u8", "params", "sum_merge", "check_graph"]
 
 
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:
