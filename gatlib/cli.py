@@ -5,6 +5,7 @@
     gatlib compare [--tasks cluster,sequence,digits,mutag] [--seeds 0-1] [--full] ...
     gatlib data list | fetch [--mirror DIR] [--copy] [NAME ...]
     gatlib demo [--nodes N] [--edges E] [--heads H] [--channels C]
+    gatlib doctor [--device cuda] [--dtypes float32,bfloat16,float16] [--no-check]
 
 An error in what the user gave (a config, an override, missing or damaged data, a run folder
 another process holds) prints one or two lines and exits with status 2; ``--debug`` shows the
@@ -15,7 +16,9 @@ turns finished runs into ``mean ± std`` tables and learning curves, ``data`` li
 datasets, ``compare`` trains sparse, dense and hybrid attention side by side under one
 parameter and tuning budget and writes the comparison table and plots, and ``demo`` checks the
 attention operators on a built-in graph against the reference and compares their time and peak
-memory (it prints only; about 3 GB of memory at its default size).
+memory (it prints only; about 3 GB of memory at its default size), and ``doctor`` prints which
+backend runs each attention op and dtype on a device and why, running the GPU kernels'
+self-checks that have no verdict yet (exit status 1 when one fails).
 """
 from __future__ import annotations
 
@@ -36,6 +39,32 @@ def _demo(args: argparse.Namespace) -> int:
     from .experiments.demo import demo
     return demo(nodes=args.nodes, edges=args.edges, heads=args.heads, channels=args.channels,
                 seed=args.seed)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .ops.dispatch import diagnose
+    from .utils import UserError
+    names = ("float32", "bfloat16", "float16", "float64") if args.dtypes == "all" else [
+        d.strip() for d in args.dtypes.split(",") if d.strip()]
+    bad = [d for d in names if d not in ("float32", "bfloat16", "float16", "float64")]
+    if bad or not names:
+        raise UserError(f"--dtypes must be a comma-separated list of float32, bfloat16, "
+                        f"float16, float64 (or all), got {args.dtypes!r}")
+    try:
+        device = torch.device(args.device) if args.device else None
+    except RuntimeError as exc:
+        raise UserError(f"--device: {exc}") from None
+    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda but CUDA is not available here")
+    text, failed = diagnose(device, [getattr(torch, d) for d in names],
+                            check=not args.no_check)
+    print(text)
+    if failed:
+        print(f"gatlib doctor: {failed} self-check(s) failed: those ops run on the next "
+              f"backend; please report this as a gatlib issue with the output above",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 # What the experiments extra installs (pyproject.toml), by import name.
@@ -239,6 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--channels", type=int, default=16, help="channels per head (default 16)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
+
+    doc = sub.add_parser("doctor", help="which backend runs each attention op and dtype here "
+                                        "and why; runs the GPU kernels' self-checks")
+    doc.add_argument("--device", default=None,
+                     help="cuda, cuda:1 or cpu (default: the current GPU, else the CPU)")
+    doc.add_argument("--dtypes", default="float32,bfloat16,float16",
+                     help="comma-separated, or all (default float32,bfloat16,float16)")
+    doc.add_argument("--no-check", action="store_true",
+                     help="report the verdicts already known, run no self-check")
+    doc.set_defaults(func=_doctor)
 
     train = sub.add_parser("train", help="train a config over seeds (resumable)")
     train.add_argument("--config", required=True, help="a YAML file in experiments/configs/")

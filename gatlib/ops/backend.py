@@ -56,6 +56,9 @@ class Backend:
         kernels: the table the calls were made from, ``{op: Kernels(forward, backward)}``.
         graph_args: ``(GraphCSR, heads) -> Tensor[]``: the graph argument of its ops (the seven
             CSR tensors, plus what the backend derives and keeps on the ``GraphCSR``).
+        self_check: ``(op, device, dtype) -> str``, asked by automatic choice (never when the
+            backend is forced) after :meth:`why_not` found nothing: ``""`` when its kernels for
+            ``op`` are trusted there, else why not (see :mod:`gatlib.ops.selfcheck`).
     """
 
     name: str
@@ -69,6 +72,7 @@ class Backend:
     calls: Dict[str, Callable] = field(default_factory=dict)
     graph_args: Callable = _seven
     kernels: Dict[str, Kernels] = field(default_factory=dict)
+    self_check: Optional[Callable[[str, torch.device, torch.dtype], str]] = None
 
     def __post_init__(self) -> None:
         if not self.ops:

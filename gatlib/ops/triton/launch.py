@@ -14,8 +14,8 @@ from ..graph_args import csr_tensors
 from .plan import GRAPH_TENSORS, PLANNED_GRAPH_TENSORS, RowPlan
 from .tiles import sum_merge_kernel
 
-__all__ = ["acc_dtype", "interpreted", "pow2", "blocks", "dummy", "on_input_device", "ws",
-           "keep_u8", "params", "sum_merge", "check_graph"]
+__all__ = ["acc_dtype", "interpreted", "pow2", "blocks", "TILE_BUDGET", "dummy",
+           "on_input_device", "ws", "keep_u8", "params", "sum_merge", "check_graph"]
 
 
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -33,16 +33,24 @@ def pow2(n: int) -> int:
     return triton.next_power_of_2(max(int(n), 1))
 
 
+# Elements of the gathered register tiles of one program (see :func:`blocks`). A module
+# attribute read at every launch, so that a benchmark can sweep it (bench_gpu.py
+# --tile-budgets); 2048 is the size checked for spills with ptxas for sm_90.
+TILE_BUDGET = 2048
+
+
 def blocks(H: int, *widths: int) -> Tuple[int, int]:
     """``(BLOCK_E, BLOCK_H)`` for kernels that gather, per edge and head, vectors of the given
     widths (e.g. ``D`` of k and ``C`` of v): the gathered register tiles ``[BLOCK_E, BLOCK_H,
-    width]`` hold about 2048 elements together (16 per thread at 4 warps, their 64-bit
-    addresses as much again). Larger tiles spill in the backward kernels (checked with ptxas
-    for sm_90)."""
+    width]`` hold about :data:`TILE_BUDGET` (2048) elements together (16 per thread at 4
+    warps, their 64-bit addresses as much again). Larger tiles spill in the backward kernels
+    (checked with ptxas for sm_90). ``BLOCK_E`` is a power of two from 8 to
+    ``TILE_BUDGET / 32`` (64)."""
+    budget = int(TILE_BUDGET)
     total = sum(pow2(w) for w in widths if w > 1) or 1   # unit widths (GAT halves): scalars
     bh = min(pow2(H), max(1, 128 // max(pow2(w) for w in widths)))
-    fit = max(1, 2048 // (bh * total))
-    be = max(8, min(64, 1 << (fit.bit_length() - 1)))       # a power of two in [8, 64]
+    fit = max(1, budget // (bh * total))
+    be = max(8, min(max(8, budget // 32), 1 << (fit.bit_length() - 1)))   # a power of two
     return be, bh
 
 

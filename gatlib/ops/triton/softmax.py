@@ -10,6 +10,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from . import launch
 from .launch import acc_dtype, on_input_device, pow2, sum_merge, ws
 from .plan import row_plan, segments
 from .tiles import (chunk, edge_block, edge_tile, finish_lse, heads, load_lse, lse_merge_kernel,
@@ -134,7 +135,7 @@ def _launch(index: Tensor, num_nodes: int, split: Optional[int], H: int, dtype):
     rowptr, perm = segments(index, num_nodes)
     plan = row_plan(rowptr, split)
     bh = min(pow2(H), 64)
-    be = max(16, min(128, 2048 // bh))
+    be = max(16, min(launch.TILE_BUDGET // 16, launch.TILE_BUDGET // bh))  # 128 at 2048
     return perm, plan, acc_dtype(dtype), be, bh, (plan.num_chunks, triton.cdiv(H, bh))
 
 
