@@ -130,8 +130,9 @@ class GATConv(AttentionConv):
         if h_dst is None:                                                  # no target half
             a_src = head_dots(h_src, self.att_src, h_src[:0], self.att_dst)[0]  # [S, H]
             a_dst = h_src.new_zeros(T, H)                                  # [T, H]
-        elif single:
+        elif single and self.lin is not None:
             # Both halves from the same features in one product; the targets are the first T.
+            # (A bipartite layer maps one x by lin_dst for the targets, as PyG: below.)
             a_src, a_dst = head_dots(h_src, self.att_src, h_src, self.att_dst)
             a_dst = a_dst[:T]                                              # [T, H]
         else:
