@@ -133,8 +133,8 @@ class DenseGraphAttention(nn.Module):
         if attn_bias is not None:
             score = score + self._padded_bias(attn_bias, batch, slot, B, L, H).to(score.dtype)
         score = score.masked_fill(~keep.view(B, 1, 1, L), float("-inf"))
-        # A row with no finite score (a padding row, or every key masked) gets zero weights.
-        live = torch.isfinite(score).any(-1, keepdim=True)                # [B, H, L, 1]
+        # A padding row, or a row whose every key is masked, gets zero weights.
+        live = torch.isfinite(score).any(-1, keepdim=True) & keep.view(B, 1, L, 1)  # [B,H,L,1]
         weights = torch.softmax(score.masked_fill(~live, 0.0), dim=-1) * live  # [B, H, L, L]
         dropped = F.dropout(weights, p=self.dropout, training=self.training)
         out = dropped @ padded(v)                                         # [B, H, L, D]
