@@ -47,7 +47,8 @@ class GPSLayer(nn.Module):
             with the keyword arguments given to :meth:`forward`; it must map ``[N, F]`` to
             ``[N, F]``. None drops the local branch. ``local=`` is accepted as its old name.
             The constructor resets it (``reset_parameters``), as gatlib always did; PyG's
-            ``GPSConv`` leaves it as passed (:meth:`from_pyg` keeps it too).
+            ``GPSConv`` leaves it as passed (:meth:`from_pyg` keeps it too, and so does
+            :class:`GPSConv`, this layer under PyG's name).
         heads (int, default 1): attention heads.
         dropout (float, default 0.0): dropout after each branch and in the feed-forward block.
         act (str or nn.Module, default ``'relu'``): activation of the feed-forward block,
