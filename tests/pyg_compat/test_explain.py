@@ -170,3 +170,57 @@ def test_gnn_explainer_edge_mask_object(kind, edge_index):
     assert (mask[~hard | replaced] == 0).all()
     # The explainer leaves the model out of explain mode.
     assert model.conv1.explain is None and model.conv1._edge_mask is None
+
+
+def test_attention_explainer_on_a_to_hetero_model():
+    """AttentionExplainer on a ``to_hetero`` model of gatlib's layers: one mask per edge type,
+    each the maximum over layers and heads of that edge type's layers' attention weights."""
+    from torch_geometric.datasets import FakeHeteroDataset
+    from torch_geometric.nn import to_hetero
+
+    class GAT(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first = GATConv((-1, -1), 8, heads=2, add_self_loops=False)
+            self.second = GATConv((-1, -1), 4, heads=1, add_self_loops=False)
+
+        def forward(self, x, edge_index):
+            return self.second(self.first(x, edge_index).relu(), edge_index)
+
+    class Target(torch.nn.Module):                 # the explained node type's output
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x_dict, edge_index_dict):
+            return self.net(x_dict, edge_index_dict)["v0"]
+
+    # (Layer names without the type names in them: PyG finds a layer's edge type by looking
+    # for the type names in the layer's name, and 'conv1' holds 'v1'.)
+    torch.manual_seed(0)
+    data = FakeHeteroDataset(num_graphs=1, num_node_types=2, num_edge_types=4,
+                             avg_num_nodes=20)[0]
+    net = to_hetero(GAT(), data.metadata())
+    model = Target(net)
+    model(data.x_dict, data.edge_index_dict)        # lazy shapes
+    inputs = {}                                     # each layer's input, per edge type
+    handles = [m.register_forward_pre_hook(lambda mod, args, name=name: inputs.setdefault(
+        name, args)) for name, m in net.named_modules() if isinstance(m, GATConv)]
+    model(data.x_dict, data.edge_index_dict)
+    for h in handles:
+        h.remove()
+    explainer = Explainer(model=model, algorithm=AttentionExplainer(),
+                          explanation_type="model", edge_mask_type="object",
+                          model_config=dict(mode="multiclass_classification",
+                                            task_level="node", return_type="raw"))
+    explanation = explainer(data.x_dict, data.edge_index_dict)
+    masks = explanation.edge_mask_dict
+    assert set(masks) == set(data.edge_types)
+    for et in data.edge_types:
+        key = "__".join(et)
+        with torch.no_grad():
+            alphas = [net.get_submodule(f"{name}.{key}")(
+                *inputs[f"{name}.{key}"], return_attention_weights=True)[1][1]
+                for name in ("first", "second")]
+        want = torch.maximum(alphas[0].max(-1).values, alphas[1].max(-1).values)
+        torch.testing.assert_close(masks[et], want)
