@@ -201,6 +201,12 @@ class AttentionConv(MessagePassing):
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.concat, self.dropout, self.edge_dim = concat, dropout, edge_dim
 
+    def _set_jittable_templates(self, raise_on_error: bool = False) -> None:
+        """Keep PyG's Python ``propagate``: PyG would generate a faster one per class from a
+        template (written to a temporary file), which only explain mode and hooks would use
+        here, and which a subclass (``TransformerConv``) would inherit as its "original"
+        ``propagate``, the one explain mode switches to, without the edge mask."""
+
     def reset_parameters(self) -> None:
         for name in self._MAPS:
             lin = getattr(self, name)

@@ -224,3 +224,19 @@ def test_attention_explainer_on_a_to_hetero_model():
                 for name in ("first", "second")]
         want = torch.maximum(alphas[0].max(-1).values, alphas[1].max(-1).values)
         torch.testing.assert_close(masks[et], want)
+
+
+def test_edge_mask_reaches_a_subclass_made_after_its_base():
+    """``TransformerConv`` (a subclass of ``GraphTransformerConv``) made after a base layer
+    still applies the edge mask: explain mode switches to PyG's own ``propagate``, never to one
+    inherited from the base class."""
+    from gatlib.nn import GraphTransformerConv
+    GraphTransformerConv(3, 5, heads=2)(X, EDGE_INDEX)
+    ours, theirs = _pair("transformer")
+    mask = torch.randn(EDGE_INDEX.size(1), dtype=torch.float64)
+    outs = []
+    for layer in (ours, theirs):
+        set_masks(layer, mask, EDGE_INDEX, apply_sigmoid=True)
+        outs.append(layer(X.double(), EDGE_INDEX))
+        clear_masks(layer)
+    torch.testing.assert_close(outs[0], outs[1])
