@@ -64,7 +64,9 @@ DEFAULTS: Dict[str, Any] = {
     # Required under torchrun (DDP). A config at these defaults hashes as before (runs.py).
     "loader": {"kind": "full", "fanouts": [10, 10], "batch_size": 512, "replace": False},
     # dataset: csbm builds a contextual stochastic block model graph from these parameters
-    # (gatlib.data.synthetic.csbm) instead of loading a registered dataset.
+    # (gatlib.data.synthetic.csbm) instead of loading a registered dataset; dataset:
+    # mag_synthetic a heterogeneous graph of OGB-MAG's types whose papers are such a graph
+    # (num_nodes papers; gatlib.experiments.hetero), trained with a to_hetero GAT.
     "synthetic": {"num_nodes": 1000, "num_classes": 2, "avg_degree": 5.0, "homophily": 0.8,
                   "feature_dim": 100, "mu": 2.0, "split": [0.6, 0.2, 0.2], "seed": 0},
     "device": "cpu",
@@ -377,7 +379,18 @@ def validate_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
             raise ConfigError(f"loader.fanouts must give one fanout per layer "
                               f"(model.num_layers={out['model']['num_layers']}), got "
                               f"{out['loader']['fanouts']}")
-    if out["dataset"] == "csbm" and len(out["synthetic"]["split"]) != 3:
+    if out["dataset"] == "mag_synthetic":
+        bad = [f"{k}={v}" for k, v in (("task", out["task"]), ("model.layer",
+               out["model"]["layer"]), ("loader.kind", out["loader"]["kind"]),
+               ("pe.type", out["pe"]["type"])) if v not in (
+               {"task": ("node",), "model.layer": ("gat", "gatv2", "transformer"),
+                "loader.kind": ("full",), "pe.type": (None,)}[k])]
+        if bad:
+            raise ConfigError(f"dataset=mag_synthetic (a heterogeneous graph, trained with a "
+                              f"to_hetero model of message-passing layers, full batch) needs "
+                              f"task=node, model.layer gat, gatv2 or transformer, "
+                              f"loader.kind=full and no pe; got {', '.join(bad)}")
+    if out["dataset"] in ("csbm", "mag_synthetic") and len(out["synthetic"]["split"]) != 3:
         raise ConfigError(f"synthetic.split must be three fractions (train, val, test), got "
                           f"{out['synthetic']['split']}")
     if out["sparse_features"] is True and out["pe"]["type"] is not None:

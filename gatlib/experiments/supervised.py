@@ -34,7 +34,7 @@ from .checkpoint import load_latest, save_checkpoint
 from .loop import EarlyStopping, EpochClock, TrainingInterrupted, fit, seed_everything
 from .metrics import fraction_correct, logits_metric
 from .models import model_from_config
-from . import distributed
+from . import distributed, hetero
 from .protocols import BatchProtocol, NeighborProtocol, NodeProtocol
 
 __all__ = ["train_node", "train_graph", "PROTOCOLS"]
@@ -79,17 +79,34 @@ def synthetic_graph(cfg: Dict[str, Any]):
                 seed=s["seed"])
 
 
+def synthetic_hetero_graph(cfg: Dict[str, Any]):
+    """The graph of a config with ``dataset: mag_synthetic``: :func:`.hetero.synthetic_mag` of
+    its ``synthetic`` section (``num_nodes`` papers)."""
+    s = cfg["synthetic"]
+    return hetero.synthetic_mag(s["num_nodes"], s["num_classes"], s["avg_degree"],
+                                s["homophily"], feature_dim=s["feature_dim"], mu=s["mu"],
+                                split=tuple(s["split"]), seed=s["seed"])
+
+
+def _is_hetero(data) -> bool:
+    from torch_geometric.data import HeteroData
+    return isinstance(data, HeteroData)
+
+
 def _node_data(cfg: Dict[str, Any], seed: int):
     from .. import data as gdata
     from ..pe import laplacian_pe, random_walk_pe
     if cfg["dataset"] == "csbm":
         data = synthetic_graph(cfg)
+    elif cfg["dataset"] == "mag_synthetic":
+        data = synthetic_hetero_graph(cfg)
     else:
         data = gdata.load_dataset(cfg["dataset"])[0]
     if cfg["normalize_features"]:
         from torch_geometric.transforms import NormalizeFeatures
         data = NormalizeFeatures()(data)
-    masks = [split_mask(getattr(data, f"{s}_mask"), seed) for s in ("train", "val", "test")]
+    labelled = data[hetero.TARGET] if _is_hetero(data) else data
+    masks = [split_mask(getattr(labelled, f"{s}_mask"), seed) for s in ("train", "val", "test")]
     pe = None
     # gatlib's own readings (per-component eigenvectors, walks on the simple graph), which the
     # recorded results used; PyG's are the functions' defaults.
@@ -136,16 +153,26 @@ def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
     main = rank == 0
     device = torch.device(cfg["device"])
     data, masks, pe = _node_data(cfg, seed)
-    num_classes = int(data.y.max()) + 1
-    x, ei, y = data.x.to(device), data.edge_index.to(device), data.y.to(device)
-    if cfg["model"]["layer"] != "dense":
-        # One explicit CSR graph for the whole run: the model's per-forward conversion of a
-        # raw edge_index (two sorts) is paid once here, and its self-loop graph is kept on it.
+    het = _is_hetero(data)
+    if het:
+        # Dicts per node and edge type; each edge type's CSR graph built once for the run.
         from ..graph import to_csr
-        ei = to_csr(ei, data.num_nodes)
+        num_classes = int(data[hetero.TARGET].y.max()) + 1
+        x = {k: v.to(device) for k, v in data.x_dict.items()}
+        ei = {et: to_csr(v.to(device), data[et[0]].num_nodes, data[et[2]].num_nodes)
+              for et, v in data.edge_index_dict.items()}
+        y = data[hetero.TARGET].y.to(device)
+    else:
+        num_classes = int(data.y.max()) + 1
+        x, ei, y = data.x.to(device), data.edge_index.to(device), data.y.to(device)
+        if cfg["model"]["layer"] != "dense":
+            # One explicit CSR graph for the whole run: the model's per-forward conversion of
+            # a raw edge_index (two sorts) is paid once here, its self-loop graph kept on it.
+            from ..graph import to_csr
+            ei = to_csr(ei, data.num_nodes)
     pe = pe.to(device) if pe is not None else None
     # Sampled batches slice rows of dense features (the loader's node attributes).
-    sparse = False if sampled else _use_sparse_features(cfg, x, pe)
+    sparse = False if sampled or het else _use_sparse_features(cfg, x, pe)
     if sparse:
         x = x.to_sparse_csr()
     metric, tr = cfg["metric"], cfg["train"]
@@ -170,7 +197,15 @@ def train_node(cfg: Dict[str, Any], seed: int, out: Path, progress: bool,
 
     def fresh():
         seed_everything(seed)
-        model = _build_node_model(cfg, data.num_features, num_classes).to(device)
+        if het:
+            m = cfg["model"]
+            model = hetero.HeteroNodeClassifier(
+                data.metadata(), x, ei, num_classes, layer=m["layer"],
+                hidden_channels=m["hidden_channels"], heads=m["heads"],
+                num_layers=m["num_layers"], dropout=m["dropout"],
+                attn_dropout=m["attn_dropout"], act=m["act"]).to(device)
+        else:
+            model = _build_node_model(cfg, data.num_features, num_classes).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=cfg["optim"]["lr"],
                                weight_decay=cfg["optim"]["weight_decay"])
         return model, opt, EarlyStopping(rule, tr["patience"]), {"epoch": 0, "train_time": 0.0}

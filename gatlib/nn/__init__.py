@@ -1,11 +1,12 @@
 """Attention layers on the gatlib operators: drop-in for PyG's, faster and leaner."""
-from .conv import GATConv, GATv2Conv, GraphTransformerConv
+from .conv import GATConv, GATv2Conv, GraphTransformerConv, TransformerConv
 from .dense import DenseGraphAttention
 from .encoders import LapPEEncoder, RWSEEncoder
-from .gps import GPSLayer
+from .gps import GPSConv, GPSLayer
 from .models import GraphClassifier, NodeClassifier
 from .performer import PerformerAttention, RedrawProjection
 
-__all__ = ["GATConv", "GATv2Conv", "GraphTransformerConv", "DenseGraphAttention", "GPSLayer",
+__all__ = ["GATConv", "GATv2Conv", "GraphTransformerConv", "TransformerConv",
+           "DenseGraphAttention", "GPSLayer", "GPSConv",
            "PerformerAttention", "RedrawProjection", "LapPEEncoder", "RWSEEncoder",
            "NodeClassifier", "GraphClassifier"]

@@ -1,21 +1,25 @@
-"""What the sparse attention layers (GATConv, GATv2Conv, GraphTransformerConv) share: their
-node and edge inputs in PyG's forms, constructor checks, initialisation, the heads' combination
-and copying a PyG layer's weights."""
+"""What the sparse attention layers (GATConv, GATv2Conv, GraphTransformerConv) share: their base
+class :class:`AttentionConv` (a PyG ``MessagePassing``: initialisation, PyG's propagate path
+for its tooling, the heads' combination, the repr, copying a PyG layer's weights), and their
+node and edge inputs in PyG's forms and constructor checks."""
 from __future__ import annotations
 
 from typing import Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.nn.conv import MessagePassing
 
 from .._checks import check_positive_int, check_probability
 from ..graph.adjacency import Adjacency
 from ..graph.csr import GraphCSR
 from ..graph.loops import self_loop_attr
+from ..ops import segment_softmax
 
-__all__ = ["Pair", "NodeInput", "Size", "COUNTS", "glorot", "lazy", "linear", "reset_glorot",
-           "check_channels", "node_inputs", "check_features", "edge_features",
-           "loop_edge_attr", "finish", "gat_family_kwargs", "layer_repr", "copy_weights"]
+__all__ = ["AttentionConv", "Pair", "NodeInput", "Size", "COUNTS", "glorot", "lazy", "linear",
+           "reset_glorot", "check_channels", "node_inputs", "check_features", "edge_features",
+           "loop_edge_attr"]
 
 Pair = Union[int, Tuple[int, int]]
 NodeInput = Union[Tensor, Tuple[Tensor, Optional[Tensor]]]
@@ -160,45 +164,141 @@ def loop_edge_attr(edge_attr: Optional[Tensor], graph: GraphCSR, fill_value) -> 
     return torch.cat([kept_attr, fill], dim=0)                             # [E' + L, F_e]
 
 
-def finish(layer: nn.Module, res, x_dst: Optional[Tensor], dtype, adj: Adjacency,
-           graph: GraphCSR, return_attention_weights):
-    """The end of GAT's and GATv2's forward from the op's result ``res`` (``out [T, H, C]``, or
-    ``(out, alpha)`` when the weights were asked for): heads concatenated or averaged, then the
-    residual map and the bias, in the dtype of the projected features (the autocast dtype inside
-    an autocast region); with the weights in the input's form when asked for."""
-    out, alpha = res if return_attention_weights else (res, None)
-    H, C = layer.heads, layer.out_channels
-    out = out.reshape(-1, H * C) if layer.concat else out.mean(dim=1)      # [T, H*C] / [T, C]
-    if layer.res is not None and x_dst is not None:
-        out = out + layer.res(x_dst)
-    if layer.bias is not None:
-        out = out + layer.bias
-    out = out.to(dtype)
-    if return_attention_weights:
-        return out, adj.attention_weights(graph, alpha, layer.add_self_loops)
-    return out
+class AttentionConv(MessagePassing):
+    r"""What GATConv, GATv2Conv and GraphTransformerConv share: a PyG ``MessagePassing`` (so
+    PyG's tooling sees them: ``set_masks`` and the explainers, ``to_hetero``, ``summary``)
+    whose ``forward`` runs gatlib's fused operators, with the constructor's common checks,
+    initialisation, the heads' combination, the repr and ``from_pyg``.
 
+    PyG's ``propagate`` runs only when PyG's tooling looks inside a layer: in explain mode
+    (``set_masks`` sets ``explain`` and ``_edge_mask``) or while a propagate, message or
+    aggregate hook is registered (``AttentionExplainer`` reads ``alpha`` through a message
+    hook). Then the layer computes each edge's score in the caller's edge order, the softmax
+    over each target's in-edges and attention dropout, and hands ``propagate`` the values and
+    weights: ``message`` is ``alpha_ij (v_j (+ e_ij))`` as in PyG's layers, which PyG's
+    ``explain_message`` multiplies by the edge mask (the added self-loops by 1). That path
+    builds the ``[E, H, C]`` messages; every other call stays on the fused path.
 
-def gat_family_kwargs(module: nn.Module) -> dict:
-    """The constructor arguments GATConv and GATv2Conv share, read from a PyG layer."""
-    return dict(heads=module.heads, concat=module.concat, negative_slope=module.negative_slope,
-                dropout=module.dropout, add_self_loops=module.add_self_loops,
-                edge_dim=module.edge_dim, fill_value=module.fill_value,
-                residual=getattr(module, "res", None) is not None)
+    Subclasses name their linear maps in ``_MAPS`` and attention vectors in ``_VECTORS``
+    (reset by :meth:`reset_parameters`), give the constructor arguments read from a PyG layer
+    (:meth:`_pyg_kwargs`) and add their target terms (:meth:`_root`).
+    """
 
+    # The linear maps and attention vectors reset_parameters initialises, by attribute name.
+    _MAPS: Tuple[str, ...] = ()
+    _VECTORS: Tuple[str, ...] = ()
+    # Glorot weights and zero biases (GAT, GATv2), or the maps' own reset (TransformerConv).
+    _GLOROT_MAPS = True
+    # What propagate is called with (read by PyG when it builds its propagate).
+    propagate_type = {"x": "Tensor", "alpha": "Tensor", "edge_value": "Optional[Tensor]"}
 
-def layer_repr(layer: nn.Module) -> str:
-    return (f"{type(layer).__name__}({layer.in_channels}, {layer.out_channels}, "
-            f"heads={layer.heads})")
+    def __init__(self, in_channels: Pair, out_channels: int, heads: int, concat: bool,
+                 dropout: float, edge_dim: Optional[int]):
+        # node_dim=0: messages are [E, H, C], edges along the first dimension (as PyG's GAT).
+        super().__init__(aggr="add", node_dim=0)
+        check_channels(type(self).__name__, in_channels, out_channels, heads, edge_dim,
+                        dropout)
+        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
+        self.concat, self.dropout, self.edge_dim = concat, dropout, edge_dim
 
+    def _set_jittable_templates(self, raise_on_error: bool = False) -> None:
+        """Keep PyG's Python ``propagate``: PyG would generate a faster one per class from a
+        template (written to a temporary file), which only explain mode and hooks would use
+        here, and which a subclass (``TransformerConv``) would inherit as its "original"
+        ``propagate``, the one explain mode switches to, without the edge mask."""
 
-def copy_weights(layer: nn.Module, module: nn.Module, unused: Tuple[str, ...] = ()) -> nn.Module:
-    """Load a PyG layer's parameters into the gatlib layer (same names, same shapes); the
-    PyG parameters under the prefixes ``unused`` play no part in its function."""
-    state = {k: v for k, v in module.state_dict().items()
-             if not k.startswith("_") and not k.startswith(unused)}
-    missing, unexpected = layer.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"cannot copy {type(module).__name__} into {type(layer).__name__}: "
-                         f"missing {missing}, unexpected {unexpected}")
-    return layer.to(next(module.parameters()).device)
+    def reset_parameters(self) -> None:
+        for name in self._MAPS:
+            lin = getattr(self, name)
+            if self._GLOROT_MAPS:
+                reset_glorot(lin)
+            elif lin is not None:
+                lin.reset_parameters()
+        for name in self._VECTORS:
+            if getattr(self, name) is not None:
+                glorot(getattr(self, name))
+        if getattr(self, "bias", None) is not None:
+            nn.init.zeros_(self.bias)
+
+    # ------------------------------------------------------------------ PyG's propagate path
+    def _inspected(self) -> bool:
+        """Whether PyG's tooling looks inside this call (explain mode or hooks), so that it
+        must run through ``propagate``."""
+        return bool(self._explain or self._propagate_forward_pre_hooks
+                    or self._propagate_forward_hooks or self._message_forward_pre_hooks
+                    or self._message_forward_hooks or self._aggregate_forward_pre_hooks
+                    or self._aggregate_forward_hooks)
+
+    def _propagated(self, score: Tensor, values: Tensor, graph: GraphCSR,
+                    edge_value: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """``(out [T, H, C], alpha [E, H])`` through PyG's ``propagate``: the softmax of
+        ``score [E, H]`` (the edges of ``graph`` in its caller's order) over each target's
+        in-edges, dropout, then ``sum_j alpha_ij (v_j (+ e_ij))``."""
+        ei = graph.edge_index()                                            # [2, E]
+        alpha = segment_softmax(score, ei[1], num_nodes=graph.num_dst)     # [E, H]
+        dropped = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = self.propagate(ei, x=values, alpha=dropped, edge_value=edge_value,
+                             size=(graph.num_src, graph.num_dst))          # [T, H, C]
+        return out, alpha
+
+    def message(self, x_j: Tensor, alpha: Tensor, edge_value: Optional[Tensor]) -> Tensor:
+        if edge_value is not None:
+            x_j = x_j + edge_value                                         # [E, H, C]
+        return x_j * alpha.unsqueeze(-1)                                   # [E, H, C]
+
+    # ------------------------------------------------------------------ the output
+    def _root(self, out: Tensor, x_dst: Optional[Tensor]) -> Tensor:
+        """The terms of the targets' own features added after the heads are combined (GAT's
+        residual map and bias here; TransformerConv's skip and gate override it)."""
+        if self.res is not None and x_dst is not None:
+            out = out + self.res(x_dst)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def _finish(self, out: Tensor, alpha: Optional[Tensor], x_dst: Optional[Tensor], dtype,
+                adj: Adjacency, graph: GraphCSR, loops_added: bool, want: bool):
+        """The end of every forward: ``out [T, H, C]`` heads concatenated or averaged, the
+        targets' own terms (:meth:`_root`), in ``dtype`` (that of the projected features: the
+        autocast dtype inside an autocast region); with the weights ``alpha`` in the input's
+        form when asked for."""
+        H, C = self.heads, self.out_channels
+        out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)   # [T, H*C] / [T, C]
+        out = self._root(out, x_dst).to(dtype)
+        if want:
+            return out, adj.attention_weights(graph, alpha, loops_added)
+        return out
+
+    # ------------------------------------------------------------------ PyG's layers
+    @classmethod
+    def _pyg_kwargs(cls, module) -> dict:
+        """The constructor arguments, beyond the channels, of the layer computing ``module``'s
+        function (GAT's and GATv2's shared ones here)."""
+        return dict(heads=module.heads, concat=module.concat,
+                    negative_slope=module.negative_slope, dropout=module.dropout,
+                    add_self_loops=module.add_self_loops, edge_dim=module.edge_dim,
+                    fill_value=module.fill_value,
+                    residual=getattr(module, "res", None) is not None)
+
+    @classmethod
+    def _pyg_unused(cls, module) -> Tuple[str, ...]:
+        """Prefixes of ``module``'s parameters that play no part in its function."""
+        return ()
+
+    @classmethod
+    def from_pyg(cls, module):
+        """The gatlib layer computing the same function as the PyG layer ``module`` (weights
+        copied: same names, same shapes), on the module's device."""
+        layer = cls(module.in_channels, module.out_channels, **cls._pyg_kwargs(module))
+        unused = cls._pyg_unused(module)
+        state = {k: v for k, v in module.state_dict().items()
+                 if not k.startswith("_") and not k.startswith(unused)}
+        missing, unexpected = layer.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"cannot copy {type(module).__name__} into {cls.__name__}: "
+                             f"missing {missing}, unexpected {unexpected}")
+        return layer.to(next(module.parameters()).device)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
+                f"heads={self.heads})")

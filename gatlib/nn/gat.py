@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_real
@@ -11,14 +12,13 @@ from ..graph.adjacency import as_adjacency
 from ..ops import gat_attention
 from ._dropout import dropout
 from ._fused import head_dots
-from .conv_common import (COUNTS, NodeInput, Pair, Size, check_channels, check_features,
-                          copy_weights, edge_features, finish, gat_family_kwargs, glorot,
-                          layer_repr, linear, loop_edge_attr, node_inputs, reset_glorot)
+from .conv_common import (COUNTS, AttentionConv, NodeInput, Pair, Size, check_features,
+                          edge_features, linear, loop_edge_attr, node_inputs)
 
 __all__ = ["GATConv"]
 
 
-class GATConv(nn.Module):
+class GATConv(AttentionConv):
     r"""The graph attention layer of Velickovic et al. (2018), "Graph Attention Networks".
 
     .. math::
@@ -66,22 +66,24 @@ class GATConv(nn.Module):
     Shapes:
         -> ``[T, H * out_channels]`` (concat) or ``[T, out_channels]``, in the dtype of the
         projected features (the autocast dtype in an autocast region).
+
+    A PyG ``MessagePassing`` (:class:`~gatlib.nn.conv_common.AttentionConv`): PyG's explainers
+    (edge masks, attention weights through a message hook), ``to_hetero`` and ``summary``
+    see it; outside explain mode and hooks it runs on the fused operator.
     """
+    _MAPS = ("lin", "lin_src", "lin_dst", "lin_edge", "res")
+    _VECTORS = ("att_src", "att_dst", "att_edge")
 
     def __init__(self, in_channels: Pair, out_channels: int, heads: int = 1, concat: bool = True,
                  negative_slope: float = 0.2, dropout: float = 0.0, add_self_loops: bool = True,
                  edge_dim: Optional[int] = None, fill_value: Union[float, str, Tensor] = "mean",
                  bias: bool = True, residual: bool = False, value_dropout: float = 0.0):
-        super().__init__()
-        check_channels(type(self).__name__, in_channels, out_channels, heads, edge_dim,
-                        dropout)
+        super().__init__(in_channels, out_channels, heads, concat, dropout, edge_dim)
         if not 0.0 <= float(value_dropout) < 1.0:
             raise ValueError(f"value_dropout must lie in [0, 1), got {value_dropout}")
         self.value_dropout = float(value_dropout)
-        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
-        self.concat, self.dropout = concat, dropout
         self.negative_slope = check_real(negative_slope, "negative_slope")
-        self.add_self_loops, self.edge_dim, self.fill_value = add_self_loops, edge_dim, fill_value
+        self.add_self_loops, self.fill_value = add_self_loops, fill_value
         self.residual = residual
         HC = heads * out_channels
         self.lin = self.lin_src = self.lin_dst = None
@@ -103,15 +105,6 @@ class GATConv(nn.Module):
         self.res = linear(in_dst, total, False, "glorot") if residual else None
         self.bias = nn.Parameter(torch.empty(total)) if bias else None
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for lin in (self.lin, self.lin_src, self.lin_dst, self.lin_edge, self.res):
-            reset_glorot(lin)
-        for att in (self.att_src, self.att_dst, self.att_edge):
-            if att is not None:
-                glorot(att)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
 
     def forward(self, x: NodeInput, edge_index, edge_attr: Optional[Tensor] = None,
                 size: Size = None, return_attention_weights: Optional[bool] = None):
@@ -137,8 +130,9 @@ class GATConv(nn.Module):
         if h_dst is None:                                                  # no target half
             a_src = head_dots(h_src, self.att_src, h_src[:0], self.att_dst)[0]  # [S, H]
             a_dst = h_src.new_zeros(T, H)                                  # [T, H]
-        elif single:
+        elif single and self.lin is not None:
             # Both halves from the same features in one product; the targets are the first T.
+            # (A bipartite layer maps one x by lin_dst for the targets, as PyG: below.)
             a_src, a_dst = head_dots(h_src, self.att_src, h_src, self.att_dst)
             a_dst = a_dst[:T]                                              # [T, H]
         else:
@@ -154,19 +148,24 @@ class GATConv(nn.Module):
             edge_score = edge_attr.to(w.dtype) @ w.t()                     # [E', H]
         # The authors' code drops out the summed features, not those the scores are made of.
         values = dropout(h_src, self.value_dropout, self.training)         # [S, H, C]
-        res = gat_attention(a_src, a_dst, values, graph, edge_score=edge_score,
-                            negative_slope=self.negative_slope,
-                            return_attention=bool(return_attention_weights),
-                            dropout=self.dropout, training=self.training)  # [T, H, C]
-        # The weights come back only when asked for (one pass fewer otherwise).
-        return finish(self, res, x_dst, h_src.dtype, adj, graph, return_attention_weights)
+        want = bool(return_attention_weights)
+        if self._inspected():
+            # PyG's tooling looks inside: its propagate, with the score in the caller's order.
+            src, dst = graph.edge_index()                                  # [E'], [E']
+            score = a_src.index_select(0, src) + a_dst.index_select(0, dst)  # [E', H]
+            if edge_score is not None:
+                score = score + edge_score
+            out, alpha = self._propagated(F.leaky_relu(score, self.negative_slope), values,
+                                          graph)                           # [T, H, C]
+        else:
+            res = gat_attention(a_src, a_dst, values, graph, edge_score=edge_score,
+                                negative_slope=self.negative_slope, return_attention=want,
+                                dropout=self.dropout, training=self.training)  # [T, H, C]
+            # The weights come back only when asked for (one pass fewer otherwise).
+            out, alpha = res if want else (res, None)
+        return self._finish(out, alpha, x_dst, h_src.dtype, adj, graph, self.add_self_loops,
+                            want)
 
     @classmethod
-    def from_pyg(cls, module) -> "GATConv":
-        """The gatlib layer computing the same function as a PyG ``GATConv`` (weights copied)."""
-        layer = cls(module.in_channels, module.out_channels, bias=module.bias is not None,
-                    **gat_family_kwargs(module))
-        return copy_weights(layer, module)
-
-    def __repr__(self) -> str:
-        return layer_repr(self)
+    def _pyg_kwargs(cls, module) -> dict:
+        return dict(super()._pyg_kwargs(module), bias=module.bias is not None)

@@ -14,14 +14,13 @@ from .._checks import check_real, compiling
 from ..graph.adjacency import as_adjacency
 from ..ops import attend
 from ._fused import gatv2_score
-from .conv_common import (COUNTS, NodeInput, Pair, Size, check_channels, check_features,
-                          copy_weights, edge_features, finish, gat_family_kwargs, glorot,
-                          layer_repr, linear, loop_edge_attr, node_inputs, reset_glorot)
+from .conv_common import (COUNTS, AttentionConv, NodeInput, Pair, Size, check_features,
+                          edge_features, linear, loop_edge_attr, node_inputs)
 
 __all__ = ["GATv2Conv"]
 
 
-class GATv2Conv(nn.Module):
+class GATv2Conv(AttentionConv):
     r"""The dynamic attention layer of Brody et al. (2022), "How Attentive are Graph Attention
     Networks?".
 
@@ -44,22 +43,23 @@ class GATv2Conv(nn.Module):
     as in PyG).
 
     Shapes: as :class:`GATConv`.
+
+    A PyG ``MessagePassing``, as :class:`GATConv`: outside explain mode and hooks the softmax
+    and aggregation run on the fused operator.
     """
+    _MAPS = ("lin_l", "lin_r", "lin_edge", "res")
+    _VECTORS = ("att",)
 
     def __init__(self, in_channels: Pair, out_channels: int, heads: int = 1, concat: bool = True,
                  negative_slope: float = 0.2, dropout: float = 0.0, add_self_loops: bool = True,
                  edge_dim: Optional[int] = None, fill_value: Union[float, str, Tensor] = "mean",
                  bias: bool = True, share_weights: bool = False, residual: bool = False,
                  edge_chunk: int = 1 << 16):
-        super().__init__()
-        check_channels(type(self).__name__, in_channels, out_channels, heads, edge_dim,
-                        dropout)
+        super().__init__(in_channels, out_channels, heads, concat, dropout, edge_dim)
         if isinstance(edge_chunk, bool) or not isinstance(edge_chunk, int) or edge_chunk < 1:
             raise ValueError(f"edge_chunk must be an int >= 1, got {edge_chunk!r}")
-        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
-        self.concat, self.dropout = concat, dropout
         self.negative_slope = check_real(negative_slope, "negative_slope")
-        self.add_self_loops, self.edge_dim, self.fill_value = add_self_loops, edge_dim, fill_value
+        self.add_self_loops, self.fill_value = add_self_loops, fill_value
         self.share_weights, self.residual, self.edge_chunk = share_weights, residual, edge_chunk
         HC = heads * out_channels
         in_src, in_dst = ((in_channels, in_channels) if isinstance(in_channels, int)
@@ -72,13 +72,6 @@ class GATv2Conv(nn.Module):
         self.res = linear(in_dst, total, False, "glorot") if residual else None
         self.bias = nn.Parameter(torch.empty(total)) if bias else None
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for lin in (self.lin_l, self.lin_r, self.lin_edge, self.res):
-            reset_glorot(lin)
-        glorot(self.att)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
 
     def _scores(self, h_src: Tensor, h_dst: Tensor, src: Tensor, dst: Tensor,
                 edge_attr: Optional[Tensor]) -> Tensor:
@@ -133,18 +126,20 @@ class GATv2Conv(nn.Module):
         ei = graph.edge_index() if self.add_self_loops else adj.edge_index()  # [2, E']
         score = gatv2_score(self, h_src, h_dst, ei, graph, edge_attr)      # [E', H]
         # Under autocast the score may come back wider than the values: one dtype for the op.
-        res = attend(score.to(h_src.dtype), h_src, graph,
-                     return_attention=bool(return_attention_weights),
-                     dropout=self.dropout, training=self.training)         # [T, H, C]
-        # The weights come back only when asked for (one pass fewer otherwise).
-        return finish(self, res, x_dst, h_src.dtype, adj, graph, return_attention_weights)
+        score = score.to(h_src.dtype)                                      # [E', H]
+        want = bool(return_attention_weights)
+        if self._inspected():
+            # PyG's tooling looks inside: its propagate (score in the caller's edge order).
+            out, alpha = self._propagated(score, h_src, graph)             # [T, H, C]
+        else:
+            res = attend(score, h_src, graph, return_attention=want, dropout=self.dropout,
+                         training=self.training)                           # [T, H, C]
+            # The weights come back only when asked for (one pass fewer otherwise).
+            out, alpha = res if want else (res, None)
+        return self._finish(out, alpha, x_dst, h_src.dtype, adj, graph, self.add_self_loops,
+                            want)
 
     @classmethod
-    def from_pyg(cls, module) -> "GATv2Conv":
-        """The gatlib layer computing the same function as a PyG ``GATv2Conv``."""
-        layer = cls(module.in_channels, module.out_channels, bias=module.lin_l.bias is not None,
-                    share_weights=module.share_weights, **gat_family_kwargs(module))
-        return copy_weights(layer, module)
-
-    def __repr__(self) -> str:
-        return layer_repr(self)
+    def _pyg_kwargs(cls, module) -> dict:
+        return dict(super()._pyg_kwargs(module), bias=module.lin_l.bias is not None,
+                    share_weights=module.share_weights)

@@ -15,7 +15,7 @@ from .blocks import make_act, make_norm_module
 from .dense import DenseGraphAttention
 from .performer import PerformerAttention
 
-__all__ = ["GPSLayer"]
+__all__ = ["GPSLayer", "GPSConv"]
 
 _ATTN_TYPES = ("multihead", "performer")
 # Keyword arguments of torch.nn.MultiheadAttention that DenseGraphAttention has.
@@ -47,7 +47,8 @@ class GPSLayer(nn.Module):
             with the keyword arguments given to :meth:`forward`; it must map ``[N, F]`` to
             ``[N, F]``. None drops the local branch. ``local=`` is accepted as its old name.
             The constructor resets it (``reset_parameters``), as gatlib always did; PyG's
-            ``GPSConv`` leaves it as passed (:meth:`from_pyg` keeps it too).
+            ``GPSConv`` leaves it as passed (:meth:`from_pyg` keeps it too, and so does
+            :class:`GPSConv`, this layer under PyG's name).
         heads (int, default 1): attention heads.
         dropout (float, default 0.0): dropout after each branch and in the feed-forward block.
         act (str or nn.Module, default ``'relu'``): activation of the feed-forward block,
@@ -70,7 +71,12 @@ class GPSLayer(nn.Module):
 
     Shapes:
         x ``[N, F]``, edge_index ``[2, E]``, batch ``[N]``, edge_attr ``[E, *]`` -> ``[N, F]``.
+
+    The global branch (``'multihead'``) takes an attention bias and returns its weights:
+    ``forward(..., attn_bias=..., return_attention_weights=True)`` (see :meth:`forward`).
     """
+    # gatlib's layer resets the local branch it is given; PyG's GPSConv (below) does not.
+    _RESET_CONV = True
 
     def __init__(self, channels: int, conv: Optional[nn.Module] = _MISSING, heads: int = 1,
                  dropout: float = 0.0, act: Union[str, nn.Module] = "relu",
@@ -106,7 +112,7 @@ class GPSLayer(nn.Module):
             nn.Linear(channels, 2 * channels), make_act(act, act_kwargs), Dropout(dropout),
             nn.Linear(2 * channels, channels), Dropout(dropout))
         self.norm_ff = make_norm_module(norm, channels, norm_kwargs)
-        self.reset_parameters()
+        self._reset(self._RESET_CONV)
 
     @property
     def conv(self) -> Optional[nn.Module]:
@@ -119,15 +125,20 @@ class GPSLayer(nn.Module):
         return "batch" in inspect.signature(self.norm_local.forward).parameters
 
     def reset_parameters(self) -> None:
+        self._reset(True)
+
+    def _reset(self, conv: bool) -> None:
+        """Reset every parameter, those of the local branch when ``conv``."""
         self.attn.reset_parameters()
-        if self.local is not None and hasattr(self.local, "reset_parameters"):
+        if conv and self.local is not None and hasattr(self.local, "reset_parameters"):
             self.local.reset_parameters()
         for module in (self.norm_local, self.norm_attn, self.norm_ff, self.ff[0], self.ff[3]):
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()                 # BatchNorm: running stats too
 
     def forward(self, x: Tensor, edge_index, batch: Optional[Tensor] = None,
-                edge_attr: Optional[Tensor] = None, **kwargs: Any) -> Tensor:
+                edge_attr: Optional[Tensor] = None, *, attn_bias: Optional[Tensor] = None,
+                return_attention_weights: bool = False, **kwargs: Any):
         """Run the local and global branches, sum them, apply the feed-forward block.
 
         Args:
@@ -136,10 +147,19 @@ class GPSLayer(nn.Module):
             batch (LongTensor, optional): sorted graph id of each node; None means one graph.
             edge_attr (Tensor, optional): edge features, passed to the local branch as
                 ``edge_attr=`` when given (a keyword, as PyG; also accepted in fourth place).
+            attn_bias (Tensor, optional, keyword): additive bias of the global attention's
+                scores (``'multihead'`` only), in any form :class:`DenseGraphAttention` takes:
+                ``[N, N]`` or ``[H, N, N]`` over the batch's nodes, or per graph, padded,
+                ``[B, H, L, L]`` / ``[B, 1, L, L]`` (Graphormer's spatial or edge encodings);
+                ``-inf`` masks a pair.
+            return_attention_weights (bool, default False, keyword): also return the global
+                attention's weights (``'multihead'`` only), ``[B, H, L, L]`` per graph, ``L``
+                the largest graph's node count, zero past each graph's nodes.
             **kwargs: further keyword arguments of the local branch (e.g. ``edge_weight``).
 
         Shapes:
-            x ``[N, F]``, edge_index ``[2, E]``, batch ``[N]`` -> ``[N, F]``.
+            x ``[N, F]``, edge_index ``[2, E]``, batch ``[N]`` -> ``[N, F]``, or
+            ``([N, F], [B, H, L, L])`` with ``return_attention_weights``.
         """
         check_tensor(x, "x", dim=2, shape=(None, self.channels))
         if edge_attr is not None:
@@ -151,15 +171,24 @@ class GPSLayer(nn.Module):
                 raise ValueError(f"the local module must return [N, F] = {tuple(x.shape)}, got "
                                  f"{tuple(h_local.shape)}")
             h_local = self._norm(self.norm_local, x + self.dropout_local(h_local), batch)
-        h = self._norm(self.norm_attn, x + self.dropout_attn(self._attend(x, batch)), batch)
+        h_attn = self._attend(x, batch, attn_bias, return_attention_weights)
+        h_attn, weights = h_attn if return_attention_weights else (h_attn, None)
+        h = self._norm(self.norm_attn, x + self.dropout_attn(h_attn), batch)
         if h_local is not None:
             h = h_local + h                                                # [N, F]
-        return self._norm(self.norm_ff, h + self.ff(h), batch)             # [N, F]
+        out = self._norm(self.norm_ff, h + self.ff(h), batch)              # [N, F]
+        return (out, weights) if return_attention_weights else out
 
-    def _attend(self, x: Tensor, batch: Optional[Tensor]) -> Tensor:
-        """The global branch: attention over all nodes of each graph, ``[N, F] -> [N, F]``."""
+    def _attend(self, x: Tensor, batch: Optional[Tensor], attn_bias: Optional[Tensor] = None,
+                return_attention_weights: bool = False):
+        """The global branch: attention over all nodes of each graph, ``[N, F] -> [N, F]``
+        (and its weights ``[B, H, L, L]`` when asked for)."""
         if self.attn_type == "multihead":
-            return self.attn(x, batch)                                     # [N, F]
+            return self.attn(x, batch, attn_bias=attn_bias,
+                             return_attention_weights=return_attention_weights)
+        if attn_bias is not None or return_attention_weights:
+            raise ValueError("attn_bias and return_attention_weights need attn_type="
+                             "'multihead': the Performer never forms the attention weights")
         from torch_geometric.utils import to_dense_batch
         dense, mask = to_dense_batch(x, batch)                             # [B, N_max, F]
         return self.attn(dense, mask)[mask]                                # [N, F]
@@ -214,6 +243,13 @@ class GPSLayer(nn.Module):
         # PyG's GPSConv form, so code and tests written against PyG's repr keep working.
         return (f"{self.__class__.__name__}({self.channels}, conv={self.local}, "
                 f"heads={self.heads}, attn_type={self.attn_type})")
+
+
+class GPSConv(GPSLayer):
+    """:class:`GPSLayer` under PyG's name (``torch_geometric.nn.GPSConv``): the same layer, whose
+    repr reads ``GPSConv(16, conv=..., heads=4, attn_type=multihead)`` as PyG's, and which, as
+    PyG's, keeps the local branch ``conv`` as it is passed (``reset_parameters`` resets it)."""
+    _RESET_CONV = False
 
 
 def _make_attention(channels: int, heads: int, attn_type: str,

@@ -12,13 +12,13 @@ from ..graph.adjacency import Adjacency, as_adjacency
 from ..graph.csr import GraphCSR
 from ..ops import sparse_attention
 from ..ops.dropout import keep_mask
-from .conv_common import (COUNTS, NodeInput, Pair, Size, check_channels, check_features,
-                          copy_weights, edge_features, layer_repr, linear, node_inputs)
+from .conv_common import (COUNTS, AttentionConv, NodeInput, Pair, Size, check_features,
+                          edge_features, linear, node_inputs)
 
-__all__ = ["GraphTransformerConv"]
+__all__ = ["GraphTransformerConv", "TransformerConv"]
 
 
-class GraphTransformerConv(nn.Module):
+class GraphTransformerConv(AttentionConv):
     r"""Dot-product attention over neighbours with edge features in keys and values and an
     optional gated residual (Shi et al. 2021, "Masked Label Prediction"; PyG's
     ``TransformerConv``).
@@ -53,17 +53,18 @@ class GraphTransformerConv(nn.Module):
     Shapes:
         x ``[N, F]`` or ``([S, F_s], [T, F_t])`` -> ``[T, H * out_channels]`` or
         ``[T, out_channels]``, in the dtype of the projected features.
+
+    A PyG ``MessagePassing``, as :class:`GATConv`; ``gatlib.nn.TransformerConv`` is the same
+    layer under PyG's name.
     """
+    _MAPS = ("lin_key", "lin_query", "lin_value", "lin_edge", "lin_skip", "lin_beta")
+    _GLOROT_MAPS = False
 
     def __init__(self, in_channels: Pair, out_channels: int, heads: int = 1, concat: bool = True,
                  beta: bool = False, dropout: float = 0.0, edge_dim: Optional[int] = None,
                  bias: bool = True, root_weight: bool = True):
-        super().__init__()
-        check_channels(type(self).__name__, in_channels, out_channels, heads, edge_dim,
-                        dropout)
-        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
-        self.concat, self.beta, self.dropout = concat, beta and root_weight, dropout
-        self.edge_dim, self.root_weight = edge_dim, root_weight
+        super().__init__(in_channels, out_channels, heads, concat, dropout, edge_dim)
+        self.beta, self.root_weight = beta and root_weight, root_weight
         HC = heads * out_channels
         in_src, in_dst = ((in_channels, in_channels) if isinstance(in_channels, int)
                           else in_channels)
@@ -75,12 +76,6 @@ class GraphTransformerConv(nn.Module):
         self.lin_skip = linear(in_dst, total, bias) if root_weight else None
         self.lin_beta = nn.Linear(3 * total, 1, bias=False) if self.beta else None
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for lin in (self.lin_key, self.lin_query, self.lin_value, self.lin_edge, self.lin_skip,
-                    self.lin_beta):
-            if lin is not None:
-                lin.reset_parameters()
 
     def _withedge_features(self, q: Tensor, k: Tensor, v: Tensor, graph: GraphCSR,
                             adj: Adjacency, edge_attr: Tensor,
@@ -125,34 +120,47 @@ class GraphTransformerConv(nn.Module):
         scale = 1.0 / math.sqrt(C)
         # PyG returns the weights for any bool, True or False.
         want = isinstance(return_attention_weights, bool)
-        if edge_attr is None:
+        if self._inspected():
+            # PyG's tooling looks inside: its propagate, with the edge features' projection
+            # W_e e_ij [E, H, C] in keys and values, as PyG's TransformerConv.
+            src, dst = graph.edge_index()                                  # [E], [E]
+            k_e = k.index_select(0, src)                                   # [E, H, C]
+            e = None
+            if edge_attr is not None:
+                e = self.lin_edge(edge_attr.to(q.dtype)).view(-1, H, C)    # [E, H, C]
+                k_e = k_e + e
+            score = (q.index_select(0, dst) * k_e).sum(-1) * scale         # [E, H]
+            out, alpha = self._propagated(score, v, graph, edge_value=e)   # [T, H, C]
+        elif edge_attr is None:
             res = sparse_attention(q, k, v, graph, scale=scale, return_attention=want,
                                    dropout=self.dropout, training=self.training)
             out, alpha = res if want else (res, None)
         else:
             out, alpha = self._withedge_features(q, k, v, graph, adj, edge_attr, scale)
-        out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)   # [T, H*C] / [T, C]
-        if self.lin_skip is not None:
-            x_r = self.lin_skip(x_dst)                                     # [T, total]
-            if self.lin_beta is not None:
-                b = torch.sigmoid(self.lin_beta(torch.cat([out, x_r, out - x_r], dim=-1)))
-                out = b * x_r + (1 - b) * out
-            else:
-                out = out + x_r
-        out = out.to(q.dtype)
-        if want:
-            return out, adj.attention_weights(graph, alpha, False)
-        return out
+        return self._finish(out, alpha, x_dst, q.dtype, adj, graph, False, want)
+
+    def _root(self, out: Tensor, x_dst: Optional[Tensor]) -> Tensor:
+        """The skip map ``W_r x_i``, added or mixed in by the gate ``beta``."""
+        if self.lin_skip is None:
+            return out
+        x_r = self.lin_skip(x_dst)                                         # [T, total]
+        if self.lin_beta is None:
+            return out + x_r
+        b = torch.sigmoid(self.lin_beta(torch.cat([out, x_r, out - x_r], dim=-1)))  # [T, 1]
+        return b * x_r + (1 - b) * out
 
     @classmethod
-    def from_pyg(cls, module) -> "GraphTransformerConv":
-        """The gatlib layer computing the same function as a PyG ``TransformerConv``."""
-        layer = cls(module.in_channels, module.out_channels, heads=module.heads,
-                    concat=module.concat, beta=module.beta, dropout=module.dropout,
-                    edge_dim=module.edge_dim, bias=module.lin_key.bias is not None,
-                    root_weight=module.root_weight)
-        # PyG keeps a skip map even with root_weight=False, unused by its forward.
-        return copy_weights(layer, module, () if module.root_weight else ("lin_skip.",))
+    def _pyg_kwargs(cls, module) -> dict:
+        return dict(heads=module.heads, concat=module.concat, beta=module.beta,
+                    dropout=module.dropout, edge_dim=module.edge_dim,
+                    bias=module.lin_key.bias is not None, root_weight=module.root_weight)
 
-    def __repr__(self) -> str:
-        return layer_repr(self)
+    @classmethod
+    def _pyg_unused(cls, module) -> Tuple[str, ...]:
+        # PyG keeps a skip map even with root_weight=False, unused by its forward.
+        return () if module.root_weight else ("lin_skip.",)
+
+
+class TransformerConv(GraphTransformerConv):
+    """:class:`GraphTransformerConv` under PyG's name (``torch_geometric.nn.TransformerConv``):
+    the same layer, whose repr reads ``TransformerConv(16, 8, heads=2)`` as PyG's."""

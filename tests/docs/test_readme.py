@@ -39,3 +39,11 @@ def test_minibatch_example_runs(capsys):
         pytest.skip(f"Cora is not available here: {exc}")
     exec(compile(_block("### A mini-batch of a big graph"), "README mini-batch", "exec"), {})
     assert "torch.Size([64, 64])" in capsys.readouterr().out
+
+
+def test_pyg_tooling_example_runs(capsys):
+    """The explainer and ``to_hetero`` block runs: an edge mask per edge, zero outside node 2's
+    two hops, and an output per node type."""
+    exec(compile(_block("### In PyG's tooling"), "README tooling", "exec"), {})
+    out = capsys.readouterr().out
+    assert "tensor([" in out and "0.0000" in out and "'v0': (" in out

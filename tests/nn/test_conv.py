@@ -511,3 +511,85 @@ def test_edge_features_on_an_edgeless_graph_match_pyg(kind, num_nodes):
     if num_nodes:
         for a, b in zip(torch.autograd.grad(got.sum(), [x]), torch.autograd.grad(want.sum(), [x])):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ PyG's propagate path
+
+def _hooked(layer, hook=lambda module, inputs, out: None):
+    """The layer with a (no-op) message hook: PyG's propagate path."""
+    return layer.register_message_forward_hook(hook)
+
+
+@pytest.mark.parametrize("kind", ["gat", "gatv2", "transformer"])
+@pytest.mark.parametrize("edge_dim", [None, 3])
+@pytest.mark.parametrize("bipartite", [False, True])
+@pytest.mark.parametrize("num_edges", [0, 70])
+def test_propagate_path_equals_the_fused_path(kind, edge_dim, bipartite, num_edges):
+    """Under a message hook (what PyG's explainers register) a layer runs PyG's propagate; it
+    computes the fused path's function: outputs, weights and gradients, float64, on a random
+    multigraph (isolated nodes, self-loops, duplicate edges, a hub) and on an empty graph."""
+    torch.manual_seed(3)
+    S, T = (13, 9) if bipartite else (20, 20)
+    ei = random_graph(S, num_edges, seed=1, num_dst=T)
+    xs = torch.randn(S, 6, dtype=torch.float64)
+    x = (xs, torch.randn(T, 5, dtype=torch.float64)) if bipartite else xs
+    ea = None if edge_dim is None else torch.randn(ei.size(1), edge_dim, dtype=torch.float64)
+    layer = PAIRS[kind][1]((6, 5) if bipartite else 6, 4, heads=2, edge_dim=edge_dim).double()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    results = []
+    for hooked in (False, True):
+        handle = _hooked(layer) if hooked else None
+        leaves = [t.clone().requires_grad_() for t in _inputs(x)]
+        xin = tuple(leaves) if bipartite else leaves[0]
+        out, (ei_used, alpha) = layer(xin, ei, ea, return_attention_weights=True)
+        w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+        grads = torch.autograd.grad((out * w).sum() + alpha.sum(), leaves + list(
+            layer.parameters()), allow_unused=True)
+        results.append((out, ei_used, alpha, grads))
+        if handle is not None:
+            handle.remove()
+    (out_f, ei_f, a_f, g_f), (out_p, ei_p, a_p, g_p) = results
+    torch.testing.assert_close(out_p, out_f)
+    assert torch.equal(ei_p, ei_f)
+    torch.testing.assert_close(a_p, a_f)
+    for a, b in zip(g_p, g_f):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("cls", [GATConv, GATv2Conv, GraphTransformerConv])
+def test_fused_path_outside_explain_mode(cls, monkeypatch):
+    """Only PyG's tooling (explain mode, hooks) sends a layer through ``propagate``; every other
+    call, training included, runs on the fused operators."""
+    layer = cls(6, 4, heads=2)
+    x, ei, _, _ = _data(False, None)
+    calls = []
+    monkeypatch.setattr(layer, "propagate", lambda *a, **k: calls.append(1) or 1 / 0)
+    layer(x, ei).sum().backward()
+    layer.eval()
+    layer(x, ei, return_attention_weights=True)
+    assert calls == []
+    assert not layer._inspected()
+    handle = _hooked(layer)
+    assert layer._inspected()
+    with pytest.raises(ZeroDivisionError):
+        layer(x, ei)
+    handle.remove()
+    assert not layer._inspected()
+
+
+def test_bipartite_gat_given_one_x_maps_targets_by_lin_dst():
+    """A GATConv built bipartite (``(F_s, F_t)``, ``lin_src``/``lin_dst``) and given one ``x``
+    (PyG's HeteroConv does so for edges within one node type) scores the targets from
+    ``lin_dst(x)``, as PyG's layer."""
+    torch.manual_seed(4)
+    ref = pyg_nn.GATConv((6, 6), 4, heads=2)
+    layer = GATConv.from_pyg(ref)
+    x, ei, _, _ = _data(False, None)
+    torch.testing.assert_close(layer(x, ei), ref(x, ei), rtol=1e-5, atol=1e-5)
+    sub = ei[:, ei[1] < 12]
+    torch.testing.assert_close(layer(x, sub, size=(20, 12)), ref((x, x[:12]), sub),
+                               rtol=1e-5, atol=1e-5)

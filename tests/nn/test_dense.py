@@ -194,3 +194,107 @@ def test_autocast_bf16(with_bias):
     assert out.dtype == torch.bfloat16
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out.float(), ref, rtol=5e-2, atol=5e-2 * ref.abs().max().item())
+
+
+# ------------------------------------------------------------------ per-graph bias and weights
+
+def _per_graph_reference(layer, x, sizes, bias):
+    """The exact reference: a Python loop over the graphs, each graph's scores
+    ``q k^T / sqrt(D) + bias[b, :, :n, :n]`` softmaxed over its keys (a row whose keys are all
+    ``-inf`` gets zero weights); returns ``(out [N, F], weights [B, H, L, L])``."""
+    N, D, L = x.size(0), C // H, max(sizes)
+    q = layer.lin_q(x).view(N, H, D).transpose(0, 1)                   # [H, N, D]
+    k = layer.lin_k(x).view(N, H, D).transpose(0, 1)
+    v = layer.lin_v(x).view(N, H, D).transpose(0, 1)
+    outs, weights, start = [], x.new_zeros(len(sizes), H, L, L), 0
+    for b, n in enumerate(sizes):
+        sl = slice(start, start + n)
+        s = q[:, sl] @ k[:, sl].transpose(-1, -2) / D ** 0.5           # [H, n, n]
+        if bias is not None:
+            s = s + bias[b, :, :n, :n]
+        dead = torch.isneginf(s).all(-1, keepdim=True)                 # all keys masked
+        w = torch.softmax(s.masked_fill(dead, 0.0), dim=-1) * ~dead    # (no NaN gradient)
+        weights[b, :, :n, :n] = w
+        outs.append((w @ v[:, sl]).transpose(0, 1).reshape(n, C))     # [n, F]
+        start += n
+    return layer.lin_out(torch.cat(outs)), weights
+
+
+def _padded_bias(sizes=SIZES, seed=2, heads=H):
+    g = torch.Generator().manual_seed(seed)
+    L = max(sizes)
+    bias = torch.randn(len(sizes), heads, L + 2, L + 2, generator=g, dtype=torch.float64)
+    bias[0, :, 1, 2] = float("-inf")                                   # one masked pair
+    bias[1, :, 3, :] = float("-inf")                                   # a node with no keys
+    return bias.requires_grad_()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_per_graph_bias_and_weights_equal_the_exact_reference(shared):
+    """A padded per-graph bias ``[B, H, L', L']`` (or ``[B, 1, L', L']``, shared by the heads;
+    ``L'`` past the largest graph) and the returned weights ``[B, H, L, L]`` equal a loop over
+    the graphs, outputs, weights and gradients (x, bias, parameters), in float64."""
+    layer = _layer().double()
+    x = _x().double().detach().requires_grad_()
+    bias = _padded_bias(heads=1 if shared else H)
+    out, weights = layer(x, _batch(), attn_bias=bias, return_attention_weights=True)
+    ref_bias = bias.expand(-1, H, -1, -1)
+    want, want_w = _per_graph_reference(layer, x, SIZES, ref_bias)
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(weights, want_w)
+    assert weights.shape == (len(SIZES), H, max(SIZES), max(SIZES))
+    g = torch.randn_like(out)
+    leaves = [x, bias, *layer.parameters()]
+    got_g = torch.autograd.grad((out * g).sum() + weights.sum(), leaves)
+    want_g = torch.autograd.grad((want * g).sum() + want_w.sum(), leaves)
+    for a, b in zip(got_g, want_g):
+        torch.testing.assert_close(a, b)
+    # Rows of real nodes sum to 1 (0 for the node whose keys are all masked), padding is 0.
+    sums = weights.sum(-1)
+    assert torch.all(((sums - 1).abs() < 1e-12) | (sums == 0))
+    assert sums[1, :, 3].eq(0).all() and sums[2, :, 1:].eq(0).all()
+
+
+def test_node_bias_forms_give_the_per_graph_weights():
+    """A bias over the batch's nodes ``[H, N, N]`` (the fused path without weights) and the same
+    bias per graph give one function; with the weights asked for, the same weights."""
+    layer = _layer().double()
+    x = _x().double().detach()
+    padded = _padded_bias()
+    N = x.size(0)
+    node_bias = torch.randn(H, N, N, dtype=torch.float64)             # cross-graph entries unused
+    start = 0
+    for b, n in enumerate(SIZES):
+        node_bias[:, start:start + n, start:start + n] = padded[b, :, :n, :n].detach()
+        start += n
+    fused = layer(x, _batch(), attn_bias=node_bias)
+    out, weights = layer(x, _batch(), attn_bias=node_bias, return_attention_weights=True)
+    want, want_w = _per_graph_reference(layer, x, SIZES, padded.detach())
+    torch.testing.assert_close(fused, want)
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(weights, want_w)
+    # [N, N], shared by the heads, and no bias at all.
+    out2, w2 = layer(x, _batch(), attn_bias=node_bias[0], return_attention_weights=True)
+    torch.testing.assert_close(out2, layer(x, _batch(), attn_bias=node_bias[0]))
+    torch.testing.assert_close(w2[:, 1], _per_graph_reference(
+        layer, x, SIZES, padded.detach()[:, :1].expand(-1, H, -1, -1))[1][:, 1])
+    out3, w3 = layer(x, None, return_attention_weights=True)
+    torch.testing.assert_close(out3, layer(x))
+    assert w3.shape == (1, H, N, N)
+
+
+def test_per_graph_bias_bad_shapes_and_empty_input():
+    layer = _layer()
+    x = _x().detach()
+    L = max(SIZES)
+    for shape in [(len(SIZES) + 1, H, L, L), (len(SIZES), 2, L, L), (len(SIZES), H, L - 1, L - 1),
+                  (len(SIZES), H, L, L + 1)]:
+        with pytest.raises(ValueError, match="per-graph attn_bias must have shape"):
+            layer(x, _batch(), attn_bias=torch.zeros(shape))
+    with pytest.raises(ValueError, match="attn_bias must have shape"):
+        layer(x, _batch(), attn_bias=torch.zeros(3, 5), return_attention_weights=True)
+    empty = torch.zeros(0, C, requires_grad=True)
+    out, weights = layer(empty, None, return_attention_weights=True)
+    assert out.shape == (0, C) and weights.shape == (0, H, 0, 0)
+    out.sum().backward()
+    assert empty.grad.shape == (0, C)

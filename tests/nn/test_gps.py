@@ -365,3 +365,35 @@ def test_performer_layer_batch_equals_each_graph_alone():
     layer.attn.redraw_interval = 1
     layer(x, ei, batch).square().sum().backward()
     assert all(p.grad is not None for p in layer.parameters())
+
+
+# ------------------------------------------------------------------ global attention bias
+
+@pytest.mark.parametrize("local", ["mean", None])
+def test_global_attention_bias_and_weights_reach_the_attention(local):
+    """``attn_bias`` reaches the global attention and ``return_attention_weights`` returns its
+    weights: the layer equals its formula with ``DenseGraphAttention`` given the same bias, and
+    the weights are that module's."""
+    x, ei, batch = _graphs()
+    L = max(SIZES)
+    bias = torch.randn(len(SIZES), H, L, L)
+    bias[0, :, 0, 1] = float("-inf")
+    layer = _layer(local if local is None else "mean", norm=None).eval()
+    out, weights = layer(x, ei, batch, attn_bias=bias, return_attention_weights=True)
+    h_attn, want_w = layer.attn(x, batch, attn_bias=bias, return_attention_weights=True)
+    h = x + h_attn
+    if layer.local is not None:
+        h = h + x + layer.local(x, ei)
+    torch.testing.assert_close(out, h + layer.ff(h))
+    torch.testing.assert_close(weights, want_w)
+    torch.testing.assert_close(layer(x, ei, batch, attn_bias=bias), out)
+    assert not torch.allclose(layer(x, ei, batch), out)            # the bias counts
+
+
+def test_global_attention_bias_needs_multihead():
+    layer = GPSLayer(C, None, heads=H, attn_type="performer")
+    x, ei, batch = _graphs()
+    for kw in ({"attn_bias": torch.zeros(x.size(0), x.size(0))},
+               {"return_attention_weights": True}):
+        with pytest.raises(ValueError, match="attn_type='multihead'"):
+            layer(x, ei, batch, **kw)

@@ -1,14 +1,11 @@
-"""PyG's ``test/nn/conv/test_gps_conv.py`` (PyG 2.8) against ``gatlib.nn.GPSLayer`` (gatlib's
-name for PyG's ``GPSConv``).
+"""PyG's ``test/nn/conv/test_gps_conv.py`` (PyG 2.8) against ``gatlib.nn.GPSConv`` (PyG's name
+for gatlib's ``GPSLayer``: the same layer, which keeps the local branch as passed, as PyG's).
 
 Every assertion of PyG's test is kept, on the same inputs (``norm`` in ``[None, 'batch_norm',
 'layer_norm']`` x ``attn_type`` in ``['multihead', 'performer']``), with the import swapped; the
 local layer is PyG's ``SAGEConv``, as in PyG's test.
 
 Adapted, and why:
-- ``str(conv) == 'GPSConv(16, conv=SAGEConv(16, 16, aggr=mean), heads=4, attn_type=...)'``:
-  the class is named ``GPSLayer`` in gatlib, so the expected repr carries that name (same
-  arguments).
 - ``torch_sparse.SparseTensor`` blocks: moved to ``test_gps_conv_sparse_tensor``, skipped when
   ``torch_sparse`` is not installed (as PyG skips them).
 - ``test_gps_conv_mha_fastpath`` of PyG's master branch is left out: it tests a fix made after
@@ -16,7 +13,7 @@ Adapted, and why:
   ``torch.nn.MultiheadAttention`` internals.
 
 PyG's test compares no numbers with another implementation. Extra (marked ``gatlib extra``):
-where ``GPSLayer`` offers ``from_pyg``, the copied layer is compared with PyG's ``GPSConv``
+where ``GPSConv`` offers ``from_pyg``, the copied layer is compared with PyG's ``GPSConv``
 (float32, atol 1e-5); without ``from_pyg`` that test is skipped, saying so.
 """
 import copy
@@ -29,7 +26,7 @@ from torch_geometric.testing import withPackage
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import to_torch_csc_tensor
 
-from gatlib.nn import GPSLayer
+from gatlib.nn import GPSConv, GPSLayer
 
 
 @pytest.mark.parametrize('attn_type', ['multihead', 'performer'])
@@ -40,9 +37,9 @@ def test_gps_conv(norm, attn_type):
     batch = torch.tensor([0, 0, 1, 1])
     adj1 = to_torch_csc_tensor(edge_index, size=(4, 4))
 
-    conv = GPSLayer(16, conv=SAGEConv(16, 16), heads=4, norm=norm, attn_type=attn_type)
+    conv = GPSConv(16, conv=SAGEConv(16, 16), heads=4, norm=norm, attn_type=attn_type)
     conv.reset_parameters()
-    assert str(conv) == (f'GPSLayer(16, conv=SAGEConv(16, 16, aggr=mean), '
+    assert str(conv) == (f'GPSConv(16, conv=SAGEConv(16, 16, aggr=mean), '
                          f'heads=4, attn_type={attn_type})')
 
     out = conv(x, edge_index)
@@ -62,7 +59,7 @@ def test_gps_conv_sparse_tensor(norm, attn_type):
     x = torch.randn(4, 16)
     edge_index = torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]])
     batch = torch.tensor([0, 0, 1, 1])
-    conv = GPSLayer(16, conv=SAGEConv(16, 16), heads=4, norm=norm, attn_type=attn_type)
+    conv = GPSConv(16, conv=SAGEConv(16, 16), heads=4, norm=norm, attn_type=attn_type)
     conv.reset_parameters()
     adj2 = SparseTensor.from_edge_index(edge_index, sparse_sizes=(4, 4))
 
@@ -79,15 +76,15 @@ def test_gps_conv_sparse_tensor(norm, attn_type):
 @pytest.mark.parametrize('attn_type', ['multihead', 'performer'])
 @pytest.mark.parametrize('norm', [None, 'batch_norm', 'layer_norm'])
 def test_gps_conv_matches_pyg(norm, attn_type):
-    """gatlib extra: ``GPSLayer.from_pyg`` of a PyG ``GPSConv`` computes PyG's function (train
+    """gatlib extra: ``GPSConv.from_pyg`` of a PyG ``GPSConv`` computes PyG's function (train
     and eval mode, one graph and a batch of two).
 
     For ``'performer'`` the two graphs have the same size: PyG's ``PerformerAttention`` masks
     only the values of the padding slots of its dense batch, so their keys still enter the
     normaliser of the graphs that are padded, and its answer then depends on the padding
     (gatlib's is exact per graph). With no padding the two must agree."""
-    if not hasattr(GPSLayer, 'from_pyg'):
-        pytest.skip('GPSLayer has no from_pyg; PyG\'s own GPS test compares no numbers')
+    if not hasattr(GPSConv, 'from_pyg'):
+        pytest.skip('GPSConv has no from_pyg; PyG\'s own GPS test compares no numbers')
     x = torch.randn(8, 16)
     edge_index = torch.tensor([[0, 1, 2, 4, 5, 6, 7, 5], [1, 2, 0, 5, 6, 7, 4, 7]])
     if attn_type == 'multihead':
@@ -95,9 +92,25 @@ def test_gps_conv_matches_pyg(norm, attn_type):
     else:
         batch = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])   # 4 + 4 nodes: no padding
     ref = PygGPSConv(16, conv=SAGEConv(16, 16), heads=4, norm=norm, attn_type=attn_type)
-    conv = GPSLayer.from_pyg(copy.deepcopy(ref))
+    conv = GPSConv.from_pyg(copy.deepcopy(ref))
     for training in (True, False):
         ref.train(training)
         conv.train(training)
         for b in (None, batch):
             assert torch.allclose(conv(x, edge_index, b), ref(x, edge_index, b), atol=1e-5)
+
+
+def test_gps_conv_keeps_its_conv_and_gps_layer_resets_it():
+    """gatlib extra: ``GPSConv`` keeps the local branch as passed (as PyG's); ``GPSLayer``, as
+    gatlib always did, resets it; ``reset_parameters`` resets it in both."""
+    conv = SAGEConv(16, 16)
+    before = copy.deepcopy(conv.state_dict())
+    layer = GPSConv(16, conv=conv, heads=4)
+    assert all(torch.equal(before[k], v) for k, v in layer.conv.state_dict().items())
+    layer.reset_parameters()
+    assert not all(torch.equal(before[k], v) for k, v in layer.conv.state_dict().items())
+    other = SAGEConv(16, 16)
+    before = copy.deepcopy(other.state_dict())
+    GPSLayer(16, conv=other, heads=4)
+    assert not all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+    assert str(GPSLayer(16, conv=None, heads=4)).startswith('GPSLayer(16, conv=None')

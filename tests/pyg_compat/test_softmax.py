@@ -1,6 +1,6 @@
-"""PyG's ``test/utils/test_softmax.py`` (PyG 2.8) against ``gatlib.ops.segment_softmax``
-(gatlib's name for ``torch_geometric.utils.softmax``: ``segment_softmax(src, index=None,
-ptr=None, num_nodes=None, dim=0)``).
+"""PyG's ``test/utils/test_softmax.py`` (PyG 2.8) against ``gatlib.utils.softmax``, PyG's name
+for ``gatlib.ops.segment_softmax`` (``softmax(src, index=None, ptr=None, num_nodes=None,
+dim=0)``, as ``torch_geometric.utils.softmax``).
 
 Every assertion of PyG's test is kept, on the same inputs, with the import swapped.
 
@@ -24,6 +24,12 @@ import torch
 from torch_geometric.utils import softmax as pyg_softmax
 
 from gatlib.ops import segment_softmax
+from gatlib.utils import softmax
+
+
+def test_softmax_is_segment_softmax():
+    """gatlib extra: ``gatlib.utils.softmax`` (PyG's name) is ``gatlib.ops.segment_softmax``."""
+    assert softmax is segment_softmax
 
 
 def test_softmax():
@@ -31,14 +37,14 @@ def test_softmax():
     index = torch.tensor([0, 0, 1, 2])
     ptr = torch.tensor([0, 2, 3, 4])
 
-    out = segment_softmax(src, index)
+    out = softmax(src, index)
     assert out.tolist() == [0.5, 0.5, 1, 1]
-    assert segment_softmax(src, None, ptr).tolist() == out.tolist()
+    assert softmax(src, None, ptr).tolist() == out.tolist()
 
     src = src.view(-1, 1)
-    out = segment_softmax(src, index)
+    out = softmax(src, index)
     assert out.tolist() == [[0.5], [0.5], [1], [1]]
-    assert segment_softmax(src, None, ptr).tolist() == out.tolist()
+    assert softmax(src, None, ptr).tolist() == out.tolist()
 
 
 # Not applicable: PyG scripts `softmax` with torch.jit.script; gatlib's op dispatches from
@@ -47,7 +53,7 @@ def test_softmax():
 def test_softmax_jit():
     src = torch.tensor([[1.], [1.], [1.], [1.]])
     index = torch.tensor([0, 0, 1, 2])
-    out = segment_softmax(src, index)
+    out = softmax(src, index)
     jit = torch.jit.script(segment_softmax)
     assert torch.allclose(jit(src, index), out)
 
@@ -60,7 +66,7 @@ def test_softmax_backward():
     src_sparse.requires_grad_(True)
     src_dense.requires_grad_(True)
 
-    out_sparse = segment_softmax(src_sparse, index)
+    out_sparse = softmax(src_sparse, index)
     out_sparse.mean().backward()
     out_dense = src_dense.softmax(dim=1)
     out_dense.mean().backward()
@@ -74,20 +80,20 @@ def test_softmax_dim():
     ptr = torch.tensor([0, 4])
 
     src = torch.randn(4)
-    assert torch.allclose(segment_softmax(src, index, dim=0), src.softmax(dim=0))
-    assert torch.allclose(segment_softmax(src, ptr=ptr, dim=0), src.softmax(dim=0))
+    assert torch.allclose(softmax(src, index, dim=0), src.softmax(dim=0))
+    assert torch.allclose(softmax(src, ptr=ptr, dim=0), src.softmax(dim=0))
 
     src = torch.randn(4, 16)
-    assert torch.allclose(segment_softmax(src, index, dim=0), src.softmax(dim=0))
-    assert torch.allclose(segment_softmax(src, ptr=ptr, dim=0), src.softmax(dim=0))
+    assert torch.allclose(softmax(src, index, dim=0), src.softmax(dim=0))
+    assert torch.allclose(softmax(src, ptr=ptr, dim=0), src.softmax(dim=0))
 
     src = torch.randn(4, 4)
-    assert torch.allclose(segment_softmax(src, index, dim=-1), src.softmax(dim=-1))
-    assert torch.allclose(segment_softmax(src, ptr=ptr, dim=-1), src.softmax(dim=-1))
+    assert torch.allclose(softmax(src, index, dim=-1), src.softmax(dim=-1))
+    assert torch.allclose(softmax(src, ptr=ptr, dim=-1), src.softmax(dim=-1))
 
     src = torch.randn(4, 4, 16)
-    assert torch.allclose(segment_softmax(src, index, dim=1), src.softmax(dim=1))
-    assert torch.allclose(segment_softmax(src, ptr=ptr, dim=1), src.softmax(dim=1))
+    assert torch.allclose(softmax(src, index, dim=1), src.softmax(dim=1))
+    assert torch.allclose(softmax(src, ptr=ptr, dim=1), src.softmax(dim=1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,7 +119,7 @@ def test_softmax_matches_pyg(dtype, atol):
                        dict(index=sorted_index, num_nodes=num_nodes)]:
             a = src.clone().requires_grad_(True)
             b = src.clone().requires_grad_(True)
-            out = segment_softmax(a, dim=dim, **kwargs)
+            out = softmax(a, dim=dim, **kwargs)
             # PyG's ptr path needs torch_scatter for dim > 0; the same segments by index:
             ref_kwargs = dict(index=sorted_index, num_nodes=num_nodes) if 'ptr' in kwargs \
                 else kwargs

@@ -1,5 +1,5 @@
 """PyG's ``test/nn/conv/test_transformer_conv.py`` (PyG 2.8) against
-``gatlib.nn.GraphTransformerConv`` (gatlib's name for PyG's ``TransformerConv``).
+``gatlib.nn.TransformerConv`` (PyG's name for gatlib's ``GraphTransformerConv``, the same layer).
 
 Every assertion of PyG's test is kept, on the same inputs (``edge_dim`` in ``[None, 8]`` x
 ``concat`` in ``[True, False]``), with the import swapped. Each layer is also built from a PyG
@@ -7,8 +7,6 @@ Every assertion of PyG's test is kept, on the same inputs (``edge_dim`` in ``[No
 attention weights are compared with PyG's (float32, atol 1e-5).
 
 Adapted, and why:
-- ``str(conv) == 'TransformerConv(8, 32, heads=2)'``: the class is named
-  ``GraphTransformerConv`` in gatlib, so the expected repr carries that name (same arguments).
 - ``assert conv._alpha is None``: ``_alpha`` is PyG's attribute for the weights kept between
   ``propagate`` and ``forward``; asserted as ``getattr(conv, '_alpha', None) is None`` (the layer
   keeps no attention tensor after a call).
@@ -30,7 +28,7 @@ from torch_geometric.testing import withPackage
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import to_torch_coo_tensor, to_torch_csc_tensor
 
-from gatlib.nn import GraphTransformerConv
+from gatlib.nn import GraphTransformerConv, TransformerConv
 
 from ._helpers import check_lazy, check_module, dense_weights
 
@@ -51,12 +49,12 @@ def test_transformer_conv(edge_dim, concat):
     edge_attr = torch.randn(edge_index.size(1), edge_dim) if edge_dim else None
     adj1 = to_torch_csc_tensor(edge_index, size=(4, 4))
 
-    conv = GraphTransformerConv(8, out_channels, heads, beta=True, edge_dim=edge_dim,
+    conv = TransformerConv(8, out_channels, heads, beta=True, edge_dim=edge_dim,
                                 concat=concat)
-    assert str(conv) == f'GraphTransformerConv(8, {out_channels}, heads={heads})'
+    assert str(conv) == f'TransformerConv(8, {out_channels}, heads={heads})'
     ref = PygTransformerConv(8, out_channels, heads, beta=True, edge_dim=edge_dim,
                              concat=concat)
-    conv = GraphTransformerConv.from_pyg(ref)
+    conv = TransformerConv.from_pyg(ref)
 
     out = conv(x1, edge_index, edge_attr)
     assert out.size() == (4, out_channels * (heads if concat else 1))
@@ -76,13 +74,13 @@ def test_transformer_conv(edge_dim, concat):
     # Test bipartite message passing:
     adj1 = to_torch_csc_tensor(edge_index, size=(4, 2))
 
-    conv = GraphTransformerConv((8, 16), out_channels, heads=heads, beta=True,
+    conv = TransformerConv((8, 16), out_channels, heads=heads, beta=True,
                                 edge_dim=edge_dim, concat=concat)
-    assert str(conv) == (f'GraphTransformerConv((8, 16), {out_channels}, '
+    assert str(conv) == (f'TransformerConv((8, 16), {out_channels}, '
                          f'heads={heads})')
     ref = PygTransformerConv((8, 16), out_channels, heads=heads, beta=True,
                              edge_dim=edge_dim, concat=concat)
-    conv = GraphTransformerConv.from_pyg(ref)
+    conv = TransformerConv.from_pyg(ref)
 
     out = conv((x1, x2), edge_index, edge_attr)
     assert out.size() == (2, out_channels * (heads if concat else 1))
@@ -100,7 +98,7 @@ def test_transformer_conv_sparse_tensor(edge_dim, concat):
     edge_index = torch.tensor([[0, 1, 2, 3], [0, 0, 1, 1]])
     edge_attr = torch.randn(edge_index.size(1), edge_dim) if edge_dim else None
 
-    conv = GraphTransformerConv(8, 32, 2, beta=True, edge_dim=edge_dim, concat=concat)
+    conv = TransformerConv(8, 32, 2, beta=True, edge_dim=edge_dim, concat=concat)
     out = conv(x1, edge_index, edge_attr)
     adj2 = SparseTensor.from_edge_index(edge_index, edge_attr, sparse_sizes=(4, 4))
     assert torch.allclose(conv(x1, adj2.t()), out, atol=1e-6)
@@ -110,7 +108,7 @@ def test_transformer_conv_sparse_tensor(edge_dim, concat):
     assert result[1].sizes() == [4, 4, 2] and result[1].nnz() == 4
     assert getattr(conv, '_alpha', None) is None
 
-    conv = GraphTransformerConv((8, 16), 32, heads=2, beta=True, edge_dim=edge_dim,
+    conv = TransformerConv((8, 16), 32, heads=2, beta=True, edge_dim=edge_dim,
                                 concat=concat)
     out = conv((x1, x2), edge_index, edge_attr)
     adj2 = SparseTensor.from_edge_index(edge_index, edge_attr, sparse_sizes=(4, 2))
@@ -124,7 +122,7 @@ def test_transformer_conv_sparse_tensor(edge_dim, concat):
 def test_transformer_conv_jit():
     x1 = torch.randn(4, 8)
     edge_index = torch.tensor([[0, 1, 2, 3], [0, 0, 1, 1]])
-    conv = GraphTransformerConv(8, 32, 2, beta=True)
+    conv = TransformerConv(8, 32, 2, beta=True)
     out = conv(x1, edge_index)
     jit = torch.jit.script(conv)
     assert torch.allclose(jit(x1, edge_index), out)
@@ -142,7 +140,7 @@ def test_transformer_conv_sparse_adj_weights_edge_index_and_coo():
     x2 = torch.randn(2, 16)
     edge_index = torch.tensor([[0, 1, 2, 3], [0, 0, 1, 1]])
     ref = PygTransformerConv(8, 32, heads=2, beta=True)
-    conv = GraphTransformerConv.from_pyg(ref)
+    conv = TransformerConv.from_pyg(ref)
     out = conv(x1, edge_index)
     assert torch.allclose(conv(x1, edge_index, size=(4, 4)), out)
 
@@ -162,26 +160,26 @@ def test_transformer_conv_sparse_adj_weights_edge_index_and_coo():
     assert torch.allclose(conv(x1, coo), out, atol=1e-6)
     assert torch.allclose(conv(x1, coo.coalesce()), out, atol=1e-6)
 
-    conv = GraphTransformerConv((8, 16), 32, heads=2, beta=True)
+    conv = TransformerConv((8, 16), 32, heads=2, beta=True)
     out = conv((x1, x2), edge_index)
     assert torch.allclose(conv((x1, x2), edge_index, size=(4, 2)), out)
 
 
 def test_transformer_conv_lazy():
     """gatlib extra: ``in_channels=-1`` and ``(-1, -1)`` initialise on the first call, as PyG."""
-    check_lazy(GraphTransformerConv, beta=True)
+    check_lazy(TransformerConv, beta=True)
 
 
 def test_transformer_conv_empty_edge_index():
     """gatlib extra: an empty graph gives an empty output."""
-    conv = GraphTransformerConv(8, 32, heads=2)
+    conv = TransformerConv(8, 32, heads=2)
     out = conv(torch.randn(0, 8), torch.empty(2, 0, dtype=torch.long))
     assert out.size() == (0, 64)
 
 
 def test_transformer_conv_assert_module():
     """gatlib extra: PyG's ``assert_module`` (edge permutation, CSC and COO ``adj.t()``)."""
-    check_module(GraphTransformerConv(8, 16, heads=3, beta=True))
+    check_module(TransformerConv(8, 16, heads=3, beta=True))
 
 
 def test_transformer_conv_matches_pyg_float64(graph_factory):
@@ -194,11 +192,17 @@ def test_transformer_conv_matches_pyg_float64(graph_factory):
                                       (True, False, False)]:
         ref = PygTransformerConv(8, 5, heads=3, concat=concat, beta=beta, edge_dim=3,
                                  root_weight=root_weight).double()
-        conv = GraphTransformerConv.from_pyg(ref).double()
+        conv = TransformerConv.from_pyg(ref).double()
         assert torch.allclose(conv(x, edge_index, edge_attr), ref(x, edge_index, edge_attr),
                               atol=1e-10)
     edge_index = graph_factory(12, 30, seed=8, num_dst=5)
     x_dst = torch.randn(5, 6, dtype=torch.float64)
     ref = PygTransformerConv((8, 6), 5, heads=2, beta=True).double()
-    conv = GraphTransformerConv.from_pyg(ref).double()
+    conv = TransformerConv.from_pyg(ref).double()
     assert torch.allclose(conv((x, x_dst), edge_index), ref((x, x_dst), edge_index), atol=1e-10)
+
+
+def test_transformer_conv_is_graph_transformer_conv():
+    """gatlib extra: PyG's name is gatlib's layer, with PyG's repr."""
+    assert issubclass(TransformerConv, GraphTransformerConv)
+    assert str(GraphTransformerConv(8, 4, heads=2)) == 'GraphTransformerConv(8, 4, heads=2)'
