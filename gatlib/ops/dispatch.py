@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
 from .backend import Backend
 
 __all__ = ["Backend", "BACKEND_MODULES", "register_backend", "available_backends",
-           "get_backend", "select", "select_backend", "use_backend", "BackendError"]
+           "get_backend", "select", "select_backend", "use_backend", "offered", "BackendError"]
 
 # The backends, in the order select tries them: the GPU first, the reference (any device, the
 # spec) last.
@@ -85,6 +85,19 @@ def select_backend(op: str, device: torch.device, dtype: torch.dtype,
         if not backend.why_not(op, device, dtype, head_dim):
             return backend
     raise BackendError(f"no gatlib backend can run {op} on {device} with {dtype}")
+
+
+def offered(op: str, device: torch.device, dtype: torch.dtype) -> Optional[Callable]:
+    """The callable of an op that only some backends offer (e.g. ``"gatv2_score"``, the CPU's
+    native GATv2 score): the first backend that has it and runs on ``device`` and ``dtype`` (only
+    the forced one when a backend is forced); None when none does, and the caller computes it
+    another way."""
+    forced = _forced()
+    for backend in ([_BACKENDS[forced]] if forced is not None else _BACKENDS.values()):
+        if op in backend.ops and not backend.why_not(op, device, dtype,
+                                                     forced=forced is not None):
+            return backend.call(op)
+    return None
 
 
 def select(op: str, device: torch.device, dtype: torch.dtype, head_dim: int = 0) -> str:
