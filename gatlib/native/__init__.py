@@ -161,6 +161,10 @@ def _build(cc: List[str], path: Path, extra: Sequence[str], timeout: float) -> N
             os.unlink(tmp)
 
 
+class _Busy(RuntimeError):
+    """Another process held the build lock too long (nothing is noted against the variant)."""
+
+
 class _BuildLock:
     """An exclusive ``fcntl.flock`` on ``<folder>/build.lock`` between processes building into
     the folder, waited for up to ``wait_s`` seconds (then RuntimeError)."""
@@ -179,8 +183,8 @@ class _BuildLock:
             except OSError:
                 if time.monotonic() > deadline:
                     os.close(self.fd)
-                    raise RuntimeError(f"waited {self.wait_s:g} s for another process building "
-                                       f"the native library (lock {self.path})")
+                    raise _Busy(f"waited {self.wait_s:g} s for another process building the "
+                                f"native library (lock {self.path})")
                 time.sleep(0.2)
 
     def __exit__(self, *exc):
@@ -245,6 +249,9 @@ def _open():
         except TimeoutError as exc:              # a hung compiler: noted, and no more tries
             errors.append(f"{label}: {exc}")
             _write_note(failed, errors[-1], identity)
+            break
+        except _Busy as exc:                     # not this variant's fault: nothing noted
+            errors.append(f"{label}: {exc}")
             break
         except (RuntimeError, OSError) as exc:
             errors.append(f"{label}: {exc}")
