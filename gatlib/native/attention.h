@@ -181,7 +181,9 @@ static void FN(math_blocks)(REAL *x, const REAL *log_of, int64_t n) {
 /* Targets i0 <= i < i1 (a range writes only its targets' rows and edges; gatlib passes the
  * whole graph as one range). scratch: [E, H] for the edges' scores (indexed by edge position)
  * and [H, T] for the rows' shifts (indexed by target); local: H values of the range's own.
- * Returns GATLIB_OK or the status of the first broken index. */
+ * Returns GATLIB_OK or the status of the first broken index. Every offset and index is
+ * checked where phase 0 first reads it; phase 1 (run only when phase 0 found every range
+ * sound, see attention_forward) reads the same entries again without a second check. */
 INLINE int FN(forward_impl)(const int kind, int64_t T, int64_t S, int64_t E, int64_t i0,
                             int64_t i1, const int64_t H,
                              const int64_t D, const int64_t C, const int64_t *restrict rowptr,
@@ -213,7 +215,8 @@ INLINE int FN(forward_impl)(const int kind, int64_t T, int64_t S, int64_t E, int
     }
     /* phase 1, after the exponentials (exp_blocks) */
     for (int64_t i = i0; i < i1; ++i) {
-        ROW(rowptr, i, E, p0, n, GATLIB_BAD_ROWPTR);
+        p0 = rowptr[i];                         /* checked in phase 0 */
+        n = rowptr[i + 1] - p0;
         REAL *s = p + p0 * H;
         for (int64_t h = 0; h < H; ++h) {
             REAL z = 0;
@@ -231,8 +234,7 @@ INLINE int FN(forward_impl)(const int kind, int64_t T, int64_t S, int64_t E, int
         REAL *o = out + i * H * C;
         for (int64_t c = 0; c < H * C; ++c) o[c] = 0;
         for (int64_t t = 0; t < n; ++t) {
-            int64_t j, e;
-            READ_EDGE(col, perm, p0 + t, S, E, j, e);
+            const int64_t j = col[p0 + t], e = perm[p0 + t];   /* checked in phase 0 */
             const REAL *vj = v + j * H * C;
             for (int64_t h = 0; h < H; ++h) {
                 const REAL alpha = s[t * H + h] * inv[h];
@@ -249,7 +251,8 @@ INLINE int FN(forward_impl)(const int kind, int64_t T, int64_t S, int64_t E, int
     return GATLIB_OK;
 }
 
-/* The backward pass, first over targets i0 <= i < i1: the recomputed weights, d loss / d score
+/* The backward pass (indices checked in phase 0, as in the forward pass), first over targets
+ * i0 <= i < i1: the recomputed weights, d loss / d score
  * (g) and each target's own gradients (grad_q: DOT's queries or GAT's target halves, written
  * whole), with each edge's weight times its dropout factor (w) and g kept in [E, H] buffers for
  * the pass over sources. scratch: [E, H] (w) and [E, H] (g); local: ld * H + H values
@@ -289,14 +292,14 @@ INLINE int FN(backward_targets_impl)(const int kind, int64_t T, int64_t S, int64
     }
     /* phase 1, after the exponentials (exp_blocks) */
     for (int64_t i = i0; i < i1; ++i) {
-        ROW(rowptr, i, E, p0, n, GATLIB_BAD_ROWPTR);
+        p0 = rowptr[i];                         /* checked in phase 0 */
+        n = rowptr[i + 1] - p0;
         if (UNLIKELY(n > ld)) return GATLIB_BAD_DEGREE;       /* dalpha holds ld rows */
         const REAL *go = grad_out + i * H * C;
         REAL *a_i = wb + p0 * H, *g_i = gb + p0 * H;
         for (int64_t h = 0; h < H; ++h) dot[h] = 0;
         for (int64_t t = 0; t < n; ++t) {
-            int64_t j, e;
-            READ_EDGE(col, perm, p0 + t, S, E, j, e);
+            const int64_t j = col[p0 + t], e = perm[p0 + t];   /* checked in phase 0 */
             const REAL *vj = v + j * H * C;
             for (int64_t h = 0; h < H; ++h) {
                 REAL d = FN(dot)(go + h * C, vj + h * C, C);
