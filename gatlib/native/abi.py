@@ -17,7 +17,7 @@ import enum
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 __all__ = ["ScoreKind", "STATUS", "Arg", "FUNCTIONS", "REALS", "declare", "call",
-           "NativeIndexError"]
+           "check_status", "NativeIndexError"]
 
 
 class ScoreKind(enum.IntEnum):
