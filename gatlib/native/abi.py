@@ -177,22 +177,29 @@ def declare(lib) -> None:
             fn.restype = _SCALARS[ret]
 
 
-_DTYPES: Dict[str, object] = {}
+_PLANS: Dict[tuple, tuple] = {}
 
 
-def _dtypes():
-    if not _DTYPES:
+def _plan(lib, name: str, suffix: str) -> tuple:
+    """``(C function, return type, per-argument (name, dtype or None for a scalar, length,
+    optional))`` of one function and real type, made once per library."""
+    key = (lib, name, suffix)                 # holds the library: its functions stay valid
+    plan = _PLANS.get(key)
+    if plan is None:
         import torch
-        _DTYPES.update({_PI64: torch.int64, _PU8: torch.uint8, "_f32": torch.float32,
-                        "_f64": torch.float64})
-    return _DTYPES
+        dtypes = {_PI64: torch.int64, _PU8: torch.uint8,
+                  _PR: {"_f32": torch.float32, "_f64": torch.float64}.get(suffix)}
+        ret, _, args = FUNCTIONS[name]
+        plan = _PLANS[key] = (getattr(lib, name + suffix), ret, tuple(
+            (a.name, dtypes.get(a.type), a.length, a.optional) for a in args))
+    return plan
 
 
-def _bad(fn: str, arg: Arg, want, n: int, t) -> TypeError:
+def _bad(fn: str, arg: str, want, n: int, t) -> TypeError:
     got = (type(t).__name__ if not hasattr(t, "dtype")
            else f"{t.dtype} {tuple(t.shape)} on {t.device}"
                 f"{'' if t.is_contiguous() else ', not contiguous'}")
-    return TypeError(f"gatlib native call {fn}: argument {arg.name} must be a contiguous "
+    return TypeError(f"gatlib native call {fn}: argument {arg} must be a contiguous "
                      f"{want} CPU tensor of {n} elements, got {got}")
 
 
@@ -202,26 +209,22 @@ def call(lib, name: str, suffix: str = "", **kwargs) -> int:
     (CPU), contiguity and exact length first (TypeError naming the argument). Returns the C
     function's result; a negative status of a kernel (type ``int``) raises
     :class:`NativeIndexError` (a broken graph array) or :class:`MemoryError`."""
-    ret, _, args = FUNCTIONS[name]
-    dtypes = _dtypes()
+    fn, ret, args = _plan(lib, name, suffix)
     values = []
-    for arg in args:
-        x = kwargs[arg.name]
-        if arg.length is not None:
+    for arg, want, length, optional in args:
+        x = kwargs[arg]
+        if length is not None:
             if x is None:
-                if not arg.optional:
-                    raise TypeError(f"gatlib native call {name}: argument {arg.name} is "
-                                    f"required")
-                values.append(None)
-                continue
-            want = dtypes[suffix] if arg.type == _PR else dtypes[arg.type]
-            n = arg.length(kwargs)
-            if (getattr(x, "dtype", None) is not want or not x.is_cpu or not x.is_contiguous()
-                    or x.numel() != n):
-                raise _bad(name + suffix, arg, want, n, x)
-            x = x.data_ptr()
+                if not optional:
+                    raise TypeError(f"gatlib native call {name}: argument {arg} is required")
+            else:
+                n = length(kwargs)
+                if (getattr(x, "dtype", None) is not want or not x.is_cpu
+                        or not x.is_contiguous() or x.numel() != n):
+                    raise _bad(name + suffix, arg, want, n, x)
+                x = x.data_ptr()
         values.append(x)
-    res = getattr(lib, name + suffix)(*values)
+    res = fn(*values)
     if ret == _I and res < 0 and name != "gatlib_native_version":
         check_status(name, res)
     return res
