@@ -20,6 +20,7 @@ __all__ = [
     "require",
     "check_tensor",
     "check_same_device",
+    "versions",
 ]
 
 
@@ -134,6 +135,18 @@ def check_tensor(x, name: str, dim: Optional[int] = None, floating: bool = True,
                 raise ValueError(f"{name} must have shape {_fmt_shape(shape)}, got "
                                  f"{tuple(x.shape)} (size {got} != {want} in dim {d})")
     return x
+
+
+def versions(tensors) -> tuple:
+    """The tensors' version counters (bumped by every in-place edit through torch), to tell
+    later whether one was edited; None for an inference tensor, which has none."""
+    out = []
+    for t in tensors:
+        try:
+            out.append(t._version)
+        except RuntimeError:
+            out.append(None)
+    return tuple(out)
 
 
 def check_same_device(**tensors: Optional[Tensor]) -> torch.device:

@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-__all__ = ["cache_root", "private_folder", "unsafe_reason", "trusted_file"]
+__all__ = ["cache_root", "private_folder", "fallback_folder", "unsafe_reason", "trusted_file"]
 
 _WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 _fallbacks: dict[str, Path] = {}
@@ -87,10 +87,17 @@ def private_folder(name: str, root: Path | None = None) -> Path:
         reason = unsafe_reason(folder) or _swappable(folder.parent)
     if reason is None:
         return folder
+    return fallback_folder(name, reason)
+
+
+def fallback_folder(name: str, reason: str) -> Path:
+    """The private temporary folder for ``name`` (one ``mkdtemp`` per process and name, made on
+    the first call), with one warning line saying why the cache folder was refused; for a
+    caller that refuses a file inside a folder :func:`private_folder` accepted."""
     if name not in _fallbacks:
         _fallbacks[name] = Path(tempfile.mkdtemp(prefix=f"gatlib-{name.replace(os.sep, '-')}-"))
         warnings.warn(f"gatlib: cache folder refused: {reason}; using the private temporary "
                       f"folder {_fallbacks[name]} for this process (fix the folder's owner or "
                       f"mode, e.g. chmod 700, or set GATLIB_CACHE_DIR)", RuntimeWarning,
-                      stacklevel=2)
+                      stacklevel=3)
     return _fallbacks[name]

@@ -67,10 +67,22 @@ _RUN_FILES = ("metrics.json", "run.json", "config.yaml", "log.jsonl", "folds.jso
               "checkpoint.pt", "checkpoint.prev.pt")
 
 
+def _stale_temporary(name: str) -> bool:
+    """A temporary file of an atomic write of a run file (``.<file>.<random>.tmp``, e.g. of a
+    checkpoint write killed half-way): never the live copy, safe to remove under the lock."""
+    return name.endswith(".tmp") and any(name.startswith(f".{f}.") for f in _RUN_FILES)
+
+
 def _clear(out: Path) -> None:
     for p in out.iterdir():
-        if p.name in _RUN_FILES or p.name.endswith(".damaged") or (
-                p.name.startswith(".checkpoint.pt.") and p.name.endswith(".tmp")):
+        if p.name in _RUN_FILES or p.name.endswith(".damaged") or _stale_temporary(p.name):
+            p.unlink()
+
+
+def _clear_temporary(out: Path) -> None:
+    """Remove the stale temporary files a killed run left (the caller holds the lock)."""
+    for p in out.iterdir():
+        if _stale_temporary(p.name):
             p.unlink()
 
 
@@ -140,6 +152,7 @@ def _existing(out: Path, ident: Dict[str, Any], restart: bool) -> Optional[Dict[
             atomic_write_json(out / "run.json", ident)
     if not same:
         raise RunConflict(_conflict(out, rec, ident))
+    _clear_temporary(out)                  # resumed or finished: no one writes them now
     if metrics_path.exists():
         try:
             return json.loads(metrics_path.read_text())

@@ -1,8 +1,8 @@
 """Graph structure: validation, the CSR view (gatlib's explicit graph structure), every adjacency
 form PyG accepts, builders, attention patterns, networkx interop."""
 from .validate import check_edge_index, check_num_nodes, check_same_device, check_tensor
-from .csr import GraphCSR, to_csr
-from .adjacency import Adjacency, as_adjacency
+from .csr import GraphCSR
+from .adjacency import Adjacency, as_adjacency, to_csr
 from .builders import path_graph, grid_graph, complete_graph
 from .patterns import (global_tokens, random_edges, expander_edges, virtual_nodes, union,
                        bigbird, pattern_density)

@@ -26,7 +26,7 @@ from torch import Tensor
 from .csr import _TRUSTED, GraphCSR, _build_csr, _offsets, _self_looped
 from .validate import check_edge_index, check_num_nodes, compiling, require
 
-__all__ = ["Adjacency", "as_adjacency", "ACCEPTED"]
+__all__ = ["Adjacency", "as_adjacency", "to_csr", "ACCEPTED"]
 
 ACCEPTED = ("a LongTensor [2, E] (row 0 = source j, row 1 = target i), a gatlib GraphCSR, a "
             "torch_geometric.EdgeIndex, a torch.sparse adjacency [T, S] with rows = targets "
@@ -160,6 +160,27 @@ def as_adjacency(adj, num_src: Optional[int] = None, num_dst: Optional[int] = No
     return Adjacency("edge_index", adj, S, T, edge_index=adj, _token=_TRUSTED)
 
 
+def to_csr(edge_index, num_nodes: Optional[int] = None,
+           num_dst_nodes: Optional[int] = None) -> GraphCSR:
+    """The validated CSR view of any adjacency gatlib accepts.
+
+    Args:
+        edge_index: ``[2, E]`` edges (row 0 source j, row 1 target i); a ``GraphCSR`` (returned
+            as is); PyG's ``EdgeIndex`` (its sorted and CSC caches are used when present); a
+            ``torch.sparse`` adjacency ``[T, S]`` (COO, CSR or CSC; row = target, as PyG's
+            ``adj.t()``); or a ``torch_sparse.SparseTensor`` in the same layout.
+        num_nodes: number of source nodes (default: the adjacency's own size, else
+            ``max index + 1``).
+        num_dst_nodes: number of target nodes for bipartite graphs (default: the adjacency's own
+            size, else ``num_nodes``).
+
+    A plain tensor is converted anew on every call; hold the returned ``GraphCSR`` (or a PyG
+    ``EdgeIndex``) to build the structure once.
+    """
+    return as_adjacency(edge_index, num_nodes, num_dst_nodes,
+                        count_names=("num_nodes", "num_dst_nodes")).graph()
+
+
 def _match(name: str, what: str, sizes: Tuple[int, int], num_src, num_dst,
            count_names: Tuple[str, str]) -> None:
     """Raise when the node counts given by the inputs disagree with the adjacency's own."""
@@ -248,8 +269,8 @@ def _graph_from_pyg_caches(adj, data: Tensor) -> GraphCSR:
     perm_r = arange if perm_r is None else perm_r.long()
     inverse = torch.empty_like(perm).index_copy_(0, perm, arange)          # [E] edge -> position
     fields = [colptr, col, data[1][perm], perm, rowptr_t, col_t, inverse[perm_r]]
-    # Copies: the GraphCSR must not share memory with the caller's EdgeIndex.
-    return GraphCSR(*[t.long().clone() for t in fields])
+    # The constructor copies and checks them: the GraphCSR shares no memory with the EdgeIndex.
+    return GraphCSR(*[t.long() for t in fields])
 
 
 def sparse_weights(used: GraphCSR, alpha: Tensor, layout: torch.layout) -> Tensor:

@@ -11,7 +11,14 @@ route always gives the new graph's answer.
 
 Every ``GraphCSR`` is validated when it is built: from an ``edge_index`` (range of every index),
 or field by field when constructed directly (ranges, monotone offsets, permutations,
-consistency of the two orders), so an out-of-range index can never reach a kernel.
+consistency of the two orders). It owns its fields: the constructor copies the caller's tensors
+(contiguous ``int64``), so editing them afterwards changes nothing, and a field edited in place
+through the read-only properties is caught (ValueError) before it reaches a kernel. The native
+kernels check every index they read besides (:mod:`gatlib.native`), so whatever route an edit
+takes, it never reads out of bounds.
+
+The builder from any adjacency form, :func:`~gatlib.graph.adjacency.to_csr`, lives beside
+:func:`~gatlib.graph.adjacency.as_adjacency` (this module imports neither).
 """
 from __future__ import annotations
 
@@ -21,10 +28,12 @@ import torch
 from torch import Tensor
 
 from .. import native
+from ..native import abi
+from .._checks import versions
 from .validate import (check_edge_index, check_index_range, check_num_nodes, compiling,
                        require)
 
-__all__ = ["GraphCSR", "to_csr"]
+__all__ = ["GraphCSR"]
 
 # Passed by the builders of this module, whose fields are correct by construction (they come
 # from a validated edge_index): it skips the field-by-field checks of GraphCSR.__init__.
@@ -42,10 +51,11 @@ class GraphCSR:
 
     Build one with :func:`to_csr` (any adjacency: ``edge_index``, PyG's ``EdgeIndex``, a
     ``torch.sparse`` adjacency, ``torch_sparse.SparseTensor``) or
-    :meth:`GraphCSR.from_edge_index`. The constructor takes the seven index tensors and checks
-    them all (O(E)); a bad field raises a ValueError naming it.
+    :meth:`GraphCSR.from_edge_index`. The constructor takes the seven index tensors, checks
+    them all (O(E); a bad field raises a ValueError naming it) and keeps contiguous copies.
 
-    Fields (read-only; shapes with ``E`` edges, ``S`` source nodes, ``T`` target nodes):
+    Fields (read-only: an in-place edit raises a ValueError at the next use; shapes with ``E``
+    edges, ``S`` source nodes, ``T`` target nodes):
         rowptr: ``[T + 1]`` offsets of each target's in-edges in the sorted order.
         col:    ``[E]`` source node of each sorted edge.
         row:    ``[E]`` target node of each sorted edge.
@@ -64,9 +74,15 @@ class GraphCSR:
                  num_dst: Optional[int] = None, *, _token=None):
         fields = (rowptr, col, row, perm, rowptr_t, col_t, perm_t)
         if _token is not _TRUSTED:
+            # Copies first, then the checks: what is checked is what the kernels read, and the
+            # caller's tensors never reach them.
+            fields = _owned_copies(fields)
             _check_fields(fields, num_src, num_dst)
+        else:                              # the builders' own tensors; contiguous for the C code
+            fields = tuple(t if t.is_contiguous() else t.contiguous() for t in fields)
         (self._rowptr, self._col, self._row, self._perm, self._rowptr_t, self._col_t,
          self._perm_t) = fields
+        self._versions = versions(fields)
         self._kept: Optional[Tensor] = None
         self._derived: Dict[Hashable, object] = {}
 
@@ -135,11 +151,31 @@ class GraphCSR:
         num_dst = num_src if num_dst is None else num_dst
         return _build_csr(edge_index[0], edge_index[1], num_src, num_dst)
 
+    def tensors(self) -> Tuple[Tensor, ...]:
+        """The seven fields in the order the ops take them (``rowptr, col, row, perm, rowptr_t,
+        col_t, perm_t``), after checking that none was edited in place since the graph was
+        built (ValueError naming the field)."""
+        fields = (self._rowptr, self._col, self._row, self._perm, self._rowptr_t, self._col_t,
+                  self._perm_t)
+        if not compiling() and versions(fields) != self._versions:
+            self._edited(fields)
+        return fields
+
+    def _edited(self, fields) -> None:
+        for name, t, seen in zip(_FIELDS, fields, self._versions):
+            if versions((t,))[0] != seen:
+                raise ValueError(f"GraphCSR field {name} was edited in place after the graph was "
+                                 f"built (its fields are read-only: the kernels read what was "
+                                 f"checked); build a new graph with gatlib.graph.to_csr"
+                                 f"(edge_index, num_nodes) or GraphCSR(...) instead")
+
     # ------------------------------------------------------------------ derived, memoised
     def derived(self, key: Hashable, build: Callable[[], object]):
         """The structure stored under ``key``, built by ``build()`` on the first call and kept on
         this object. Backends keep their work plans here, keyed by the plan's parameters; the
-        layers keep the self-loop graph."""
+        layers keep the self-loop graph. Fields edited in place raise a ValueError here (the
+        structures were derived from the checked fields)."""
+        self.tensors()
         hit = self._derived.get(key)
         if hit is None:
             hit = self._derived[key] = build()
@@ -229,10 +265,9 @@ def _native_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
     per_edge = torch.empty(5, E + L, **i64)           # col, row, perm, col_t, perm_t
     keep, scratch = torch.empty(E, **i64), torch.empty(max(S, T) + 1, **i64)
     col, row, perm, col_t, perm_t = per_edge
-    M = lib.gatlib_build_csr(src.data_ptr(), dst.data_ptr(), E, S, T, int(loops), L,
-                             rowptr.data_ptr(), col.data_ptr(), row.data_ptr(), perm.data_ptr(),
-                             rowptr_t.data_ptr(), col_t.data_ptr(), perm_t.data_ptr(),
-                             keep.data_ptr(), scratch.data_ptr())
+    M = abi.call(lib, "gatlib_build_csr", src=src, dst=dst, E=E, S=S, T=T, loops=int(loops),
+                 L=L, rowptr=rowptr, col=col, row=row, perm=perm, rowptr_t=rowptr_t,
+                 col_t=col_t, perm_t=perm_t, keep=keep, cnt=scratch)
     if M < 0:                              # unreachable after the caller's range check
         raise ValueError(f"edge {-1 - M} has an index out of range (num_src={S}, "
                          f"num_dst={T})")
@@ -276,32 +311,11 @@ def _self_looped(edge_index: Tensor, num_src: int, num_dst: int) -> GraphCSR:
     return _build_csr(edge_index[0], edge_index[1], num_src, num_dst, loops=True)
 
 
-def to_csr(edge_index, num_nodes: Optional[int] = None,
-           num_dst_nodes: Optional[int] = None) -> GraphCSR:
-    """The validated CSR view of any adjacency gatlib accepts.
-
-    Args:
-        edge_index: ``[2, E]`` edges (row 0 source j, row 1 target i); a ``GraphCSR`` (returned
-            as is); PyG's ``EdgeIndex`` (its sorted and CSC caches are used when present); a
-            ``torch.sparse`` adjacency ``[T, S]`` (COO, CSR or CSC; row = target, as PyG's
-            ``adj.t()``); or a ``torch_sparse.SparseTensor`` in the same layout.
-        num_nodes: number of source nodes (default: the adjacency's own size, else
-            ``max index + 1``).
-        num_dst_nodes: number of target nodes for bipartite graphs (default: the adjacency's own
-            size, else ``num_nodes``).
-
-    A plain tensor is converted anew on every call; hold the returned ``GraphCSR`` (or a PyG
-    ``EdgeIndex``) to build the structure once.
-    """
-    from .adjacency import as_adjacency
-    return as_adjacency(edge_index, num_nodes, num_dst_nodes,
-                     count_names=("num_nodes", "num_dst_nodes")).graph()
-
-
 # ------------------------------------------------------------------------------ field checks
 
-def _check_fields(fields: Tuple[Tensor, ...], num_src, num_dst) -> None:
-    """Every check that makes a hand-built GraphCSR safe for the kernels; O(E)."""
+def _owned_copies(fields: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+    """Contiguous copies of the fields (any strides, an expanded or sliced tensor included),
+    after checking each is a 1-D ``torch.long`` tensor."""
     for name, t in zip(_FIELDS, fields):
         if not isinstance(t, Tensor):
             raise TypeError(f"GraphCSR field {name} must be a torch.LongTensor, got "
@@ -309,6 +323,11 @@ def _check_fields(fields: Tuple[Tensor, ...], num_src, num_dst) -> None:
         if t.dtype != torch.long or t.dim() != 1 or t.layout != torch.strided:
             raise TypeError(f"GraphCSR field {name} must be a 1-D torch.long tensor, got dtype "
                             f"{t.dtype} and shape {tuple(t.shape)}; convert it with .long()")
+    return tuple(t.clone(memory_format=torch.contiguous_format) for t in fields)
+
+
+def _check_fields(fields: Tuple[Tensor, ...], num_src, num_dst) -> None:
+    """Every check that makes a hand-built GraphCSR safe for the kernels; O(E)."""
     rowptr, col, row, perm, rowptr_t, col_t, perm_t = fields
     if len({t.device for t in fields}) > 1:
         raise ValueError("GraphCSR fields must all be on one device, got "

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 from torch_geometric.sampler import BaseSampler, NodeSamplerInput, SamplerOutput
 
-from ..graph.csr import GraphCSR, to_csr
+from ..graph.adjacency import to_csr
+from ..graph.csr import GraphCSR
 
 __all__ = ["NeighborSampler", "sample_neighbors", "check_num_neighbors", "check_seeds"]
 

@@ -45,9 +45,10 @@ static int64_t num_ranges(int64_t R, int64_t pairs, int nthreads, int64_t min_pa
     return n < R ? n : R;
 }
 
-/* bounds[0..n]: n ranges of the rows of the offsets ptr (R rows) with about equal edges. */
-static void range_bounds(const int64_t *ptr, int64_t R, int64_t n, int64_t *bounds) {
-    const int64_t E = ptr[R];
+/* bounds[0..n]: n ranges of the rows of the offsets ptr (R rows, E edges) with about equal
+ * edges (unchecked offsets only move the bounds: each row is checked where it is read). */
+static void range_bounds(const int64_t *ptr, int64_t R, int64_t E, int64_t n,
+                         int64_t *bounds) {
     int64_t r = 0;
     bounds[0] = 0;
     for (int64_t c = 1; c < n; ++c) {
@@ -58,14 +59,26 @@ static void range_bounds(const int64_t *ptr, int64_t R, int64_t n, int64_t *boun
     bounds[n] = R;
 }
 
-/* A thread's own scratch of the given size; NULL, with *failed set, when memory ran out. */
-static void *thread_scratch(size_t bytes, int *failed) {
+/* A thread's own scratch of the given size; NULL, with *status set, when memory ran out. */
+static void *thread_scratch(size_t bytes, int *status) {
     void *p = malloc(bytes);
     if (!p) {
 #pragma omp atomic write
-        *failed = 1;
+        *status = GATLIB_NO_MEMORY;
     }
     return p;
+}
+
+/* Keeps the first error of the threads in *status; returns the status seen so far. */
+static int note_status(int *status, int rc) {
+    if (rc) {
+#pragma omp atomic write
+        *status = rc;
+    }
+    int seen;
+#pragma omp atomic read
+    seen = *status;
+    return seen;
 }
 #endif
 
@@ -90,14 +103,17 @@ INLINE REAL FN(dot)(const REAL *restrict a, const REAL *restrict b, const int64_
 }
 
 /* s[t * H + h]: the scores of the n in-edges of target i, all heads; the pre-activations of a
- * GAT score in pre[] (same layout) when pre is not NULL. */
-INLINE void FN(row_scores)(const int kind, int64_t i, int64_t n, const int64_t H,
-                           const int64_t D, const int64_t *restrict col,
-                           const int64_t *restrict perm, const REAL *restrict q,
-                           const REAL *restrict k, const REAL *restrict term, REAL param,
-                           REAL *restrict s, REAL *restrict pre) {
+ * GAT score in pre[] (same layout) when pre is not NULL. Every source j = col[t] must lie in
+ * [0, S) and every edge id e = perm[t] in [0, E), else the status says which did not. */
+INLINE int FN(row_scores)(const int kind, int64_t i, int64_t n, const int64_t S,
+                          const int64_t E, const int64_t H, const int64_t D,
+                          const int64_t *restrict col, const int64_t *restrict perm,
+                          const REAL *restrict q, const REAL *restrict k,
+                          const REAL *restrict term, REAL param, REAL *restrict s,
+                          REAL *restrict pre) {
     for (int64_t t = 0; t < n; ++t) {
-        const int64_t j = col[t], e = perm[t];
+        int64_t j, e;
+        READ_EDGE(col, perm, t, S, E, j, e);
         REAL *st = s + t * H;
         if (kind == KIND_ATTEND) {
             for (int64_t h = 0; h < H; ++h) st[h] = term[e * H + h];
@@ -117,6 +133,7 @@ INLINE void FN(row_scores)(const int kind, int64_t i, int64_t n, const int64_t H
             }
         }
     }
+    return GATLIB_OK;
 }
 
 /* The shift of head h's scores s[t * H + h], t < n: their max, or 0 when that is not finite
@@ -163,8 +180,12 @@ static void FN(math_blocks)(REAL *x, const REAL *log_of, int64_t n) {
 
 /* Targets i0 <= i < i1 (a range writes only its targets' rows and edges; gatlib passes the
  * whole graph as one range). scratch: [E, H] for the edges' scores (indexed by edge position)
- * and [H, T] for the rows' shifts (indexed by target); local: H values of the range's own. */
-INLINE void FN(forward_impl)(const int kind, int64_t T, int64_t i0, int64_t i1, const int64_t H,
+ * and [H, T] for the rows' shifts (indexed by target); local: H values of the range's own.
+ * Returns GATLIB_OK or the status of the first broken index. Every offset and index is
+ * checked where phase 0 first reads it; phase 1 (run only when phase 0 found every range
+ * sound, see attention_forward) reads the same entries again without a second check. */
+INLINE int FN(forward_impl)(const int kind, int64_t T, int64_t S, int64_t E, int64_t i0,
+                            int64_t i1, const int64_t H,
                              const int64_t D, const int64_t C, const int64_t *restrict rowptr,
                              const int64_t *restrict col, const int64_t *restrict perm,
                              const REAL *restrict q, const REAL *restrict k,
@@ -173,26 +194,29 @@ INLINE void FN(forward_impl)(const int kind, int64_t T, int64_t i0, int64_t i1, 
                              REAL *restrict out, REAL *restrict lse_out,
                              REAL *restrict alpha_out, REAL *restrict scratch,
                              REAL *restrict local, int phase) {
-    const int64_t E = rowptr[T];
     REAL *p = scratch;                       /* [E, H]: scores - shift, then their exp */
     REAL *shift = p + E * H;                 /* [H, T] */
     REAL *inv = local;                       /* [H]: 1 / sum (1 for a row without mass) */
+    int64_t p0, n;
     if (phase == 0) {
     for (int64_t i = i0; i < i1; ++i) {
-        const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
+        ROW(rowptr, i, E, p0, n, GATLIB_BAD_ROWPTR);
         REAL *s = p + p0 * H;
-        FN(row_scores)(kind, i, n, H, D, col + p0, perm + p0, q, k, term, param, s, NULL);
+        const int rc = FN(row_scores)(kind, i, n, S, E, H, D, col + p0, perm + p0, q, k, term,
+                                      param, s, NULL);
+        if (rc) return rc;
         for (int64_t h = 0; h < H; ++h) {
             const REAL m = FN(row_shift)(s, n, H, h);
             shift[h * T + i] = m;
             for (int64_t t = 0; t < n; ++t) s[t * H + h] -= m;
         }
     }
-    return;
+    return GATLIB_OK;
     }
     /* phase 1, after the exponentials (exp_blocks) */
     for (int64_t i = i0; i < i1; ++i) {
-        const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
+        p0 = rowptr[i];                         /* checked in phase 0 */
+        n = rowptr[i + 1] - p0;
         REAL *s = p + p0 * H;
         for (int64_t h = 0; h < H; ++h) {
             REAL z = 0;
@@ -210,7 +234,7 @@ INLINE void FN(forward_impl)(const int kind, int64_t T, int64_t i0, int64_t i1, 
         REAL *o = out + i * H * C;
         for (int64_t c = 0; c < H * C; ++c) o[c] = 0;
         for (int64_t t = 0; t < n; ++t) {
-            const int64_t j = col[p0 + t], e = perm[p0 + t];
+            const int64_t j = col[p0 + t], e = perm[p0 + t];   /* checked in phase 0 */
             const REAL *vj = v + j * H * C;
             for (int64_t h = 0; h < H; ++h) {
                 const REAL alpha = s[t * H + h] * inv[h];
@@ -224,14 +248,17 @@ INLINE void FN(forward_impl)(const int kind, int64_t T, int64_t i0, int64_t i1, 
             }
         }
     }
+    return GATLIB_OK;
 }
 
-/* The backward pass, first over targets i0 <= i < i1: the recomputed weights, d loss / d score
+/* The backward pass (indices checked in phase 0, as in the forward pass), first over targets
+ * i0 <= i < i1: the recomputed weights, d loss / d score
  * (g) and each target's own gradients (grad_q: DOT's queries or GAT's target halves, written
  * whole), with each edge's weight times its dropout factor (w) and g kept in [E, H] buffers for
  * the pass over sources. scratch: [E, H] (w) and [E, H] (g); local: ld * H + H values
  * (ld >= the largest in-degree). */
-INLINE void FN(backward_targets_impl)(const int kind, int64_t T, int64_t i0, int64_t i1,
+INLINE int FN(backward_targets_impl)(const int kind, int64_t T, int64_t S, int64_t E,
+                                      int64_t i0, int64_t i1,
                                       const int64_t H, const int64_t D, const int64_t C,
                                       const int64_t *restrict rowptr,
                                       const int64_t *restrict col,
@@ -243,33 +270,36 @@ INLINE void FN(backward_targets_impl)(const int kind, int64_t T, int64_t i0, int
                                       const REAL *restrict grad_alpha, REAL *restrict grad_q,
                                       REAL *restrict grad_term, REAL *restrict scratch,
                                       REAL *restrict local, int64_t ld, int phase) {
-    const int64_t E = rowptr[T];
     REAL *wb = scratch;                      /* [E, H]: scores - lse, the weights, then w */
     REAL *gb = wb + E * H;                   /* [E, H]: GAT's pre-activations, then g */
     REAL *dalpha = local;                    /* [ld, H] */
     REAL *dot = dalpha + ld * H;             /* [H] */
+    int64_t p0, n;
     if (phase == 0) {
     for (int64_t i = i0; i < i1; ++i) {
-        const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
+        ROW(rowptr, i, E, p0, n, GATLIB_BAD_ROWPTR);
         REAL *s = wb + p0 * H;
-        FN(row_scores)(kind, i, n, H, D, col + p0, perm + p0, q, k, term, param, s,
-                       kind == KIND_GAT ? gb + p0 * H : NULL);
+        const int rc = FN(row_scores)(kind, i, n, S, E, H, D, col + p0, perm + p0, q, k, term,
+                                      param, s, kind == KIND_GAT ? gb + p0 * H : NULL);
+        if (rc) return rc;
         for (int64_t h = 0; h < H; ++h) {
             const REAL lse = lse_in[h * T + i];
             const REAL safe = isfinite(lse) ? lse : INFINITY;
             for (int64_t t = 0; t < n; ++t) s[t * H + h] -= safe;
         }
     }
-    return;
+    return GATLIB_OK;
     }
     /* phase 1, after the exponentials (exp_blocks) */
     for (int64_t i = i0; i < i1; ++i) {
-        const int64_t p0 = rowptr[i], n = rowptr[i + 1] - p0;
+        p0 = rowptr[i];                         /* checked in phase 0 */
+        n = rowptr[i + 1] - p0;
+        if (UNLIKELY(n > ld)) return GATLIB_BAD_DEGREE;       /* dalpha holds ld rows */
         const REAL *go = grad_out + i * H * C;
         REAL *a_i = wb + p0 * H, *g_i = gb + p0 * H;
         for (int64_t h = 0; h < H; ++h) dot[h] = 0;
         for (int64_t t = 0; t < n; ++t) {
-            const int64_t j = col[p0 + t], e = perm[p0 + t];
+            const int64_t j = col[p0 + t], e = perm[p0 + t];   /* checked in phase 0 */
             const REAL *vj = v + j * H * C;
             for (int64_t h = 0; h < H; ++h) {
                 REAL d = FN(dot)(go + h * C, vj + h * C, C);
@@ -285,7 +315,7 @@ INLINE void FN(backward_targets_impl)(const int kind, int64_t T, int64_t i0, int
         else if (kind == KIND_GAT)
             for (int64_t h = 0; h < H; ++h) gq[h] = 0;
         for (int64_t t = 0; t < n; ++t) {
-            const int64_t j = col[p0 + t], e = perm[p0 + t];
+            const int64_t j = col[p0 + t], e = perm[p0 + t];     /* checked in the loop above */
             for (int64_t h = 0; h < H; ++h) {
                 const REAL a = a_i[t * H + h];
                 REAL g = (dalpha[t * H + h] - dot[h]) * a;       /* d loss / d score */
@@ -305,12 +335,13 @@ INLINE void FN(backward_targets_impl)(const int kind, int64_t T, int64_t i0, int
             }
         }
     }
+    return GATLIB_OK;
 }
 
 /* Then over sources j0 <= j < j1 (the source-sorted order: rowptr_t, col_t = each edge's
  * target, perm_t = its target-sorted position): grad_v [S, H, C] and grad_k (DOT's keys
  * [S, H, D], GAT's source halves [S, H]), each source's rows written whole. */
-INLINE void FN(backward_sources_impl)(const int kind, int64_t T, int64_t j0, int64_t j1,
+INLINE int FN(backward_sources_impl)(const int kind, int64_t T, int64_t j0, int64_t j1,
                                       const int64_t H, const int64_t D, const int64_t C,
                                       const int64_t *restrict rowptr_t,
                                       const int64_t *restrict col_t,
@@ -327,8 +358,12 @@ INLINE void FN(backward_sources_impl)(const int kind, int64_t T, int64_t j0, int
             for (int64_t r = 0; r < H * D; ++r) gk[r] = 0;
         else if (kind == KIND_GAT)
             for (int64_t h = 0; h < H; ++h) gk[h] = 0;
-        for (int64_t u = rowptr_t[j]; u < rowptr_t[j + 1]; ++u) {
+        int64_t u0, m;
+        ROW(rowptr_t, j, E, u0, m, GATLIB_BAD_ROWPTR_T);
+        for (int64_t u = u0; u < u0 + m; ++u) {
             const int64_t i = col_t[u], p = perm_t[u];
+            CHECK_INDEX(i, T, GATLIB_BAD_COL_T);
+            CHECK_INDEX(p, E, GATLIB_BAD_PERM_T);
             const REAL *go = grad_out + i * H * C;
             for (int64_t h = 0; h < H; ++h) {
                 const REAL w = wb[p * H + h], g = gb[p * H + h];
@@ -348,47 +383,49 @@ INLINE void FN(backward_sources_impl)(const int kind, int64_t T, int64_t j0, int
             }
         }
     }
-    (void)T;
+    return GATLIB_OK;
 }
 
-/* Calls BODY(kind, D, C) with compile-time constants where (kind, D, C) is a common shape. */
+/* Returns BODY(kind, D, C), with compile-time constants where (kind, D, C) is a common shape. */
 #define DISPATCH(BODY, kind, D, C)                                                      \
     do {                                                                                \
         if (kind == KIND_DOT && D == C) {                                               \
             switch (C) {                                                                \
-            case 8: BODY(KIND_DOT, 8, 8); return;                                       \
-            case 16: BODY(KIND_DOT, 16, 16); return;                                    \
-            case 32: BODY(KIND_DOT, 32, 32); return;                                    \
-            case 64: BODY(KIND_DOT, 64, 64); return;                                    \
+            case 8: return BODY(KIND_DOT, 8, 8);                                       \
+            case 16: return BODY(KIND_DOT, 16, 16);                                    \
+            case 32: return BODY(KIND_DOT, 32, 32);                                    \
+            case 64: return BODY(KIND_DOT, 64, 64);                                    \
             }                                                                           \
         } else if (kind == KIND_GAT || kind == KIND_ATTEND) {                           \
             const int g_ = kind == KIND_GAT;                                            \
             switch (C) {                                                                \
-            case 8: if (g_) BODY(KIND_GAT, 1, 8); else BODY(KIND_ATTEND, 1, 8); return;     \
-            case 16: if (g_) BODY(KIND_GAT, 1, 16); else BODY(KIND_ATTEND, 1, 16); return;  \
-            case 32: if (g_) BODY(KIND_GAT, 1, 32); else BODY(KIND_ATTEND, 1, 32); return;  \
-            case 64: if (g_) BODY(KIND_GAT, 1, 64); else BODY(KIND_ATTEND, 1, 64); return;  \
+            case 8: return g_ ? BODY(KIND_GAT, 1, 8) : BODY(KIND_ATTEND, 1, 8);     \
+            case 16: return g_ ? BODY(KIND_GAT, 1, 16) : BODY(KIND_ATTEND, 1, 16);  \
+            case 32: return g_ ? BODY(KIND_GAT, 1, 32) : BODY(KIND_ATTEND, 1, 32);  \
+            case 64: return g_ ? BODY(KIND_GAT, 1, 64) : BODY(KIND_ATTEND, 1, 64);  \
             }                                                                           \
         }                                                                               \
-        BODY(kind, D, C);                                                               \
+        return BODY(kind, D, C);                                                        \
     } while (0)
 
 /* One range of targets (or sources) through the kernel for its (kind, D, C), with the sizes as
  * compile-time constants where DISPATCH has them. */
-static void FN(forward_range)(int kind, int64_t T, int64_t i0, int64_t i1, int64_t H, int64_t D,
+static int FN(forward_range)(int kind, int64_t T, int64_t S, int64_t E, int64_t i0, int64_t i1,
+                             int64_t H, int64_t D,
                               int64_t C, const int64_t *rowptr, const int64_t *col,
                               const int64_t *perm, const REAL *q, const REAL *k, const REAL *v,
                               const REAL *term, const uint8_t *mask, REAL keep_scale,
                               REAL param, REAL *out, REAL *lse_out, REAL *alpha_out,
                               REAL *scratch, REAL *local, int phase) {
 #define FWD(K_, D_, C_)                                                                 \
-    FN(forward_impl)(K_, T, i0, i1, H, D_, C_, rowptr, col, perm, q, k, v, term, mask,  \
+    FN(forward_impl)(K_, T, S, E, i0, i1, H, D_, C_, rowptr, col, perm, q, k, v, term, mask,  \
                      keep_scale, param, out, lse_out, alpha_out, scratch, local, phase)
     DISPATCH(FWD, kind, D, C);
 #undef FWD
 }
 
-static void FN(targets_range)(int kind, int64_t T, int64_t i0, int64_t i1, int64_t H, int64_t D,
+static int FN(targets_range)(int kind, int64_t T, int64_t S, int64_t E, int64_t i0, int64_t i1,
+                             int64_t H, int64_t D,
                               int64_t C, const int64_t *rowptr, const int64_t *col,
                               const int64_t *perm, const REAL *q, const REAL *k, const REAL *v,
                               const REAL *term, const uint8_t *mask, REAL keep_scale,
@@ -396,14 +433,14 @@ static void FN(targets_range)(int kind, int64_t T, int64_t i0, int64_t i1, int64
                               const REAL *grad_alpha, REAL *grad_q, REAL *grad_term,
                               REAL *scratch, REAL *local, int64_t ld, int phase) {
 #define BWD(K_, D_, C_)                                                                 \
-    FN(backward_targets_impl)(K_, T, i0, i1, H, D_, C_, rowptr, col, perm, q, k, v, term, \
+    FN(backward_targets_impl)(K_, T, S, E, i0, i1, H, D_, C_, rowptr, col, perm, q, k, v, term, \
                               mask, keep_scale, param, lse_in, grad_out, grad_alpha, grad_q, \
                               grad_term, scratch, local, ld, phase)
     DISPATCH(BWD, kind, D, C);
 #undef BWD
 }
 
-static void FN(sources_range)(int kind, int64_t T, int64_t j0, int64_t j1, int64_t H, int64_t D,
+static int FN(sources_range)(int kind, int64_t T, int64_t j0, int64_t j1, int64_t H, int64_t D,
                               int64_t C, const int64_t *rowptr_t, const int64_t *col_t,
                               const int64_t *perm_t, const REAL *q, const REAL *grad_out,
                               REAL param, const REAL *scratch, REAL *grad_k, REAL *grad_v,
@@ -415,33 +452,36 @@ static void FN(sources_range)(int kind, int64_t T, int64_t j0, int64_t j1, int64
 #undef SRC
 }
 
-/* The forward pass. scratch: E * H + H * T values. With nthreads > 1 and at least min_parallel
- * edge-head pairs, the targets run in ranges of about equal edge counts on an OpenMP team (the
- * process's OpenMP runtime: torch's own when it is loaded first), each output row computed by one
- * thread in the same order as on one: the results do not depend on the thread count. Returns 0,
- * or -1 when memory ran out. */
-int FN(attention_forward)(int kind, int64_t T, int64_t H, int64_t D, int64_t C,
-                          const int64_t *rowptr, const int64_t *col, const int64_t *perm,
-                          const REAL *q, const REAL *k, const REAL *v, const REAL *term,
-                          const uint8_t *mask, REAL keep_scale, REAL param, REAL *out,
-                          REAL *lse_out, REAL *alpha_out, REAL *scratch, int nthreads,
+/* The forward pass over T targets, S sources and E edges. scratch: E * H + H * T values. With
+ * nthreads > 1 and at least min_parallel edge-head pairs, the targets run in ranges of about
+ * equal edge counts on an OpenMP team (the process's OpenMP runtime: torch's own when it is
+ * loaded first), each output row computed by one thread in the same order as on one: the
+ * results do not depend on the thread count. Returns GATLIB_OK, GATLIB_NO_MEMORY, or the status
+ * of a broken index (rowptr, col, perm; nothing is then read or written out of bounds). */
+int FN(attention_forward)(int kind, int64_t T, int64_t S, int64_t E, int64_t H, int64_t D,
+                          int64_t C, const int64_t *rowptr, const int64_t *col,
+                          const int64_t *perm, const REAL *q, const REAL *k, const REAL *v,
+                          const REAL *term, const uint8_t *mask, REAL keep_scale, REAL param,
+                          REAL *out, REAL *lse_out, REAL *alpha_out, REAL *scratch, int nthreads,
                           int64_t min_parallel) {
-    const int64_t E = rowptr[T];
+    if (rowptr[0] != 0 || rowptr[T] != E) return GATLIB_BAD_ROWPTR;
     int64_t n = num_ranges(T, E * H, nthreads, min_parallel);
     int64_t *bounds = malloc((size_t)(n + 1) * sizeof(int64_t));
-    if (!bounds) return -1;
-    range_bounds(rowptr, T, n, bounds);
-    int failed = 0;
+    if (!bounds) return GATLIB_NO_MEMORY;
+    range_bounds(rowptr, T, E, n, bounds);
+    int status = GATLIB_OK;
 #pragma omp parallel num_threads(n > 1 ? nthreads : 1) if (n > 1)
     {
-        REAL *local = thread_scratch((size_t)H * sizeof(REAL), &failed);
+        REAL *local = thread_scratch((size_t)H * sizeof(REAL), &status);
         for (int phase = 0; phase < 2; ++phase) {
+            /* every thread meets every worksharing loop; after an error they skip its work */
 #pragma omp for schedule(dynamic, 1)
             for (int64_t r = 0; r < n; ++r)
-                if (local)
-                    FN(forward_range)(kind, T, bounds[r], bounds[r + 1], H, D, C, rowptr, col,
-                                      perm, q, k, v, term, mask, keep_scale, param, out,
-                                      lse_out, alpha_out, scratch, local, phase);
+                if (local && !note_status(&status, 0))
+                    note_status(&status, FN(forward_range)(
+                        kind, T, S, E, bounds[r], bounds[r + 1], H, D, C, rowptr, col, perm, q,
+                        k, v, term, mask, keep_scale, param, out, lse_out, alpha_out, scratch,
+                        local, phase));
             if (phase == 0)
                 FN(math_blocks)(scratch, NULL, E * H);
         }
@@ -450,55 +490,59 @@ int FN(attention_forward)(int kind, int64_t T, int64_t H, int64_t D, int64_t C,
         free(local);
     }
     free(bounds);
-    return failed ? -1 : 0;
+    return status;
 }
 
 /* The backward pass: over targets (grad_q: DOT [T,H,D], GAT grad_a_dst [T,H]; grad_term [E,H],
  * the score's gradient for ATTEND, the bias's or edge score's otherwise, NULL without a term),
  * then over sources (grad_v [S,H,C]; grad_k: DOT [S,H,D], GAT grad_a_src [S,H], ATTEND NULL).
- * scratch: 2 * E * H values; ld >= the largest in-degree. Threads as in the forward pass.
- * Returns 0, or -1 when memory ran out. */
-int FN(attention_backward)(int kind, int64_t T, int64_t S, int64_t H, int64_t D, int64_t C,
-                           const int64_t *rowptr, const int64_t *col, const int64_t *perm,
-                           const int64_t *rowptr_t, const int64_t *col_t,
+ * scratch: 2 * E * H values; ld >= the largest in-degree (checked per row). Threads as in the
+ * forward pass. Returns GATLIB_OK, GATLIB_NO_MEMORY or the status of a broken index. */
+int FN(attention_backward)(int kind, int64_t T, int64_t S, int64_t E, int64_t H, int64_t D,
+                           int64_t C, const int64_t *rowptr, const int64_t *col,
+                           const int64_t *perm, const int64_t *rowptr_t, const int64_t *col_t,
                            const int64_t *perm_t, const REAL *q, const REAL *k, const REAL *v,
                            const REAL *term, const uint8_t *mask, REAL keep_scale, REAL param,
                            const REAL *lse_in, const REAL *grad_out, const REAL *grad_alpha,
                            REAL *grad_q, REAL *grad_k, REAL *grad_v, REAL *grad_term,
                            REAL *scratch, int64_t ld, int nthreads, int64_t min_parallel) {
-    const int64_t E = rowptr[T];
+    if (rowptr[0] != 0 || rowptr[T] != E) return GATLIB_BAD_ROWPTR;
+    if (rowptr_t[0] != 0 || rowptr_t[S] != E) return GATLIB_BAD_ROWPTR_T;
+    if (ld < 0 || ld > E) return GATLIB_BAD_ROWPTR;         /* a degree above E: a broken rowptr */
     const int64_t nt = num_ranges(T, E * H, nthreads, min_parallel);
     const int64_t ns = num_ranges(S, E * H, nthreads, min_parallel);
     int64_t *bt = malloc((size_t)(nt + ns + 2) * sizeof(int64_t));
-    if (!bt) return -1;
+    if (!bt) return GATLIB_NO_MEMORY;
     int64_t *bs = bt + nt + 1;
-    range_bounds(rowptr, T, nt, bt);
-    range_bounds(rowptr_t, S, ns, bs);
-    int failed = 0;
+    range_bounds(rowptr, T, E, nt, bt);
+    range_bounds(rowptr_t, S, E, ns, bs);
+    int status = GATLIB_OK;
     const int team = (nt > 1 || ns > 1) ? nthreads : 1;
 #pragma omp parallel num_threads(team) if (team > 1)
     {
-        REAL *local = thread_scratch((size_t)(ld * H + H) * sizeof(REAL), &failed);
+        REAL *local = thread_scratch((size_t)(ld * H + H) * sizeof(REAL), &status);
         for (int phase = 0; phase < 2; ++phase) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t r = 0; r < nt; ++r)
-                if (local)
-                    FN(targets_range)(kind, T, bt[r], bt[r + 1], H, D, C, rowptr, col, perm, q,
-                                      k, v, term, mask, keep_scale, param, lse_in, grad_out,
-                                      grad_alpha, grad_q, grad_term, scratch, local, ld, phase);
+                if (local && !note_status(&status, 0))
+                    note_status(&status, FN(targets_range)(
+                        kind, T, S, E, bt[r], bt[r + 1], H, D, C, rowptr, col, perm, q, k, v,
+                        term, mask, keep_scale, param, lse_in, grad_out, grad_alpha, grad_q,
+                        grad_term, scratch, local, ld, phase));
             if (phase == 0)
                 FN(math_blocks)(scratch, NULL, E * H);
         }
         /* the loop's barrier: every target's factors are in scratch before the sources read */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t r = 0; r < ns; ++r)
-            if (local)
-                FN(sources_range)(kind, T, bs[r], bs[r + 1], H, D, C, rowptr_t, col_t, perm_t,
-                                  q, grad_out, param, scratch, grad_k, grad_v, E);
+            if (local && !note_status(&status, 0))
+                note_status(&status, FN(sources_range)(
+                    kind, T, bs[r], bs[r + 1], H, D, C, rowptr_t, col_t, perm_t, q, grad_out,
+                    param, scratch, grad_k, grad_v, E));
         free(local);
     }
     free(bt);
-    return failed ? -1 : 0;
+    return status;
 }
 
 #undef INLINE

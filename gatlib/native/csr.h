@@ -11,13 +11,14 @@
  * scratch of max(S, T) + 1 entries.
  *
  * Returns the number of edges E', or -1 - e for the first edge e with an index out of range
- * (nothing else is then written but scratch): the caller checks the ranges before, this is the
- * kernel's own guard.
+ * (nothing else is then written but scratch), or -1 - E for a loop count L above S or T: the
+ * caller checks the ranges before, this is the kernel's own guard.
  */
 int64_t gatlib_build_csr(const int64_t *src, const int64_t *dst, int64_t E, int64_t S, int64_t T,
                          int loops, int64_t L, int64_t *rowptr, int64_t *col, int64_t *row,
                          int64_t *perm, int64_t *rowptr_t, int64_t *col_t, int64_t *perm_t,
                          int64_t *keep, int64_t *cnt) {
+    if (loops && (L < 0 || L > S || L > T)) return -1 - E;   /* no loop (i, i) beyond a side */
     int64_t kept = 0;
     for (int64_t e = 0; e < E; ++e) {
         if (src[e] < 0 || src[e] >= S || dst[e] < 0 || dst[e] >= T) return -1 - e;

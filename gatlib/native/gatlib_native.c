@@ -1,7 +1,13 @@
 /* gatlib's native CPU code: the fused attention kernels (attention.h), GATv2's score
- * (gatv2.h) and the CSR builder (csr.h). Built at first use by gatlib/native/__init__.py with the system's C compiler; without
- * one gatlib runs on torch's kernels instead. Plain C99, no Python or torch headers: the
- * functions take raw pointers through ctypes. */
+ * (gatv2.h) and the CSR builder (csr.h). Built at first use by gatlib/native/__init__.py with
+ * the system's C compiler; without one gatlib runs on torch's kernels instead. Plain C99, no
+ * Python or torch headers: the functions take raw pointers through ctypes, each declared once
+ * in gatlib/native/abi.py (a test compares that table with the prototypes here).
+ *
+ * Every index is checked where it is read: an offset outside [0, E] or falling, a node or edge
+ * id outside its range returns a negative status (below) naming the array, never a read or a
+ * write out of bounds. The lengths of the arrays themselves are checked by abi.py before the
+ * call. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,10 +25,47 @@ extern double exp(double);
 extern double log(double);
 #endif
 
-enum { KIND_ATTEND = 0, KIND_GAT = 1, KIND_DOT = 2 };
+/* The score kinds, gatlib.native.abi.ScoreKind (shared with the CPU backend and Triton). */
+enum { KIND_GAT = 0, KIND_DOT = 1, KIND_ATTEND = 2 };
 
-/* The ABI version native.py checks before using the library. */
-int gatlib_native_version(void) { return 8; }
+/* The status codes of the kernels, gatlib.native.abi.STATUS: 0, or what was wrong. */
+enum {
+    GATLIB_OK = 0,
+    GATLIB_NO_MEMORY = -1,
+    GATLIB_BAD_ROWPTR = -2,
+    GATLIB_BAD_COL = -3,
+    GATLIB_BAD_PERM = -4,
+    GATLIB_BAD_ROWPTR_T = -5,
+    GATLIB_BAD_COL_T = -6,
+    GATLIB_BAD_PERM_T = -7,
+    GATLIB_BAD_DEGREE = -8
+};
+
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* x outside [0, n) (one unsigned compare also catches a negative x) */
+#define OUTSIDE(x, n) UNLIKELY((uint64_t)(x) >= (uint64_t)(n))
+/* return code when the index x is outside [0, n) */
+#define CHECK_INDEX(x, n, code) do { if (OUTSIDE(x, n)) return (code); } while (0)
+/* j = col[p] and e = perm[p], or return the status of the one outside [0, S) or [0, E) */
+#define READ_EDGE(col, perm, p, S, E, j, e)                                               \
+    do {                                                                                  \
+        j = (col)[p];                                                                     \
+        e = (perm)[p];                                                                    \
+        CHECK_INDEX(j, S, GATLIB_BAD_COL);                                                \
+        CHECK_INDEX(e, E, GATLIB_BAD_PERM);                                               \
+    } while (0)
+/* p0 = ptr[i], n = ptr[i + 1] - p0, or return code unless 0 <= ptr[i] <= ptr[i + 1] <= E */
+#define ROW(ptr, i, E, p0, n, code)                                                       \
+    do {                                                                                  \
+        const int64_t a_ = (ptr)[i], b_ = (ptr)[(i) + 1];                                 \
+        if (UNLIKELY((uint64_t)a_ > (uint64_t)b_ || (uint64_t)b_ > (uint64_t)(E)))         \
+            return (code);                                                                \
+        p0 = a_;                                                                          \
+        n = b_ - a_;                                                                      \
+    } while (0)
+
+/* The ABI version gatlib/native/abi.py checks before using the library. */
+int gatlib_native_version(void) { return 9; }
 
 #include "csr.h"
 

@@ -7,8 +7,9 @@
 - :func:`gatv2_score`: GATv2's score ``a . LeakyReLU(W_s x_j + W_d x_i (+ W_e e_ij))`` with a
   hand-written backward, in the target-sorted edge order of the CSR view, on graphs small
   enough (:data:`GATV2_FUSED_MAX`) for its transient ``[E, H, C]`` tensor: on the CPU by the
-  native kernels where they are built (:mod:`gatlib.native`, nothing ``[E, H, C]`` kept),
-  else with torch's kernels; larger graphs keep the layer's chunked, checkpointed path.
+  CPU backend's native ``gatv2_score`` where it runs (:mod:`gatlib.ops.cpu.gatv2`, nothing
+  ``[E, H, C]`` kept, found through :func:`gatlib.ops.dispatch.offered`), else with torch's
+  kernels; larger graphs keep the layer's chunked, checkpointed path.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from torch import Tensor
 
 from ..graph.csr import GraphCSR
 from .._checks import compiling
-from ..ops.cpu import fused
 from ..ops.cpu.kernels import no_autocast
+from ..ops.dispatch import offered
 
 __all__ = ["head_dots", "gatv2_score", "GATV2_FUSED_MAX"]
 
@@ -134,60 +135,6 @@ class _GATv2Score(torch.autograd.Function):
                 dz if has_edge else None, None, None)
 
 
-class _NativeGATv2Score(torch.autograd.Function):
-    """GATv2's score by the native kernels (``gatlib/native/gatv2.h``): the same function as
-    :class:`_GATv2Score`, in the caller's edge order ``[E, H]``, with nothing of size
-    ``[E, H, C]`` kept (the activations are recomputed in the backward pass)."""
-
-    @staticmethod
-    def forward(ctx, h_src: Tensor, h_dst: Tensor, att: Tensor, edge: Optional[Tensor],
-                graph: GraphCSR, slope: float, lib) -> Tensor:
-        S, H, C = h_src.shape
-        T, E = h_dst.size(0), graph.num_edges
-        xs, xd, a = h_src.contiguous(), h_dst.contiguous(), att.contiguous()
-        xe = None if edge is None else edge.contiguous()
-        score = xs.new_empty(E, H)
-        getattr(lib, "gatv2_score_forward" + fused.REAL_SUFFIX[xs.dtype])(
-            T, H, C, graph.rowptr.data_ptr(), graph.col.data_ptr(), graph.perm.data_ptr(),
-            xs.data_ptr(), xd.data_ptr(), fused.ptr(xe), a.data_ptr(), slope, score.data_ptr())
-        ctx.save_for_backward(xs, xd, a, xe)
-        ctx.meta = (graph, slope, lib, att.shape)
-        return score                                                       # [E, H]
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g: Tensor):
-        xs, xd, a, xe = ctx.saved_tensors
-        graph, slope, lib, att_shape = ctx.meta
-        S, H, C = xs.shape
-        T = xd.size(0)
-        g = g.contiguous()
-        suffix = fused.REAL_SUFFIX[xs.dtype]
-        g_xs, g_xd = torch.empty_like(xs), torch.empty_like(xd)
-        g_att = a.new_empty(H, C)
-        g_xe = None if xe is None else torch.empty_like(xe)
-        getattr(lib, "gatv2_score_backward_targets" + suffix)(
-            T, H, C, graph.rowptr.data_ptr(), graph.col.data_ptr(), graph.perm.data_ptr(),
-            xs.data_ptr(), xd.data_ptr(), fused.ptr(xe), a.data_ptr(), slope, g.data_ptr(),
-            g_xd.data_ptr(), g_att.data_ptr(), fused.ptr(g_xe))
-        getattr(lib, "gatv2_score_backward_sources" + suffix)(
-            S, H, C, graph.rowptr_t.data_ptr(), graph.col_t.data_ptr(), graph.perm_t.data_ptr(),
-            graph.perm.data_ptr(), xs.data_ptr(), xd.data_ptr(), fused.ptr(xe), a.data_ptr(),
-            slope, g.data_ptr(), g_xs.data_ptr())
-        return g_xs, g_xd, g_att.view(att_shape), g_xe, None, None, None
-
-
-def _native_gatv2(h_src: Tensor, h_dst: Tensor):
-    """The native library when it computes GATv2's score for these inputs (CPU, fp32/fp64, one
-    dtype), else None."""
-    if h_src.device.type != "cpu" or h_src.dtype not in fused.REAL_SUFFIX:
-        return None
-    if h_dst.dtype != h_src.dtype:
-        return None
-    from .. import native
-    return native.library()
-
-
 def gatv2_score(layer, h_src: Tensor, h_dst: Tensor, edge_index: Tensor, graph: GraphCSR,
                 edge_attr: Optional[Tensor]) -> Tensor:
     """GATv2's score ``[E, H]`` in the caller's edge order for ``layer`` (a ``GATv2Conv``):
@@ -202,12 +149,12 @@ def gatv2_score(layer, h_src: Tensor, h_dst: Tensor, edge_index: Tensor, graph: 
         return layer._scores(h_src, h_dst, edge_index[0], edge_index[1], edge_attr)
     E = graph.num_edges
     with_edges = edge_attr is not None and layer.lin_edge is not None
-    # The native kernels keep nothing [E, H, C] (but the projected edge features): any size.
-    lib = _native_gatv2(h_src, h_dst)
-    if lib is None and (E * H * C > GATV2_FUSED_MAX or h_src.dtype != h_dst.dtype
-                        or h_src.dtype not in (torch.float32, torch.float64)):
-        return layer._scores(h_src, h_dst, edge_index[0], edge_index[1], edge_attr)
-    if lib is not None and with_edges and E * H * C > GATV2_FUSED_MAX:
+    big = E * H * C > GATV2_FUSED_MAX
+    # A backend's own GATv2 score (the CPU's native kernels, on CPU inputs: it checks the
+    # graph's device too) keeps nothing [E, H, C] (but the projected edge features): any size.
+    native = offered("gatv2_score", h_src.device, h_src.dtype)
+    if (h_src.dtype != h_dst.dtype or h_src.dtype not in (torch.float32, torch.float64)
+            or (big and (native is None or with_edges))):
         return layer._scores(h_src, h_dst, edge_index[0], edge_index[1], edge_attr)
     edge = None
     if with_edges:
@@ -215,10 +162,12 @@ def gatv2_score(layer, h_src: Tensor, h_dst: Tensor, edge_index: Tensor, graph: 
         edge = ea.to(layer.lin_edge.weight.dtype) @ layer.lin_edge.weight.t()  # [E, H * C]
         edge = edge.to(h_src.dtype)
     att = layer.att.to(h_src.dtype)
-    if lib is not None:
-        with no_autocast(h_src.device.type):
-            return _NativeGATv2Score.apply(h_src, h_dst, att, edge, graph,
-                                           float(layer.negative_slope), lib)      # [E, H]
+    if native is not None:
+        score = native(h_src, h_dst, att, edge, graph, float(layer.negative_slope))  # [E, H]
+        if score is not None:
+            return score
+        if big:                            # the backend declined (no native library)
+            return layer._scores(h_src, h_dst, edge_index[0], edge_index[1], edge_attr)
     score = _GATv2Score.apply(h_src, h_dst, att, edge, _incidence(graph),
                               float(layer.negative_slope))                 # [E, H] sorted
     # Back to the caller's edge order (the backward gathers the gradient by perm).

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..graph.csr import GraphCSR, to_csr
+from ..graph.adjacency import to_csr
+from ..graph.csr import GraphCSR
 from .conv import GATConv, GATv2Conv, GraphTransformerConv
 
 __all__ = ["NodeStep", "GraphStep", "layer_steps", "layerwise_inference", "forward_blocks"]

@@ -18,7 +18,7 @@ import importlib
 import os
 import sys
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -26,7 +26,7 @@ from .._checks import compiling
 from .backend import Backend
 
 __all__ = ["Backend", "BACKEND_MODULES", "register_backend", "available_backends",
-           "get_backend", "select", "select_backend", "use_backend", "BackendError",
+           "get_backend", "select", "select_backend", "use_backend", "offered", "BackendError",
            "self_check", "backend_report", "diagnose"]
 
 # The backends, in the order select tries them: the GPU first, the reference (any device, the
@@ -136,6 +136,19 @@ def _warn_fallback(failed: Tuple[str, str], chosen: str, op: str, device: torch.
                   f"Please report this as a gatlib issue with the output of `gatlib doctor` "
                   f"(GATLIB_BACKEND={failed[0]} forces the kernels).", RuntimeWarning,
                   stacklevel=4)
+
+
+def offered(op: str, device: torch.device, dtype: torch.dtype) -> Optional[Callable]:
+    """The callable of an op that only some backends offer (e.g. ``"gatv2_score"``, the CPU's
+    native GATv2 score): the first backend that has it and runs on ``device`` and ``dtype`` (only
+    the forced one when a backend is forced); None when none does, and the caller computes it
+    another way."""
+    forced = _forced()
+    for backend in ([_BACKENDS[forced]] if forced is not None else _BACKENDS.values()):
+        if op in backend.ops and not backend.why_not(op, device, dtype,
+                                                     forced=forced is not None):
+            return backend.call(op)
+    return None
 
 
 def select(op: str, device: torch.device, dtype: torch.dtype, head_dim: int = 0) -> str:

@@ -21,7 +21,9 @@ import torch
 from torch import Tensor
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
+from .._checks import versions
 from .backend import Backend, Kernels
+from .graph_args import GRAPH_TENSORS, CSRTensors
 
 __all__ = ["OpSpec", "ATTENTION_OPS", "SOFTMAX_ARGS", "make_backend", "acc_dtype"]
 
@@ -105,6 +107,101 @@ def _inputs_of_backward(spec: OpSpec, args: Sequence) -> list:
     return list(args[:g]) + list(args[g + 1:])
 
 
+# ------------------------------------------------------------- the registered ops' checks
+
+# Each tensor argument's shape in the letters of DESIGN.md (T targets, S sources, E edges, H
+# heads, C value and D key width), as the registered ops take them.
+_SHAPES = {"a_src": "SH", "a_dst": "TH", "q": "THD", "k": "SHD", "v": "SHC", "score": "EH",
+           "edge_score": "EH", "bias": "EH", "dropout_mask": "EH", "lse": "HT",
+           "grad_out": "THC", "grad_alpha": "EH"}
+
+
+def _names(args: Sequence[str]) -> list:
+    return [a.split()[-1] for a in args]
+
+
+def _check_graph(op: str, graph) -> Tuple[torch.device, Dict[str, int]]:
+    """The graph argument: at least the seven CSR tensors, 1-D int64 on one device, with the
+    lengths of one graph. Returns its device and sizes ``{T, S, E}``."""
+    if not isinstance(graph, (list, tuple)) or len(graph) < GRAPH_TENSORS:
+        raise TypeError(f"gatlib::{op}: graph must be the list of the seven CSR tensors of a "
+                        f"GraphCSR (gatlib.ops.graph_args.graph_tensors(to_csr(edge_index)))")
+    fields = graph[:GRAPH_TENSORS]
+    device = fields[0].device if isinstance(fields[0], Tensor) else None
+    for name, t in zip(CSRTensors._fields, fields):
+        if not isinstance(t, Tensor) or t.dtype != torch.int64 or t.dim() != 1:
+            got = (f"{t.dtype} {tuple(t.shape)}" if isinstance(t, Tensor)
+                   else type(t).__name__)
+            raise TypeError(f"gatlib::{op}: graph field {name} must be a 1-D int64 tensor, got "
+                            f"{got}; build the graph with gatlib.graph.to_csr")
+        if t.device != device:
+            raise ValueError(f"gatlib::{op}: graph field {name} is on {t.device}, rowptr on "
+                             f"{device}; keep the graph on one device")
+    g = CSRTensors(*fields)
+    if g.rowptr.numel() < 1 or g.rowptr_t.numel() < 1:
+        raise ValueError(f"gatlib::{op}: graph fields rowptr and rowptr_t need at least one "
+                         f"entry (number of nodes + 1)")
+    E = g.col.numel()
+    for name in ("row", "perm", "col_t", "perm_t"):
+        if getattr(g, name).numel() != E:
+            raise ValueError(f"gatlib::{op}: graph field {name} has "
+                             f"{getattr(g, name).numel()} entries, col has {E} (one per edge)")
+    return device, {"T": g.num_dst, "S": g.num_src, "E": E}
+
+
+def check_op_args(op: str, names: Sequence[str], values: Sequence) -> None:
+    """What a registered op (``torch.ops.gatlib.<op>``, forward or backward) checks before its
+    kernels run, so a direct caller gets a ValueError or TypeError naming the argument instead
+    of a kernel reading out of bounds: the graph's seven tensors (:func:`_check_graph`), every
+    tensor's device (the graph's), dtype and shape (:data:`_SHAPES`, sizes agreeing across
+    arguments) and the dropout probability. The graph's consistency (each permutation one, the
+    two orders one graph) is the ``GraphCSR``'s contract, checked where it is built; the native
+    kernels check every index they read besides."""
+    device, sizes = _check_graph(op, values[names.index("graph")])
+    for name, x in zip(names, values):
+        letters = _SHAPES.get(name)
+        if letters is None or x is None:
+            if name == "dropout" and not 0.0 <= x <= 1.0:
+                raise ValueError(f"gatlib::{op}: dropout must be in [0, 1], got {x}")
+            continue
+        if not isinstance(x, Tensor):
+            raise TypeError(f"gatlib::{op}: {name} must be a tensor, got {type(x).__name__}")
+        if name == "grad_alpha" and x.numel() == 0:
+            continue
+        if x.device != device:
+            raise ValueError(f"gatlib::{op}: {name} is on {x.device}, the graph on {device}; "
+                             f"move them to one device")
+        if name == "dropout_mask":
+            if x.dtype not in (torch.bool, torch.uint8):
+                raise TypeError(f"gatlib::{op}: dropout_mask must be bool or uint8, got "
+                                f"{x.dtype}")
+        elif not x.dtype.is_floating_point:
+            raise TypeError(f"gatlib::{op}: {name} must be a floating tensor, got {x.dtype}")
+        shape = tuple(x.shape)
+        if len(shape) != len(letters):
+            raise ValueError(f"gatlib::{op}: {name} must have shape [{', '.join(letters)}], "
+                             f"got {list(shape)}")
+        for letter, n in zip(letters, shape):
+            if sizes.setdefault(letter, n) != n:
+                raise ValueError(f"gatlib::{op}: {name} has shape {list(shape)}, but "
+                                 f"{letter} = {sizes[letter]} (from the graph or an earlier "
+                                 f"argument; shape [{', '.join(letters)}])")
+
+
+def _checked(op: str, names: Sequence[str], fn: Callable) -> Callable:
+    """``fn`` behind :func:`check_op_args` (the registered op's implementation)."""
+    def run(*args):
+        check_op_args(op, names, args)
+        return fn(*args)
+    return run
+
+
+def _backward_names(spec: OpSpec) -> list:
+    g = spec.graph_at
+    return (["grad_out", "grad_alpha"] + _names(spec.args[:g]) + ["lse"]
+            + _names(spec.args[g:-1]))
+
+
 # -------------------------------------------------------------------------------- autograd
 
 def _save(ctx, spec: OpSpec, inputs: Sequence, lse: Tensor, graph_saved: bool) -> None:
@@ -117,8 +214,8 @@ def _save(ctx, spec: OpSpec, inputs: Sequence, lse: Tensor, graph_saved: bool) -
     ctx.save_for_backward(*inputs[:g], lse, *tensors, *(graph if graph_saved else ()))
     ctx.numbers = [inputs[i] for i in post if not spec.is_tensor(i)]
     ctx.counts = (g, len(tensors))
-    if not graph_saved:
-        ctx.graph = graph
+    if not graph_saved:                    # edits between the passes are checked by hand
+        ctx.graph, ctx.graph_versions = graph, versions(graph)
 
 
 def _backward_args(ctx, spec: OpSpec, grad_out, grad_alpha) -> Tuple[list, list]:
@@ -127,6 +224,10 @@ def _backward_args(ctx, spec: OpSpec, grad_out, grad_alpha) -> Tuple[list, list]
     saved = ctx.saved_tensors
     pre, lse, tensors = list(saved[:g]), saved[g], list(saved[g + 1:g + 1 + n_t])
     graph = list(saved[g + 1 + n_t:]) or ctx.graph
+    if not saved[g + 1 + n_t:] and versions(graph) != ctx.graph_versions:
+        raise ValueError("a graph tensor was edited in place between the forward and the "
+                         "backward pass of a gatlib attention op (GraphCSR fields are "
+                         "read-only); build a new graph instead")
     numbers = list(ctx.numbers)
     post = [tensors.pop(0) if spec.is_tensor(i) else numbers.pop(0)
             for i in range(g + 1, len(spec.args) - 1)]
@@ -211,9 +312,10 @@ def _define(name: str, schema: str, fn: Callable, fake: Callable, device_types):
 
 def _define_attention(prefix: str, op: str, kernels: Kernels, device_types, eager: bool):
     spec = ATTENTION_OPS[op]
-    fwd = _define(prefix + op, spec.schema(), kernels.forward, _attention_fake(spec),
-                  device_types)
-    _define(prefix + op + "_backward", spec.backward_schema(), kernels.backward,
+    fwd = _define(prefix + op, spec.schema(), _checked(op, _names(spec.args), kernels.forward),
+                  _attention_fake(spec), device_types)
+    _define(prefix + op + "_backward", spec.backward_schema(),
+            _checked(op + "_backward", _backward_names(spec), kernels.backward),
             _backward_fake(spec), device_types)
     backward_op = getattr(torch.ops.gatlib, prefix + op + "_backward")
     _register_autograd(spec, fwd, backward_op)
@@ -221,11 +323,34 @@ def _define_attention(prefix: str, op: str, kernels: Kernels, device_types, eage
     return _eager_or_registered(spec, kernels, registered) if eager else registered
 
 
+def _check_softmax(src, index, num_nodes, *rest) -> None:
+    """The registered segment softmax's checks: ``index`` a 1-D int64 tensor on ``src``'s
+    device with one entry per row of ``src``, each in ``[0, num_nodes)``."""
+    if not isinstance(index, Tensor) or index.dtype != torch.int64 or index.dim() != 1:
+        raise TypeError("gatlib::segment_softmax: index must be a 1-D int64 tensor")
+    if index.device != src.device or index.numel() != src.size(0):
+        raise ValueError(f"gatlib::segment_softmax: index must have one entry per row of src "
+                         f"({src.size(0)}) on {src.device}, got {index.numel()} on "
+                         f"{index.device}")
+    if num_nodes < 0 or (index.numel() and not (index.min() >= 0 and index.max() < num_nodes)):
+        raise ValueError(f"gatlib::segment_softmax: index must lie in [0, num_nodes = "
+                         f"{num_nodes})")
+
+
 def _define_softmax(prefix: str, kernels: Kernels, device_types):
     name = prefix + "segment_softmax"
-    op = _define(name, SOFTMAX_ARGS[0], kernels.forward,
+
+    def forward(src, index, num_nodes):
+        _check_softmax(src, index, num_nodes)
+        return kernels.forward(src, index, num_nodes)
+
+    def backward_kernel(grad, out, index, num_nodes):
+        _check_softmax(out, index, num_nodes)
+        return kernels.backward(grad, out, index, num_nodes)
+
+    op = _define(name, SOFTMAX_ARGS[0], forward,
                  lambda src, index, num_nodes: torch.empty_like(src), device_types)
-    _define(name + "_backward", SOFTMAX_ARGS[1], kernels.backward,
+    _define(name + "_backward", SOFTMAX_ARGS[1], backward_kernel,
             lambda grad, out, index, num_nodes: torch.empty_like(grad), device_types)
     backward_op = getattr(torch.ops.gatlib, name + "_backward")
 
@@ -242,7 +367,9 @@ def _define_softmax(prefix: str, kernels: Kernels, device_types):
 
 
 def make_backend(name: str, kernels: Dict[str, Kernels], op_prefix: Optional[str] = None,
-                 device_types=None, eager: bool = False, **capabilities) -> Backend:
+                 device_types=None, eager: bool = False,
+                 extra_calls: Optional[Dict[str, Callable]] = None,
+                 **capabilities) -> Backend:
     """A :class:`Backend` from its table of kernels.
 
     Args:
@@ -256,6 +383,8 @@ def make_backend(name: str, kernels: Dict[str, Kernels], op_prefix: Optional[str
         eager: in plain eager mode, run the attention kernels under one autograd node instead
             of the dispatcher (same results; the registered op runs under torch.compile,
             dispatch modes, functorch transforms and tensor subclasses).
+        extra_calls: ops of this backend alone, called as they are (not registered; e.g. the
+            CPU's ``gatv2_score``); callers find them with :func:`gatlib.ops.dispatch.offered`.
         capabilities: the other fields of :class:`Backend` (devices, dtypes, ...).
     """
     prefix = f"{name}_" if op_prefix is None else op_prefix
@@ -267,4 +396,5 @@ def make_backend(name: str, kernels: Dict[str, Kernels], op_prefix: Optional[str
             calls[op] = _define_softmax(prefix, k, device_types)
         else:
             calls[op] = _define_attention(prefix, op, k, device_types, eager)
+    calls.update(extra_calls or {})
     return Backend(name, calls=calls, kernels=dict(kernels), **capabilities)

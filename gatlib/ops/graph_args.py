@@ -56,8 +56,9 @@ GRAPH_TENSORS = len(CSRTensors._fields)       # 7
 
 def graph_tensors(csr) -> List[Tensor]:
     """The tensors of a ``GraphCSR`` in the order the registered ops take them (a list, the
-    form of a ``Tensor[]`` argument)."""
-    return [csr.rowptr, csr.col, csr.row, csr.perm, csr.rowptr_t, csr.col_t, csr.perm_t]
+    form of a ``Tensor[]`` argument); a field edited in place since the graph was built raises
+    a ValueError (:meth:`~gatlib.graph.GraphCSR.tensors`)."""
+    return list(csr.tensors())
 
 
 def csr_tensors(graph: Sequence[Tensor]) -> CSRTensors:

@@ -97,6 +97,25 @@ def test_resume_with_a_changed_override_is_refused_not_run_with_the_old_state(to
     assert _train(cfg, res) == 0 and _metrics(res)["epochs_run"] == 30
 
 
+def test_a_resumed_run_removes_the_temporary_files_a_killed_write_left(toy, tmp_path,
+                                                                         monkeypatch):
+    """A run killed inside a checkpoint write leaves ``.checkpoint.pt.<random>.tmp``; resuming
+    it (under the folder's lock) removes such files, and only those."""
+    cfg, res = _config(tmp_path), tmp_path / "res"
+    real = _interrupt_on_call(monkeypatch, "_metric", 3 * 13)
+    assert _train(cfg, res) == 130
+    monkeypatch.setattr(run_mod, "_metric", real)
+    seed_dir = res / "toy-gat" / "0"
+    stale = [seed_dir / ".checkpoint.pt.k3j9x2.tmp", seed_dir / ".metrics.json.a8b1.tmp"]
+    for p in stale:
+        p.write_bytes(b"half a write")
+    mine = seed_dir / ".notes.tmp"                  # not a run file's temporary: left alone
+    mine.write_text("user file")
+    assert _train(cfg, res) == 0 and _metrics(res)["epochs_run"] == 30
+    assert not any(p.exists() for p in stale)
+    assert mine.exists()
+
+
 def test_bad_override_is_named_before_any_data_is_loaded(tmp_path, monkeypatch, capsys):
     def no_data(*a, **k):
         raise AssertionError("data loaded before the config was checked")

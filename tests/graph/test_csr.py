@@ -348,6 +348,43 @@ def test_hand_built_graph_with_a_bad_field_raises(name, edit, match):
         GraphCSR(**_corrupt(name, edit))
 
 
+def test_hand_built_graph_owns_contiguous_copies():
+    """Any strides in (expanded, sliced from a table), contiguous int64 copies kept: the
+    kernels read them as contiguous, and the caller's later edits reach nothing."""
+    ei = torch.tensor([[0, 0, 0, 0], [1, 2, 3, 0]])
+    f = {n: getattr(to_csr(ei, 4), n).clone() for n in FIELDS}
+    f["col"] = torch.zeros(1, dtype=torch.long).expand(4)                 # stride 0
+    f["row"] = torch.stack([f["row"], -f["row"]], dim=1)[:, 0]            # stride 2
+    g = GraphCSR(**f)
+    for name in FIELDS:
+        t = getattr(g, name)
+        assert t.is_contiguous() and t.dtype == torch.long, name
+        assert t.data_ptr() != f[name].data_ptr(), name
+    f["perm"][0] = 1 << 40                                                # the caller's copy
+    assert torch.equal(g.edge_index(), ei)
+
+
+def test_in_place_edit_of_a_field_is_caught_at_the_next_use():
+    g = to_csr(torch.tensor([[0, 1, 2], [1, 2, 0]]), 3)
+    g.tensors()
+    g.col[0] = 2
+    with pytest.raises(ValueError, match="field col was edited in place"):
+        g.tensors()
+    with pytest.raises(ValueError, match="field col was edited in place"):
+        g.with_self_loops()
+
+
+def test_csr_and_adjacency_do_not_import_each_other():
+    """graph/csr.py is below graph/adjacency.py: to_csr lives with as_adjacency."""
+    import ast
+    import inspect
+    tree = ast.parse(inspect.getsource(csr_module))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any("adjacency" in (m or "") for m in imported)
+    from gatlib.graph import adjacency
+    assert to_csr is adjacency.to_csr
+
+
 def test_hand_built_graph_inconsistent_orders_raise():
     fields = _fields(torch.tensor([[0, 1, 2, 3, 3], [1, 2, 3, 0, 1]]), 4)
     fields["col_t"] = fields["col_t"].flip(0)

@@ -9,6 +9,7 @@ from gatlib.graph import to_csr
 from gatlib.nn import GATv2Conv
 from gatlib.nn import _fused
 from gatlib.nn._fused import gatv2_score, head_dots
+from gatlib.ops.cpu import gatv2 as cpu_gatv2
 
 from ..conftest import random_graph
 
@@ -48,8 +49,8 @@ def score_path(request, monkeypatch):
         if not native.available():
             pytest.skip(native.status())
     else:
-        monkeypatch.setattr(_fused, "_native_gatv2", lambda *a: None)
-    for cls in (_fused._NativeGATv2Score, _fused._GATv2Score):
+        monkeypatch.setattr(_fused, "offered", lambda *a: None)
+    for cls in (cpu_gatv2._NativeGATv2Score, _fused._GATv2Score):
         real = cls.apply
         monkeypatch.setattr(cls, "apply", lambda *a, real=real, cls=cls:
                             used.append(cls.__name__) or real(*a))

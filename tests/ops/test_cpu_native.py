@@ -212,9 +212,9 @@ def test_built_once_into_the_cache_folder(tmp_path):
     stamp = libs[0].stat().st_mtime_ns
     _status_in_subprocess({}, tmp_path)                       # loaded, not rebuilt
     assert libs[0].stat().st_mtime_ns == stamp
-    # Nothing else but notes of variants this machine cannot build (none here).
+    # Nothing else but the build lock and notes of variants this machine cannot build.
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p not in libs
-                and not p.name.endswith(".failed")]
+                and not p.name.endswith(".failed") and p.name != "build.lock"]
 
 
 def test_a_variant_that_fails_gives_way_to_the_next(tmp_path):

@@ -1,7 +1,8 @@
 """The CPU backend: gatlib's native fused kernels (:mod:`gatlib.ops.cpu.fused`) or torch's
 sparse CSR kernels (MKL on x86) over the CSR view of a graph, as a table of kernels registered
 as ``torch.library`` custom ops ``gatlib::<op>`` (no prefix: the CPU ops carry the plain names,
-e.g. ``torch.ops.gatlib.gat_attention``)."""
+e.g. ``torch.ops.gatlib.gat_attention``), and GATv2's native score (``"gatv2_score"``,
+:mod:`gatlib.ops.cpu.gatv2`: an eager autograd function, not a registered op)."""
 from __future__ import annotations
 
 from typing import List
@@ -12,7 +13,7 @@ from ..._checks import compiling
 from ..backend import FLOATS, Kernels
 from ..factory import make_backend
 from ..graph_args import graph_tensors
-from . import fused, kernels, ops
+from . import fused, gatv2, kernels, ops
 
 __all__ = ["BACKEND", "eager_op"]
 
@@ -36,6 +37,7 @@ KERNELS = {
 }
 
 BACKEND = make_backend("cpu", KERNELS, op_prefix="", device_types="cpu", eager=True,
+                       extra_calls={"gatv2_score": gatv2.gatv2_score},
                        devices=frozenset({"cpu"}), dtypes=FLOATS, graph_args=_graph_args)
 
 

@@ -21,11 +21,11 @@ import torch
 from torch import Tensor
 
 from ... import native as _native
+from ...native import abi
+from ...native.abi import ScoreKind
 
-__all__ = ["fits", "handles", "ptr", "REAL_SUFFIX", "forward", "backward", "NATIVE_MAX_ENTRIES",
-           "KIND_ATTEND", "KIND_GAT", "KIND_DOT"]
-
-KIND_ATTEND, KIND_GAT, KIND_DOT = 0, 1, 2
+__all__ = ["fits", "handles", "REAL_SUFFIX", "forward", "backward", "NATIVE_MAX_ENTRIES",
+           "ScoreKind", "call"]
 
 # The size rule: the fused kernels run on one thread, torch's kernels on all of them; above this
 # many edge-head pairs (E * H) torch's kernels run. Measured on this project's 2-core machine,
@@ -61,10 +61,12 @@ def handles(num_entries: int, *tensors: Optional[Tensor]) -> bool:
     return fits(num_entries)
 
 
-def ptr(t: Optional[Tensor]) -> Optional[int]:
-    """A tensor's address for a native call (None for an absent tensor). The caller holds the
-    tensor for the call's duration."""
-    return None if t is None else t.data_ptr()
+def call(name: str, dtype: torch.dtype, **args) -> int:
+    """The native function ``name`` for ``dtype`` (fp32/fp64) with keyword arguments, through
+    the ABI table's checks (:func:`gatlib.native.abi.call`: every tensor's dtype, device,
+    contiguity and length; a broken graph index raises a ValueError naming the array). The
+    caller holds the tensors for the call's duration."""
+    return abi.call(_native.library(), name, REAL_SUFFIX[dtype], **args)
 
 
 def _mask_bytes(mask: Optional[Tensor]) -> Optional[Tensor]:
@@ -83,7 +85,7 @@ def _keep_scale(dropout: float) -> float:
     return 1.0 / (1.0 - dropout) if dropout < 1.0 else 0.0
 
 
-def forward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
+def forward(kind: ScoreKind, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
             term: Optional[Tensor], mask: Optional[Tensor], dropout: float, param: float,
             return_attention: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """One op's forward pass: ``(out [T, H, C], lse [H, T], alpha [E, H] or [0, H])``.
@@ -93,22 +95,22 @@ def forward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     ``a_src [S, H]`` (GAT), or None (ATTEND); ``term``: the caller-order ``[E, H]`` scores
     (ATTEND), bias (DOT) or edge score (GAT); ``param``: the scale (DOT) or negative slope
     (GAT)."""
-    fn = getattr(_native.library(), "attention_forward" + REAL_SUFFIX[v.dtype])
     T, H, C = g.rowptr.numel() - 1, v.size(1), v.size(2)
-    E = g.col.numel()
-    D = q.size(2) if kind == KIND_DOT else 1
+    S, E = v.size(0), g.col.numel()
+    D = q.size(2) if kind == ScoreKind.DOT else 1
     q, k, v, term, mask = _c(q), _c(k), _c(v), _c(term), _mask_bytes(mask)
     out = v.new_empty(T, H, C)
     lse = v.new_empty(H, T)
     alpha = v.new_empty(E, H) if return_attention else None
-    scratch = v.new_empty(E * H + H * T)
-    _check(fn(kind, T, H, D, C, ptr(g.rowptr), ptr(g.col), ptr(g.perm), ptr(q), ptr(k), ptr(v),
-              ptr(term), ptr(mask), _keep_scale(dropout), param, ptr(out), ptr(lse), ptr(alpha),
-              ptr(scratch), torch.get_num_threads(), PARALLEL_MIN_ENTRIES))
+    call("attention_forward", v.dtype, kind=kind, T=T, S=S, E=E, H=H, D=D, C=C,
+         rowptr=g.rowptr, col=g.col, perm=g.perm, q=q, k=k, v=v, term=term, mask=mask,
+         keep_scale=_keep_scale(dropout), param=param, out=out, lse_out=lse, alpha_out=alpha,
+         scratch=v.new_empty(E * H + H * T), nthreads=torch.get_num_threads(),
+         min_parallel=PARALLEL_MIN_ENTRIES)
     return out, lse, (v.new_empty(0, H) if alpha is None else alpha)
 
 
-def backward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
+def backward(kind: ScoreKind, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
              term: Optional[Tensor], mask: Optional[Tensor], dropout: float, param: float,
              lse: Tensor, grad_out: Tensor, grad_alpha: Optional[Tensor]
              ) -> Tuple[Optional[Tensor], Optional[Tensor], Tensor, Optional[Tensor]]:
@@ -117,28 +119,20 @@ def backward(kind: int, g, q: Optional[Tensor], k: Optional[Tensor], v: Tensor,
     ATTEND, of ``term`` otherwise, None without a term): a pass over targets, then one over
     sources (the source-sorted order), each writing its rows whole (no zero-fill, no
     scatter)."""
-    fn = getattr(_native.library(), "attention_backward" + REAL_SUFFIX[v.dtype])
     T, H, C = g.rowptr.numel() - 1, v.size(1), v.size(2)
-    S, E = g.rowptr_t.numel() - 1, g.col.numel()
-    D = q.size(2) if kind == KIND_DOT else 1
+    S, E = v.size(0), g.col.numel()
+    D = q.size(2) if kind == ScoreKind.DOT else 1
     q, k, v, term, mask = _c(q), _c(k), _c(v), _c(term), _mask_bytes(mask)
-    # Held in locals: a temporary's memory must outlive the call that reads its pointer.
-    lse, grad_out, grad_alpha = lse.contiguous(), grad_out.contiguous(), _c(grad_alpha)
     grad_q = None if q is None else torch.empty_like(q)      # every row written by the kernels
     grad_k = None if k is None else torch.empty_like(k)
     grad_v = torch.empty_like(v)
     grad_term = None if term is None else v.new_empty(E, H)
     deg = int(g.rowptr.diff().max()) if T > 0 else 0
-    scratch = v.new_empty(2 * E * H)
-    _check(fn(kind, T, S, H, D, C, ptr(g.rowptr), ptr(g.col), ptr(g.perm), ptr(g.rowptr_t),
-              ptr(g.col_t), ptr(g.perm_t), ptr(q), ptr(k), ptr(v), ptr(term), ptr(mask),
-              _keep_scale(dropout), param, ptr(lse), ptr(grad_out), ptr(grad_alpha), ptr(grad_q),
-              ptr(grad_k), ptr(grad_v), ptr(grad_term), ptr(scratch), deg,
-              torch.get_num_threads(), PARALLEL_MIN_ENTRIES))
+    call("attention_backward", v.dtype, kind=kind, T=T, S=S, E=E, H=H, D=D, C=C,
+         rowptr=g.rowptr, col=g.col, perm=g.perm, rowptr_t=g.rowptr_t, col_t=g.col_t,
+         perm_t=g.perm_t, q=q, k=k, v=v, term=term, mask=mask,
+         keep_scale=_keep_scale(dropout), param=param, lse_in=_c(lse),
+         grad_out=_c(grad_out), grad_alpha=_c(grad_alpha), grad_q=grad_q, grad_k=grad_k,
+         grad_v=grad_v, grad_term=grad_term, scratch=v.new_empty(2 * E * H), ld=max(deg, 0),
+         nthreads=torch.get_num_threads(), min_parallel=PARALLEL_MIN_ENTRIES)
     return grad_q, grad_k, grad_v, grad_term
-
-
-def _check(status: int) -> None:
-    if status != 0:
-        raise MemoryError("gatlib's native CPU kernels could not allocate their per-thread "
-                          "scratch; free memory or run with GATLIB_NATIVE=0")

@@ -24,6 +24,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ...native.abi import ScoreKind
 from ..factory import ATTENTION_OPS
 from ..graph_args import CSRTensors, csr_tensors
 from . import fused
@@ -206,7 +207,7 @@ def _dot_backward(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask,
 
 def _fused_gat_forward(a_src, a_dst, v, graph, edge_score, dropout_mask, negative_slope,
                         dropout, return_attention):
-    out, lse, alpha = fused.forward(fused.KIND_GAT, csr_tensors(graph), _up(a_dst),
+    out, lse, alpha = fused.forward(ScoreKind.GAT, csr_tensors(graph), _up(a_dst),
                                      _up(a_src), _up(v), _up(edge_score), dropout_mask, dropout,
                                      negative_slope, return_attention)
     return out.to(v.dtype), lse, alpha.to(v.dtype)
@@ -215,7 +216,7 @@ def _fused_gat_forward(a_src, a_dst, v, graph, edge_score, dropout_mask, negativ
 def _fused_gat_backward(grad_out, grad_alpha, a_src, a_dst, v, lse, graph, edge_score,
                          dropout_mask, negative_slope, dropout):
     g_dst, g_src, g_v, g_term = fused.backward(
-        fused.KIND_GAT, csr_tensors(graph), _up(a_dst), _up(a_src), _up(v), _up(edge_score),
+        ScoreKind.GAT, csr_tensors(graph), _up(a_dst), _up(a_src), _up(v), _up(edge_score),
         dropout_mask, dropout, negative_slope, lse, _up(grad_out), _up(grad_alpha))
     return (g_src.to(a_src.dtype), g_dst.to(a_dst.dtype), g_v.to(v.dtype),
             _fused_term_grad(g_term, edge_score, g_v))
@@ -226,7 +227,7 @@ def _fused_term_grad(g_term: Optional[Tensor], term: Optional[Tensor], like: Ten
 
 
 def _fused_dot_forward(q, k, v, graph, bias, dropout_mask, scale, dropout, return_attention):
-    out, lse, alpha = fused.forward(fused.KIND_DOT, csr_tensors(graph), _up(q), _up(k),
+    out, lse, alpha = fused.forward(ScoreKind.DOT, csr_tensors(graph), _up(q), _up(k),
                                      _up(v), _up(bias), dropout_mask, dropout, scale,
                                      return_attention)
     return out.to(v.dtype), lse, alpha.to(v.dtype)
@@ -235,21 +236,21 @@ def _fused_dot_forward(q, k, v, graph, bias, dropout_mask, scale, dropout, retur
 def _fused_dot_backward(grad_out, grad_alpha, q, k, v, lse, graph, bias, dropout_mask, scale,
                          dropout):
     g_q, g_k, g_v, g_term = fused.backward(
-        fused.KIND_DOT, csr_tensors(graph), _up(q), _up(k), _up(v), _up(bias), dropout_mask,
+        ScoreKind.DOT, csr_tensors(graph), _up(q), _up(k), _up(v), _up(bias), dropout_mask,
         dropout, scale, lse, _up(grad_out), _up(grad_alpha))
     return (g_q.to(q.dtype), g_k.to(k.dtype), g_v.to(v.dtype),
             _fused_term_grad(g_term, bias, g_v))
 
 
 def _fused_attend_forward(score, v, graph, dropout_mask, dropout, return_attention):
-    out, lse, alpha = fused.forward(fused.KIND_ATTEND, csr_tensors(graph), None, None, _up(v),
+    out, lse, alpha = fused.forward(ScoreKind.ATTEND, csr_tensors(graph), None, None, _up(v),
                                      _up(score), dropout_mask, dropout, 0.0, return_attention)
     return out.to(v.dtype), lse, alpha.to(v.dtype)
 
 
 def _fused_attend_backward(grad_out, grad_alpha, score, v, lse, graph, dropout_mask, dropout):
     _, _, g_v, g_score = fused.backward(
-        fused.KIND_ATTEND, csr_tensors(graph), None, None, _up(v), _up(score), dropout_mask,
+        ScoreKind.ATTEND, csr_tensors(graph), None, None, _up(v), _up(score), dropout_mask,
         dropout, 0.0, lse, _up(grad_out), _up(grad_alpha))
     return g_score.to(score.dtype), g_v.to(v.dtype)
 

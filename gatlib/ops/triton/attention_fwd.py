@@ -12,6 +12,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..graph_args import csr_tensors
+from ...native.abi import ScoreKind
 from .launch import (acc_dtype, blocks, check_graph, dummy, keep_u8, on_input_device, params,
                      pow2, ws)
 from .plan import plans
@@ -20,7 +21,9 @@ from .tiles import (chunk, edge_block, edge_scores, edge_tile, finish_lse, gathe
 
 __all__ = ["attention_fwd", "GAT", "DOT"]
 
-GAT, DOT = 0, 1   # the score kinds (constexpr KIND of the attention kernels)
+# The score kinds (constexpr KIND of the attention kernels): gatlib's one enum, shared with the
+# C kernels and the CPU backend (plain ints for the constexpr).
+GAT, DOT = int(ScoreKind.GAT), int(ScoreKind.DOT)
 
 
 @triton.jit
