@@ -109,7 +109,7 @@ def _inputs_of_backward(spec: OpSpec, args: Sequence) -> list:
 
 # ------------------------------------------------------------- the registered ops' checks
 
-# Each tensor argument's shape in the letters of DESIGN.md (T targets, S sources, E edges, H
+# Each tensor argument's shape in shape letters (T targets, S sources, E edges, H
 # heads, C value and D key width), as the registered ops take them.
 _SHAPES = {"a_src": "SH", "a_dst": "TH", "q": "THD", "k": "SHD", "v": "SHC", "score": "EH",
            "edge_score": "EH", "bias": "EH", "dropout_mask": "EH", "lse": "HT",
