@@ -38,6 +38,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
+from .checks import _say, _sha256
 from .registry import COMMITS, UPSTREAM, DatasetEntry
 from .root import DatasetDamaged, DatasetNotFound
 
@@ -163,12 +164,9 @@ def _check(name: str, fname: str, url: str, size: int, sha: str, path: Path) -> 
     got = path.stat().st_size
     if got != size:
         raise _mismatch(name, fname, url, f"{got:,} bytes, expected {size:,}")
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    if h.hexdigest() != sha:
-        raise _mismatch(name, fname, url, f"sha256 expected {sha}, got {h.hexdigest()}")
+    actual = _sha256(path)
+    if actual != sha:
+        raise _mismatch(name, fname, url, f"sha256 expected {sha}, got {actual}")
 
 
 # ------------------------------------------------------------------------------ archives
@@ -241,10 +239,6 @@ def human_bytes(n: int) -> str:
 def _url(key: str) -> str:
     owner, repo, path = key.split("/", 2)
     return source_url(f"{owner}/{repo}", path)
-
-
-def _say(msg: str) -> None:
-    print(f"gatlib.data: {msg}", file=sys.stderr)
 
 
 def download(entry: DatasetEntry, local: Path, progress: bool = True) -> Path:
