@@ -2,7 +2,7 @@
 
     gatlib train --config experiments/configs/cora-gat.yaml [key=value ...] [--seeds 0-9]
     gatlib summarize RESULTS_DIR
-    gatlib compare [--tasks cluster,sequence,digits,mutag] [--seeds 0-1] [--full] ...
+    gatlib compare [--preset small|full|medium|paper] [--tasks ...] [--seeds 0-1] ...
     gatlib data list | fetch [--mirror DIR] [--copy] [NAME ...]
     gatlib demo [--nodes N] [--edges E] [--heads H] [--channels C]
     gatlib doctor [--device cuda] [--dtypes float32,bfloat16,float16] [--no-check]
@@ -32,7 +32,7 @@ from typing import List, Optional
 import torch
 
 from . import __version__
-from .experiments.tasks import DEFAULT_TASKS
+from .experiments.tasks import DEFAULT_TASKS, PRESETS
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -92,7 +92,7 @@ def _train(args: argparse.Namespace) -> int:
     from .experiments.distributed import check_config, session
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     cfg = load_config(args.config, overrides)      # checked before any data is read
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(seeds_text)
     check_config(cfg, int(os.environ.get("WORLD_SIZE", "1")))
     # Under torchrun: one process group for all seeds, each rank on its device (a CUDA
     # config's "cuda" is then this rank's GPU, cuda:LOCAL_RANK); rank 0 alone prints.
@@ -122,23 +122,31 @@ def _compare(args: argparse.Namespace) -> int:
 
     from .experiments import parse_seeds
     from .experiments.compare import TASKS, compare, missing_task_data, write_report
+    if args.full and args.preset not in (None, "full"):
+        print(f"gatlib compare: --full is --preset full; it cannot go with --preset "
+              f"{args.preset}", file=sys.stderr)
+        return 2
+    preset = PRESETS[args.preset or ("full" if args.full else "small")]
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     if tasks is None:
-        tasks = list(DEFAULT_TASKS)
+        tasks = list(preset.tasks)
     bad = [t for t in tasks if t not in TASKS]
     if bad:
         print(f"gatlib compare: unknown task(s) {', '.join(bad)}; choose from "
               f"{', '.join(TASKS)}", file=sys.stderr)
         return 2
     variants = ([v.strip() for v in args.variants.split(",") if v.strip()]
-                if args.variants else None)
+                if args.variants else preset.variants)
+    preset_lrs = ",".join(f"{x:g}" for x in preset.lrs)
+    lrs_text = args.lrs or preset_lrs
+    seeds_text = args.seeds or preset.seeds
     try:
-        lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
+        lrs = [float(x) for x in lrs_text.split(",") if x.strip()]
     except ValueError:
         print(f"gatlib compare: --lrs must be comma-separated numbers, got {args.lrs!r}",
               file=sys.stderr)
         return 2
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(seeds_text)
     # Every task's data is checked before anything trains: a missing dataset is found now,
     # not after the tasks before it have trained.
     missing = missing_task_data(tasks)
@@ -163,7 +171,7 @@ def _compare(args: argparse.Namespace) -> int:
     import time
     t0 = time.perf_counter()
     rows = compare(run_tasks, variants, seeds, budget=args.budget, lrs=lrs,
-                   results=Path(args.results), device=args.device, quick=not args.full,
+                   results=Path(args.results), device=args.device, size=preset.size,
                    progress=not args.quiet, epochs=args.epochs, jobs=args.jobs)
     wall = time.perf_counter() - t0
     kept = list(dict.fromkeys(r["task"] for r in rows))
@@ -173,19 +181,23 @@ def _compare(args: argparse.Namespace) -> int:
                ", ".join(f"{t} {b:,}" for t, b in per_task))
     threads = (f"{args.jobs} one-thread worker processes" if args.jobs > 1
                else f"{torch.get_num_threads()} threads")
-    again = [f"--tasks {','.join(kept)}", f"--seeds {args.seeds}"]
+    again = [f"--preset {preset.name}"] if preset.name != "small" else []
+    again += [f"--tasks {','.join(kept)}"] if list(kept) != list(preset.tasks) else []
+    again += [f"--seeds {seeds_text}"] if seeds_text != preset.seeds else []
     again += [f"--variants {args.variants}"] if args.variants else []
-    again += [f"--lrs {args.lrs}"] if args.lrs != _COMPARE_LRS else []
+    again += [f"--lrs {lrs_text}"] if lrs_text != preset_lrs else []
     again += [f"--budget {args.budget}"] if args.budget else []
     again += [f"--epochs {args.epochs}"] if args.epochs is not None else []
-    again += ["--full"] if args.full else []
     skipped = {t: f"dataset {m['dataset']} not available ({m['state']})"
                for t, m in missing.items()}
-    settings = (f"Settings: {len(seeds)} seed(s) ({args.seeds}); parameter budget "
-                f"{budgets} (width chosen per variant); learning rates tried on seed "
-                f"{seeds[0]}: {', '.join(f'{x:g}' for x in lrs)} (best on validation kept); "
-                f"3 attention layers, 4 heads, AdamW; {'full' if args.full else 'small'} "
-                f"sizes; device {args.device} ({platform.processor() or platform.machine()}, "
+    layers = ("4 attention layers, 4 heads, batch norm, at most 30 epochs with early stopping "
+              "after 8 without a better validation score" if preset.size == "medium" else
+              "10 attention layers, 8 heads, batch norm, early stopping" if preset.size == "paper"
+              else "3 attention layers, 4 heads")
+    settings = (f"Settings: preset {preset.name}; {len(seeds)} seed(s) ({seeds_text}); "
+                f"parameter budget {budgets} (width chosen per variant); learning rates tried "
+                f"on seed {seeds[0]}: {', '.join(f'{x:g}' for x in lrs)} (best on validation "
+                f"kept); {layers}, AdamW; device {args.device} ({platform.processor() or platform.machine()}, "
                 f"{threads}); torch {torch.__version__}, gatlib "
                 f"{__version__}; {wall / 60:.1f} min wall time (cached runs are not re-run). "
                 f"Reproduce: `gatlib compare {' '.join(again)}`.")
@@ -303,21 +315,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "budget: table and plots")
     cmp_.add_argument("--tasks", default=None,
                       help="comma-separated, from pattern, cluster, sequence, digits, cora, "
-                           f"citeseer, chameleon, mutag, proteins (default {_COMPARE_TASKS})")
+                           f"citeseer, chameleon, mutag, proteins (default: the preset's; "
+                           f"small and full: {_COMPARE_TASKS})")
     cmp_.add_argument("--variants", default=None,
                       help="comma-separated, e.g. sparse,dense+lap,gps,sparse[bigbird] "
-                           "(default: each task's own list)")
-    cmp_.add_argument("--seeds", default="0-1", help="e.g. 0-4 (default 0-1)")
+                           "(default: the preset's, else each task's own list)")
+    cmp_.add_argument("--seeds", default=None,
+                      help="e.g. 0-4 (default: the preset's; 0-1, medium 0-2, paper 0-3)")
     cmp_.add_argument("--budget", type=int, default=None,
                       help="parameters per model (default: the task's, 20,000, or 100,000 on "
                            "the citation graphs)")
-    cmp_.add_argument("--lrs", default=_COMPARE_LRS,
+    cmp_.add_argument("--lrs", default=None,
                       help="learning rates tried on the first seed, the best on validation "
-                           f"kept (default {_COMPARE_LRS})")
+                           f"kept (default: the preset's; {_COMPARE_LRS}, medium 0.003, "
+                           f"paper 0.0005)")
     cmp_.add_argument("--epochs", type=int, default=None, help="override every task's epochs")
-    cmp_.add_argument("--full", action="store_true",
-                      help="the full sizes (more graphs and epochs; default: the small sizes, "
-                           "about 14 minutes on two CPU cores for the default tasks)")
+    cmp_.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                      help="; ".join(f"{p.name}: {p.about}" for p in PRESETS.values())
+                           + " (default small)")
+    cmp_.add_argument("--full", action="store_true", help="the same as --preset full")
     cmp_.add_argument("--results", default="results/compare",
                       help="per-run results, resumable (default results/compare)")
     cmp_.add_argument("--out", default="results/compare",

@@ -5,11 +5,20 @@ For each task the same model is trained with
 - ``sparse``: dot-product attention over each node's neighbours (:class:`GraphTransformerConv`);
 - ``dense``: the same dot-product attention over all nodes of the graph
   (:class:`DenseGraphAttention`), which sees no edge at all;
-- ``gps``: the GPS hybrid (a local GAT branch plus dense global attention per layer),
+- ``gps``: the GPS hybrid (a local GAT branch plus dense global attention per layer);
+- ``linear``: kernelised linear attention over all nodes of the graph
+  (:class:`LinearGraphAttention`), global like ``dense`` at a cost linear in the nodes;
+- ``sparse[exphormer]``: Exphormer-style sparse attention over the graph plus a random
+  4-regular expander plus a virtual node (:func:`gatlib.graph.exphormer`), each edge's origin
+  an edge feature (the score is the graph transformer's, not Exphormer's edge-gated product),
 
 each with and without Laplacian positional encodings (``+lap``). On the sequence task the sparse
 model also runs over the attention patterns of efficient transformers: ``sparse[window]``,
 ``sparse[dilated]``, ``sparse[global]`` and ``sparse[bigbird]``.
+
+Sizes (``size``): ``"small"`` (the default of ``gatlib compare``), ``"full"``, and on PATTERN
+and CLUSTER ``"medium"`` and ``"paper"``, the paper's generator parameters and model (see
+:data:`PRESETS`).
 
 Fairness, in three rules:
 
@@ -56,14 +65,17 @@ from .models import build_model
 from .pool import start_pool, stop_pool
 from .protocols import BatchProtocol, NodeProtocol
 from .report import compare_table, plot_compare, write_report  # noqa: F401 (re-exported)
-from .tasks import (DEFAULT_TASKS, SEQUENCE_VARIANTS, TASK_DATASETS, TASKS, VARIANTS, Task,
-                    build_task, missing_task_data)
+from .tasks import (DEFAULT_TASKS, PRESETS, SEQUENCE_VARIANTS, SIZES, TASK_DATASETS, TASKS,
+                    VARIANTS, Preset, Task, build_task, missing_task_data)
 
 __all__ = ["Task", "TASKS", "DEFAULT_TASKS", "TASK_DATASETS", "VARIANTS", "SEQUENCE_VARIANTS",
-           "build_task", "missing_task_data", "parse_variant", "width_for_budget",
+           "PRESETS", "Preset", "SIZES", "build_task", "missing_task_data", "parse_variant", "width_for_budget",
            "train_variant", "make_protocol", "compare", "compare_table", "write_report"]
 
-_LAYER = {"sparse": "transformer", "dense": "dense", "gps": "gps"}
+_LAYER = {"sparse": "transformer", "dense": "dense", "gps": "gps", "linear": "linear"}
+# Patterns that transform each graph (its edges, and nodes they add) rather than replace it.
+GRAPH_PATTERNS = ("exphormer",)
+_EXPHORMER = {"degree": 4, "num_virtual": 1}
 
 
 # ---------------------------------------------------------------------------------- variants
@@ -75,32 +87,35 @@ def parse_variant(name: str) -> Tuple[str, bool, Optional[str]]:
     if base.endswith("]") and "[" in base:
         base, pattern = base[:-1].split("[", 1)
     if base not in _LAYER or (pattern is not None and base != "sparse"):
-        raise ValueError(f"variant must be sparse, dense or gps, optionally sparse[<pattern>] "
-                         f"and +lap (e.g. 'sparse[bigbird]+lap'), got {name!r}")
+        raise ValueError(f"variant must be sparse, dense, gps or linear, optionally "
+                         f"sparse[<pattern>] and +lap (e.g. 'sparse[exphormer]+lap'), got "
+                         f"{name!r}")
     return base, lap, pattern
 
 
-def _build_model(task: Task, variant: str, width: int, heads: int = 4, num_layers: int = 3,
-                 pe_dim: int = 8, pe_channels: int = 8) -> torch.nn.Module:
-    kind, lap, _ = parse_variant(variant)
+def _build_model(task: Task, variant: str, width: int) -> torch.nn.Module:
+    kind, lap, pattern = parse_variant(variant)
     # project_input (node models): sparse, dense and hybrid models share one layout (input
     # map, layers of width W, output map) and differ only in what each layer attends over.
-    node = task.level == "node"
-    return build_model(task.level, task.num_features, width // heads if node else width,
-                       task.num_classes, layer=_LAYER[kind], num_layers=num_layers,
-                       heads=heads, dropout=task.dropout, attn_dropout=0.0, residual=True,
-                       norm="layer" if node else "batch", act="gelu", pool=task.pool,
-                       pe="lap" if lap else None, pe_dim=pe_dim, pe_channels=pe_channels,
-                       project_input=node)
+    node, heads = task.level == "node", task.heads
+    exphormer = pattern == "exphormer"
+    norm = task.norm or ("layer" if node else "batch")
+    return build_model(task.level, task.num_features + exphormer,
+                       width // heads if node else width, task.num_classes,
+                       layer=_LAYER[kind], num_layers=task.num_layers, heads=heads,
+                       dropout=task.dropout, attn_dropout=0.0, residual=True, norm=norm,
+                       act="gelu", pool=task.pool, pe="lap" if lap else None,
+                       pe_dim=task.pe_dim, pe_channels=task.pe_channels, project_input=node,
+                       edge_dim=3 if exphormer else None)
 
 
-def width_for_budget(task: Task, variant: str, budget: int, heads: int = 4,
+def width_for_budget(task: Task, variant: str, budget: int,
                      max_width: int = 1024) -> Tuple[int, int]:
-    """The width (a multiple of ``heads``) whose parameter count is nearest to ``budget``, and
-    that count."""
-    best = None
+    """The width (a multiple of the task's heads) whose parameter count is nearest to
+    ``budget``, and that count."""
+    best, heads = None, task.heads
     for width in range(heads, max_width + 1, heads):
-        n = sum(p.numel() for p in _build_model(task, variant, width, heads).parameters())
+        n = sum(p.numel() for p in _build_model(task, variant, width).parameters())
         if best is None or abs(n - budget) < abs(best[1] - budget):
             best = (width, n)
         if n > budget:
@@ -130,6 +145,14 @@ def _graphs(task: Task, split: str, pattern: Optional[str]) -> List[Any]:
     graphs = task.splits[split]
     if pattern is None:
         return graphs
+    if pattern in GRAPH_PATTERNS:
+        if task.masks:
+            raise ValueError(f"pattern {pattern!r} adds nodes to each graph, which the node "
+                             f"masks of task {task.name!r} do not cover; use it on a task of "
+                             f"many graphs (pattern, cluster, sequence, digits, mutag, ...)")
+        offset = {"train": 0, "val": 1, "test": 2}[split] << 32
+        return [_exphormer_graph(g, offset + i, task.level == "node")
+                for i, g in enumerate(graphs)]
     if pattern not in task.patterns:
         raise ValueError(f"task {task.name!r} has no pattern {pattern!r}; it has "
                          f"{sorted(task.patterns) or 'none'}")
@@ -140,6 +163,31 @@ def _graphs(task: Task, split: str, pattern: Optional[str]) -> List[Any]:
             cache[g.num_nodes] = task.patterns[pattern](g.num_nodes)
         g.edge_index = cache[g.num_nodes]
     return graphs
+
+
+def _exphormer_graph(g: Any, seed: int, node_level: bool) -> Any:
+    """Graph ``g`` as Exphormer attends over it (:func:`gatlib.graph.exphormer`): its edges, an
+    expander drawn with ``seed`` (the data's, fixed per graph) and virtual nodes appended as
+    the last nodes. The virtual nodes get a feature of their own (one extra column, 1 on them
+    and 0 on real nodes), zero positional encodings and, on node tasks, ``target_mask``
+    ``False`` (predicted, never scored)."""
+    from torch_geometric.data import Data
+
+    from ..graph import exphormer
+    n, k = g.num_nodes, _EXPHORMER["num_virtual"]
+    edge_index, edge_type = exphormer(g.edge_index, n, seed=seed, **_EXPHORMER)
+    x = g.x.float()
+    x = torch.cat([torch.cat([x, x.new_zeros(n, 1)], 1),
+                   torch.cat([x.new_zeros(k, x.size(1)), x.new_ones(k, 1)], 1)])  # [N+k, F+1]
+    out = Data(x=x, edge_index=edge_index, edge_attr=edge_type, num_nodes=n + k)
+    if getattr(g, "pe", None) is not None:
+        out.pe = torch.cat([g.pe, g.pe.new_zeros(k, g.pe.size(1))])               # [N+k, K]
+    if node_level:
+        out.y = torch.cat([g.y.view(-1), g.y.new_zeros(k)])                      # [N+k]
+        out.target_mask = torch.arange(n + k) < n                                # [N+k]
+    else:
+        out.y = g.y
+    return out
 
 
 def make_protocol(task: Task, variant: str, seed: int, device: Any = "cpu"):
@@ -166,7 +214,8 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
                   device: str = "cpu", progress: bool = False) -> Dict[str, Any]:
     """Train one (variant, width, learning rate, seed) and return its metrics.
 
-    All epochs run (no early stopping); the test score is read at the epoch of the best
+    All epochs run, or with the task's ``patience`` until that many epochs pass without a
+    better validation score (early stopping); the test score is read at the epoch of the best
     validation score (ties go to the lower validation loss). ``time_per_epoch_s`` counts
     training steps only (median wall time of the epochs after the first); ``cpu_per_epoch_s``
     is the same median in process CPU time, which other processes on the machine do not
@@ -180,7 +229,8 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
     model = _build_model(task, variant, width).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=task.weight_decay)
     protocol = make_protocol(task, variant, seed, device)
-    stopper, clock, curve = EarlyStopping("best_val"), EpochClock(device, peak=True), []
+    stopper = EarlyStopping("best_val", patience=task.patience)
+    clock, curve = EpochClock(device, peak=True), []
     bar = tqdm(range(task.epochs), desc=f"{task.name} {variant} lr={lr:g} seed {seed}",
                leave=False, disable=not progress)
 
@@ -196,7 +246,8 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
     return {"task": task.name, "variant": variant, "width": width, "lr": lr, "seed": seed,
             "params": sum(p.numel() for p in model.parameters()), "metric": task.metric,
             "val": best["val"], "test": best["test"], "best_epoch": best["epoch"],
-            "epochs": task.epochs, "time_per_epoch_s": float(np.median(steady)),
+            "epochs": task.epochs, "epochs_run": len(clock.times),
+            "time_per_epoch_s": float(np.median(steady)),
             "cpu_per_epoch_s": float(np.median(steady_cpu)), "load_avg": clock.load,
             "peak_memory_bytes": clock.peak_bytes, "device": str(device),
             "wall_s": time.perf_counter() - start, "curve": curve}
@@ -204,15 +255,19 @@ def train_variant(task: Task, variant: str, width: int, lr: float, seed: int,
 
 # ---------------------------------------------------------------------------------- driver
 
-def run_identity(task: Task, quick: bool, variant: str, width: int, lr: float, seed: int,
+def run_identity(task: Task, size: str, variant: str, width: int, lr: float, seed: int,
                  device: str) -> Dict[str, Any]:
     """What defines one run of the comparison, and its hash (``run_hash``)."""
     from .. import data
     name = TASK_DATASETS.get(task.name)
-    run = {"task": task.name, "size": "quick" if quick else "full", "epochs": task.epochs,
+    run = {"task": task.name, "size": "quick" if size == "small" else size,
+           "epochs": task.epochs,
            "batch_size": task.batch_size, "dropout": task.dropout,
            "weight_decay": task.weight_decay, "metric": task.metric, "variant": variant,
            "width": width, "lr": float(lr), "seed": seed, "device": str(device),
+           **({"patience": task.patience, "layers": task.num_layers, "heads": task.heads,
+               "pe_dim": task.pe_dim, "pe_channels": task.pe_channels, "norm": task.norm}
+              if size in ("medium", "paper") else {}),
            "dataset_sha256": data.dataset_checksum(name) if name else None,
            "gatlib": __version__}
     return {"run_hash": config_hash(run), "run": run}
@@ -243,15 +298,15 @@ def _say(msg: str) -> None:
 
 
 # A worker process keeps the tasks it has built (a task's data are built once per worker).
-_WORKER_TASKS: Dict[Tuple[str, bool, int], Task] = {}
+_WORKER_TASKS: Dict[Tuple[str, str, int], Task] = {}
 
 
-def _worker_run(name: str, quick: bool, epochs: int, variant: str, width: int, lr: float,
+def _worker_run(name: str, size: str, epochs: int, variant: str, width: int, lr: float,
                 seed: int, device: str, path: str, ident: Dict[str, Any]) -> Dict[str, Any]:
     """One run in a worker process (tasks hold lambdas, so the worker builds its own)."""
-    key = (name, quick, epochs)
+    key = (name, size, epochs)
     if key not in _WORKER_TASKS:
-        task = build_task(name, quick=quick)
+        task = build_task(name, size=size)
         task.epochs = epochs
         _WORKER_TASKS[key] = task
     task = _WORKER_TASKS[key]
@@ -262,17 +317,23 @@ def _worker_run(name: str, quick: bool, epochs: int, variant: str, width: int, l
 def compare(tasks: Sequence[str] = DEFAULT_TASKS, variants: Optional[Sequence[str]] = None,
             seeds: Sequence[int] = (0, 1, 2), budget: Optional[int] = None,
             lrs: Sequence[float] = (1e-3, 3e-3), results: Path = Path("results/compare"),
-            device: str = "cpu", quick: bool = False, progress: bool = True,
-            epochs: Optional[int] = None, jobs: int = 1) -> List[Dict[str, Any]]:
+            device: str = "cpu", quick: Optional[bool] = None, progress: bool = True,
+            epochs: Optional[int] = None, jobs: int = 1, size: str = "full"
+            ) -> List[Dict[str, Any]]:
     """Run the comparison and return one summary row per (task, variant).
 
     ``variants=None`` uses each task's own list (:data:`VARIANTS`, or
     :data:`SEQUENCE_VARIANTS` for the sequence task). Learning rates are tried on
     ``seeds[0]``; the best on validation is then run on every seed. ``jobs > 1`` trains that
     many runs at once in worker processes of one thread each (CPU only); results are the same
-    as with ``jobs=1``, run by run.
+    as with ``jobs=1``, run by run. ``size`` is one of :data:`SIZES` (``quick=True`` is the
+    older spelling of ``size="small"``, ``quick=False`` of ``"full"``).
     """
     results = Path(results)
+    if quick is not None:
+        size = "small" if quick else "full"
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
     if not seeds:
         raise ValueError("seeds must name at least one seed, e.g. 0-2")
     if not lrs:
@@ -297,7 +358,7 @@ def compare(tasks: Sequence[str] = DEFAULT_TASKS, variants: Optional[Sequence[st
             rows = []
             for name in tasks:
                 rows += _compare_task(name, variants, seeds, budget, lrs, results, device,
-                                      quick, progress, epochs, pool)
+                                      size, progress, epochs, pool)
             return rows
         except KeyboardInterrupt:
             if pool is not None:                 # stop the workers now, not after their run
@@ -309,9 +370,9 @@ def compare(tasks: Sequence[str] = DEFAULT_TASKS, variants: Optional[Sequence[st
                 pool.shutdown(cancel_futures=True)
 
 
-def _compare_task(name, variants, seeds, budget, lrs, results, device, quick, progress, epochs,
+def _compare_task(name, variants, seeds, budget, lrs, results, device, size, progress, epochs,
                   pool) -> List[Dict[str, Any]]:
-    task = build_task(name, quick=quick)          # its data were checked by compare()
+    task = build_task(name, size=size)            # its data were checked by compare()
     if epochs is not None:
         task.epochs = int(epochs)
     names = list(variants) if variants is not None else list(task.variants)
@@ -323,13 +384,14 @@ def _compare_task(name, variants, seeds, budget, lrs, results, device, quick, pr
         # The folder names what changes a run, so a cached run is only reused for the same
         # data size, width and epochs.
         return (results / task.name / v /
-                f"{'quick' if quick else 'full'}-width={sizes[v][0]}-epochs={task.epochs}" /
+                f"{'quick' if size == 'small' else size}-width={sizes[v][0]}-"
+                f"epochs={task.epochs}" /
                 f"lr={lr:g}" / f"seed={seed}.json")
 
     def run_all(todo: List[Tuple[str, float, int]], desc: str) -> Dict[Tuple, Dict[str, Any]]:
         bar = tqdm(total=len(todo), desc=desc, disable=not progress)
         out = {}
-        ident = {(v, lr, seed): run_identity(task, quick, v, sizes[v][0], lr, seed, device)
+        ident = {(v, lr, seed): run_identity(task, size, v, sizes[v][0], lr, seed, device)
                  for v, lr, seed in todo}
         if pool is None:
             for v, lr, seed in todo:
@@ -339,7 +401,7 @@ def _compare_task(name, variants, seeds, budget, lrs, results, device, quick, pr
                 bar.update()
                 bar.set_postfix(last=f"{v} {out[(v, lr, seed)]['test'] * 100:.1f}")
         else:
-            futures = {pool.submit(_worker_run, name, quick, task.epochs, v, sizes[v][0], lr,
+            futures = {pool.submit(_worker_run, name, size, task.epochs, v, sizes[v][0], lr,
                                    seed, device, str(path(v, lr, seed)), ident[(v, lr, seed)]):
                        (v, lr, seed) for v, lr, seed in todo}
             from concurrent.futures import as_completed

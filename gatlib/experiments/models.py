@@ -13,7 +13,8 @@ def build_model(level: str, in_channels: int, hidden_channels: int, num_classes:
                 layer: str, num_layers: int, heads: int, dropout: float, attn_dropout: float,
                 residual: bool, norm: Optional[str], act: str, pool: str = "mean",
                 pe: Optional[str] = None, pe_dim: int = 0, pe_channels: int = 0,
-                project_input: bool = False, value_dropout: float = 0.0) -> torch.nn.Module:
+                project_input: bool = False, value_dropout: float = 0.0,
+                edge_dim: Optional[int] = None) -> torch.nn.Module:
     """A :class:`~gatlib.nn.NodeClassifier` (``level="node"``) or
     :class:`~gatlib.nn.GraphClassifier` (``"graph"``, read out by ``pool``).
 
@@ -26,12 +27,13 @@ def build_model(level: str, in_channels: int, hidden_channels: int, num_classes:
         pe (default None: none): ``"lap"`` or ``"rw"``; with ``pe_dim`` and ``pe_channels``
             (default 0) the positional encoder.
         project_input, value_dropout (default False, 0.0): node models only.
+        edge_dim (default None): edge feature size, for layers that read edge features.
     """
     from ..nn import GraphClassifier, NodeClassifier
     common = dict(num_layers=num_layers, layer=layer, heads=heads, dropout=dropout,
                   attn_dropout=attn_dropout, residual=residual, norm=norm, act=act,
                   pe_dim=pe_dim if pe else 0, pe_channels=pe_channels if pe else 0,
-                  pe=pe or "lap")
+                  pe=pe or "lap", edge_dim=edge_dim)
     if level == "node":
         return NodeClassifier(in_channels, hidden_channels, num_classes,
                               project_input=project_input, value_dropout=value_dropout, **common)

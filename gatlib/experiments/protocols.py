@@ -79,9 +79,12 @@ class NodeProtocol:
 class BatchProtocol:
     """Mini-batches of PyG ``Data`` from one loader per split.
 
-    Each batch goes to the model as ``model(x, edge_index, batch, pe=...)``, ``pe`` only when
-    the model has a positional encoder; the targets are ``batch.y`` flattened (one per graph,
-    or one per node).
+    Each batch goes to the model as ``model(x, edge_index, batch, edge_attr=..., pe=...)``,
+    ``edge_attr`` only when the model reads edge features (``edge_dim``) and ``pe`` only when
+    it has a positional encoder; the targets are ``batch.y`` flattened (one per graph, or one
+    per node). A batch with a boolean ``target_mask`` per node (nodes that an attention pattern
+    added, such as Exphormer's virtual nodes, are ``False``) is scored on the masked nodes
+    only.
 
     Args:
         loaders: ``{"train", "val", "test": iterable of batches}``.
@@ -104,8 +107,15 @@ class BatchProtocol:
         batch = batch.to(self.device)
         pe = getattr(batch, "pe", None) if getattr(model, "pe_encoder", None) is not None \
             else None
-        out = model(batch.x.float(), batch.edge_index, getattr(batch, "batch", None), pe=pe)
-        return out, batch.y.view(-1)
+        edge_attr = (getattr(batch, "edge_attr", None) if getattr(model, "edge_dim", None)
+                     else None)
+        out = model(batch.x.float(), batch.edge_index, getattr(batch, "batch", None),
+                    edge_attr=edge_attr, pe=pe)
+        y = batch.y.view(-1)
+        keep = getattr(batch, "target_mask", None)
+        if keep is not None:
+            out, y = out[keep], y[keep]
+        return out, y
 
     def train_epoch(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> float:
         """A step per training batch; returns the epoch's loss (see ``train_loss``)."""

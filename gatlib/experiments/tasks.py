@@ -7,13 +7,14 @@ it from here. This module imports no extra (the data are built on first use).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from torch import Tensor
 
 from ..data.splits import random_split
 
 __all__ = ["Task", "TASKS", "DEFAULT_TASKS", "TASK_DATASETS", "VARIANTS", "SEQUENCE_VARIANTS",
+           "MEDIUM_VARIANTS", "SIZES", "Preset", "PRESETS", "PAPER_SBM", "PAPER_SBM_STATS",
            "build_task", "missing_task_data"]
 
 VARIANTS = ("sparse", "sparse+lap", "dense", "dense+lap", "gps", "gps+lap")
@@ -48,9 +49,16 @@ class Task:
     variants: Tuple[str, ...] = VARIANTS
     patterns: Dict[str, Callable[[int], Tensor]] = field(default_factory=dict)
     budget: int = 20_000                        # parameters per model
+    num_layers: int = 3                         # attention layers
+    heads: int = 4
+    pe_dim: int = 8                             # Laplacian eigenvectors per node
+    pe_channels: int = 8                        # their encoded width
+    norm: Optional[str] = None                  # None: layer norm (node tasks), batch (graph)
+    patience: Optional[int] = None              # early stopping on validation; None: all epochs
 
 
-def _planetoid(name: str, quick: bool) -> Task:
+def _planetoid(name: str, size: str) -> Task:
+    quick = size == "small"
     from torch_geometric.transforms import NormalizeFeatures
 
     from ..data import load_dataset
@@ -63,7 +71,8 @@ def _planetoid(name: str, quick: bool) -> Task:
                 budget=100_000)
 
 
-def _chameleon(quick: bool) -> Task:
+def _chameleon(size: str) -> Task:
+    quick = size == "small"
     from ..data import load_dataset
     ds = load_dataset("chameleon")
     data = ds[0]
@@ -75,7 +84,8 @@ def _chameleon(quick: bool) -> Task:
                 budget=100_000)
 
 
-def _tu(name: str, quick: bool) -> Task:
+def _tu(name: str, size: str) -> Task:
+    quick = size == "small"
     from ..data import load_dataset
     ds = load_dataset(name)
     graphs = [d for d in ds]
@@ -90,19 +100,55 @@ def _tu(name: str, quick: bool) -> Task:
                 epochs=40 if quick else 100, batch_size=32)
 
 
-def _sbm(kind: str, quick: bool) -> Task:
+# The paper's generator settings (Dwivedi et al., "Benchmarking Graph Neural Networks", 2020,
+# and the authors' released generator): community sizes drawn from 5-34 nodes (NumPy's
+# exclusive upper bound 35), PATTERN with q = 0.2 and a 20-node pattern. Their datasets average
+# 117.47 nodes / 4,749.15 edges (PATTERN) and 117.20 / 4,301.72 (CLUSTER), counting both
+# directions; the generators below match them within 1.5% (tests/data/test_synthetic.py).
+PAPER_SBM = {"pattern": dict(community_size=(5, 34), p=0.5, q=0.2, pattern_size=20,
+                             p_pattern=0.5, q_pattern=0.5, num_patterns=100, vocab_size=3),
+             "cluster": dict(cluster_size=(5, 34), p=0.55, q=0.25)}
+PAPER_SBM_STATS = {"pattern": (117.47, 4749.15), "cluster": (117.20, 4301.72)}
+# The Laplacian encoding sizes of the graph transformer paper's configs (Dwivedi & Bresson).
+PAPER_PE_DIM = {"pattern": 2, "cluster": 10}
+# Graphs per split of the paper-parameter sizes: (train, val, test).
+SBM_SPLITS = {"medium": {"pattern": (1000, 250, 250), "cluster": (1000, 250, 250)},
+              "paper": {"pattern": (10000, 2000, 2000), "cluster": (10000, 1000, 1000)}}
+
+
+def _sbm(kind: str, size: str) -> Task:
     from ..data import sbm_cluster, sbm_pattern
-    n = 300 if quick else 1000
-    graphs = (sbm_pattern if kind == "pattern" else sbm_cluster)(num_graphs=n, seed=0)
+    make = sbm_pattern if kind == "pattern" else sbm_cluster
+    if size in SBM_SPLITS:
+        # The paper's parameters and its model: graph-transformer depth, batch norm, its
+        # encoding size, early stopping on validation.
+        n_train, n_val, n_test = SBM_SPLITS[size][kind]
+        graphs = make(num_graphs=n_train + n_val + n_test, seed=0, **PAPER_SBM[kind])
+        # Split by index, as the paper's files are: PATTERN's train, val and test graphs
+        # share the 100 patterns (graph i has pattern i mod 100).
+        splits = {"train": graphs[:n_train], "val": graphs[n_train:n_train + n_val],
+                  "test": graphs[n_train + n_val:]}
+        medium = size == "medium"
+        extra = dict(epochs=30 if medium else 1000, patience=8 if medium else 25,
+                     norm="batch", num_layers=4 if medium else 10, heads=4 if medium else 8,
+                     pe_dim=PAPER_PE_DIM[kind], pe_channels=32, dropout=0.0,
+                     budget=70_000 if medium else 500_000)
+        what = f"{n_train:,} / {n_val:,} / {n_test:,} train / val / test graphs, the paper's"
+    else:
+        n = 300 if size == "small" else 1000
+        graphs = make(num_graphs=n, seed=0)
+        splits, extra = random_split(graphs), dict(epochs=30 if size == "small" else 60)
+        what = f"{n} graphs, half the paper's community sizes,"
     num_classes = int(max(int(d.y.max()) for d in graphs)) + 1
     mean_nodes = sum(d.num_nodes for d in graphs) / len(graphs)
-    return Task(kind, "node", random_split(graphs), graphs[0].num_features, num_classes,
-                f"{kind.upper()}-style SBM (Dwivedi et al.): {n} graphs of about "
-                f"{mean_nodes:.0f} nodes, balanced accuracy",
-                metric="balanced_accuracy", epochs=30 if quick else 60, batch_size=32)
+    return Task(kind, "node", splits, graphs[0].num_features, num_classes,
+                f"{kind.upper()}-style SBM (Dwivedi et al.): {what} about {mean_nodes:.0f} "
+                f"nodes a graph, balanced accuracy",
+                metric="balanced_accuracy", batch_size=32, **extra)
 
 
-def _sequence(quick: bool) -> Task:
+def _sequence(size: str) -> Task:
+    quick = size == "small"
     from ..data.tasks import long_range_sequences
     from ..graph import path_graph
     from ..graph.patterns import bigbird, global_tokens, union
@@ -125,7 +171,8 @@ def _sequence(quick: bool) -> Task:
                 patterns=patterns)
 
 
-def _digits(quick: bool) -> Task:
+def _digits(size: str) -> Task:
+    quick = size == "small"
     from ..data.tasks import digits_graphs
     graphs, num_classes = digits_graphs(patch=1, radius=1, diagonal=True, coords=True)
     if quick:
@@ -136,20 +183,52 @@ def _digits(quick: bool) -> Task:
 
 
 TASKS: Dict[str, Callable[[bool], Task]] = {
-    "pattern": lambda q: _sbm("pattern", q),
-    "cluster": lambda q: _sbm("cluster", q),
+    "pattern": lambda size: _sbm("pattern", size),
+    "cluster": lambda size: _sbm("cluster", size),
     "sequence": _sequence,
     "digits": _digits,
-    "cora": lambda q: _planetoid("Cora", q),
-    "citeseer": lambda q: _planetoid("CiteSeer", q),
+    "cora": lambda size: _planetoid("Cora", size),
+    "citeseer": lambda size: _planetoid("CiteSeer", size),
     "chameleon": _chameleon,
-    "mutag": lambda q: _tu("MUTAG", q),
-    "proteins": lambda q: _tu("PROTEINS", q),
+    "mutag": lambda size: _tu("MUTAG", size),
+    "proteins": lambda size: _tu("PROTEINS", size),
 }
 DEFAULT_TASKS = ("cluster", "sequence", "digits", "mutag")
 # The registered dataset each task reads (the others are generated and need no files).
 TASK_DATASETS = {"cora": "Cora", "citeseer": "CiteSeer", "chameleon": "chameleon",
                  "mutag": "MUTAG", "proteins": "PROTEINS"}
+
+
+SIZES = ("small", "full", "medium", "paper")
+MEDIUM_VARIANTS = ("sparse+lap", "dense+lap", "gps+lap", "sparse[exphormer]+lap", "linear+lap")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named comparison: its data size and the tasks, variants, seeds and learning rates it
+    runs unless the command names others."""
+
+    name: str
+    size: str
+    tasks: Tuple[str, ...]
+    variants: Optional[Tuple[str, ...]]         # None: each task's own list
+    seeds: str
+    lrs: Tuple[float, ...]
+    about: str
+
+
+PRESETS: Dict[str, Preset] = {p.name: p for p in (
+    Preset("small", "small", DEFAULT_TASKS, None, "0-1", (3e-3,),
+           "small data, few epochs: about 14 minutes on two CPU cores"),
+    Preset("full", "full", DEFAULT_TASKS, None, "0-1", (3e-3,),
+           "more graphs and epochs than small (the same generators)"),
+    Preset("medium", "medium", ("pattern", "cluster"), MEDIUM_VARIANTS, "0-2", (3e-3,),
+           "PATTERN and CLUSTER with the paper's generator parameters, 1,000 training graphs, "
+           "4 graph-transformer layers with batch norm, early stopping: the dense-versus-"
+           "sparse gap on two CPU cores"),
+    Preset("paper", "paper", ("pattern", "cluster"), MEDIUM_VARIANTS, "0-3", (5e-4,),
+           "the paper's sizes: 10,000 training graphs, 10 layers, 500k parameters (a GPU job)"),
+)}
 
 
 def missing_task_data(tasks: Sequence[str]) -> Dict[str, Dict[str, str]]:
@@ -173,12 +252,24 @@ def missing_task_data(tasks: Sequence[str]) -> Dict[str, Dict[str, str]]:
     return out
 
 
-def build_task(name: str, quick: bool = False, pe_dim: int = 8) -> Task:
-    """Build task ``name`` (one of :data:`TASKS`) with Laplacian encodings ``pe`` on its graphs."""
+def build_task(name: str, size: str = "full", pe_dim: Optional[int] = None,
+               quick: Optional[bool] = None) -> Task:
+    """Build task ``name`` (one of :data:`TASKS`) at ``size`` (one of :data:`SIZES`; tasks
+    other than PATTERN and CLUSTER read ``"medium"`` and ``"paper"`` as ``"full"``) with
+    Laplacian encodings ``pe`` (``pe_dim`` per node, default the task's) on its graphs.
+    ``quick=True`` is the older spelling of ``size="small"``."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
-    task = TASKS[name](quick)
-    _add_lap_pe(task, pe_dim)
+    if quick is not None:
+        size = "small" if quick else "full"
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    if name not in ("pattern", "cluster") and size in SBM_SPLITS:
+        size = "full"
+    task = TASKS[name](size)
+    if pe_dim is not None:
+        task.pe_dim = int(pe_dim)
+    _add_lap_pe(task, task.pe_dim)
     return task
 
 

@@ -4,8 +4,8 @@ from .validate import check_edge_index, check_num_nodes, check_same_device, chec
 from .csr import GraphCSR
 from .adjacency import Adjacency, as_adjacency, to_csr
 from .builders import path_graph, grid_graph, complete_graph
-from .patterns import (global_tokens, random_edges, expander_edges, virtual_nodes, union,
-                       bigbird, pattern_density)
+from .patterns import (global_tokens, random_edges, expander_edges, exphormer, virtual_nodes,
+                       union, bigbird, pattern_density)
 from .loops import add_self_loops, remove_self_loops, contains_self_loops
 from .convert import to_networkx, from_networkx
 
@@ -13,8 +13,8 @@ __all__ = [
     "check_edge_index", "check_num_nodes", "check_same_device", "check_tensor",
     "GraphCSR", "to_csr", "Adjacency", "as_adjacency",
     "path_graph", "grid_graph", "complete_graph",
-    "global_tokens", "random_edges", "expander_edges", "virtual_nodes", "union", "bigbird",
-    "pattern_density",
+    "global_tokens", "random_edges", "expander_edges", "exphormer", "virtual_nodes", "union",
+    "bigbird", "pattern_density",
     "add_self_loops", "remove_self_loops", "contains_self_loops",
     "to_networkx", "from_networkx",
 ]

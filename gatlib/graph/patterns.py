@@ -13,7 +13,8 @@ efficient-attention pattern is a graph:
 - random attention (BigBird): :func:`random_edges`;
 - a random regular expander (Exphormer): :func:`expander_edges`;
 - virtual (master) nodes joined to every node: :func:`virtual_nodes`;
-- any combination: :func:`union`; BigBird's window + global + random: :func:`bigbird`.
+- any combination: :func:`union`; BigBird's window + global + random: :func:`bigbird`;
+  Exphormer's graph + expander + virtual nodes, with each edge's origin: :func:`exphormer`.
 
 Every pattern returns a ``LongTensor [2, E]`` (row 0 = source j, row 1 = target i) sorted by
 target, then by source, with no duplicate edge. Edges are built with tensor operations; no Python
@@ -23,7 +24,7 @@ result to ``device``.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -33,7 +34,7 @@ from .sampling import floyd_sample, random_regular, topk_sample
 from .validate import check_edge_index, check_num_nodes, check_same_device
 
 __all__ = ["global_tokens", "random_edges", "expander_edges", "virtual_nodes", "union",
-           "bigbird", "pattern_density"]
+           "bigbird", "exphormer", "pattern_density"]
 
 # Above this many candidate pairs ``N * C``, random_edges samples with Floyd's algorithm
 # (``O(N * per_node^2)`` time, ``O(N * per_node)`` memory) instead of random keys + topk.
@@ -266,6 +267,50 @@ def bigbird(n: int, window: int = 3, num_global: int = 2, num_random: int = 3, s
     return union(path_graph(n, window, self_loops=True, device=device),
                  global_tokens(n, min(num_global, n), self_loops=True, device=device),
                  random_edges(n, num_random, seed=seed, device=device), num_nodes=n)
+
+
+def exphormer(edge_index: Tensor, num_nodes: int, degree: int = 4, num_virtual: int = 1,
+              seed: int = 0) -> Tuple[Tensor, Tensor]:
+    """Exphormer's attention graph (Shirzad et al., ICML 2023): the input graph, a random
+    ``degree``-regular expander on its nodes (:func:`expander_edges`) and ``num_virtual``
+    virtual nodes joined to every node (:func:`virtual_nodes`), with each edge's origin.
+
+    Sparse attention over the result attends, for each node, over its neighbours, a few random
+    far nodes and the virtual nodes (which see every node): ``O(E + N * (degree + k))`` pairs
+    instead of the ``N^2`` of full attention. The edge types let a layer with edge features
+    (:class:`gatlib.nn.GraphTransformerConv` with ``edge_dim=3``) tell the three kinds apart.
+
+    On graphs of at most ``degree`` nodes the expander's degree is lowered to ``n - 1`` (and
+    by one more when ``n * d`` is odd): a ``d``-regular simple graph needs ``d < n``.
+
+    Args:
+        edge_index (LongTensor [2, E]): the input graph on ``num_nodes`` nodes.
+        num_nodes (int): its number of nodes ``N``.
+        degree (int, default 4): the expander's degree ``d``; 0 for none.
+        num_virtual (int, default 1): virtual nodes ``k``, given ids ``N .. N + k - 1``.
+        seed (int, default 0): the expander's seed.
+
+    Returns:
+        ``(edge_index [2, E'], edge_type [E', 3])`` on ``N + k`` nodes, sorted by target then
+        source, each edge once; ``edge_type`` is float multi-hot (input graph, expander,
+        virtual node): an input edge that the expander also drew has both bits set.
+    """
+    n = check_edge_index(edge_index, num_nodes)
+    degree = check_num_nodes(degree, "degree")
+    k = check_num_nodes(num_virtual, "num_virtual")
+    d = min(degree, max(n - 1, 0))
+    if (n * d) % 2:
+        d -= 1
+    parts = [edge_index.long().cpu(), expander_edges(n, d, seed=seed), virtual_nodes(n, k)]
+    size = max(n + k, 1)
+    keys = torch.cat([_keys(ei, size) for ei in parts])                   # [sum E_t]
+    kind = torch.cat([torch.full((ei.size(1),), t, dtype=torch.long)
+                      for t, ei in enumerate(parts)])                      # [sum E_t]
+    uniq, inverse = torch.unique(keys, return_inverse=True)               # [E'], [sum E_t]
+    edge_type = torch.zeros(uniq.numel(), 3)                               # [E', 3]
+    edge_type[inverse, kind] = 1.0
+    out = torch.stack([uniq % size, uniq // size])                         # [2, E']
+    return out.to(edge_index.device), edge_type.to(edge_index.device)
 
 
 def pattern_density(edge_index: Tensor, num_nodes: int) -> float:

@@ -14,7 +14,47 @@ from ..ops.dense import _layout, dense_attention
 __all__ = ["DenseGraphAttention"]
 
 
-class DenseGraphAttention(nn.Module):
+class QKVAttention(nn.Module):
+    """What the global attention layers share: ``heads`` heads of ``channels // heads``
+    features, query, key, value and output maps (Xavier weights, zero biases), and the checked
+    projection of ``x`` to per-head queries, keys and values (:meth:`qkv`)."""
+
+    def __init__(self, channels: int, heads: int = 1, bias: bool = True) -> None:
+        super().__init__()
+        check_positive_int(channels, "channels")
+        check_positive_int(heads, "heads")
+        if channels % heads != 0:
+            raise ValueError(f"channels ({channels}) must be divisible by heads ({heads}); the "
+                             f"head dim is channels // heads, so pick e.g. channels="
+                             f"{heads * max(1, round(channels / heads))}")
+        self.channels = channels
+        self.heads = heads
+        self.head_dim = channels // heads
+        self.lin_q = nn.Linear(channels, channels, bias=bias)
+        self.lin_k = nn.Linear(channels, channels, bias=bias)
+        self.lin_v = nn.Linear(channels, channels, bias=bias)
+        self.lin_out = nn.Linear(channels, channels, bias=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for lin in (self.lin_q, self.lin_k, self.lin_v, self.lin_out):
+            nn.init.xavier_uniform_(lin.weight)
+            if lin.bias is not None:
+                nn.init.zeros_(lin.bias)
+
+    def qkv(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """``x [N, F]`` checked and mapped to ``(q, k, v)``, each ``[N, H, D]``."""
+        check_tensor(x, "x", dim=2, shape=(None, self.channels))
+        w = self.lin_q.weight
+        if x.dtype != w.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"x has dtype {x.dtype} but the layer's weights are {w.dtype}; "
+                            f"convert one of them (x.to({w.dtype}) or layer.to({x.dtype}))")
+        N, H, D = x.size(0), self.heads, self.head_dim
+        return (self.lin_q(x).view(N, H, D), self.lin_k(x).view(N, H, D),
+                self.lin_v(x).view(N, H, D))
+
+
+class DenseGraphAttention(QKVAttention):
     r"""Multi-head self-attention of every node over all nodes of its own graph.
 
     .. math::
@@ -41,30 +81,10 @@ class DenseGraphAttention(nn.Module):
 
     def __init__(self, channels: int, heads: int = 1, dropout: float = 0.0,
                  bias: bool = True) -> None:
-        super().__init__()
-        check_positive_int(channels, "channels")
-        check_positive_int(heads, "heads")
-        if channels % heads != 0:
-            raise ValueError(f"channels ({channels}) must be divisible by heads ({heads}); the "
-                             f"head dim is channels // heads, so pick e.g. channels="
-                             f"{heads * max(1, round(channels / heads))}")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-        self.channels = channels
-        self.heads = heads
-        self.head_dim = channels // heads
+        super().__init__(channels, heads, bias)
         self.dropout = float(dropout)
-        self.lin_q = nn.Linear(channels, channels, bias=bias)
-        self.lin_k = nn.Linear(channels, channels, bias=bias)
-        self.lin_v = nn.Linear(channels, channels, bias=bias)
-        self.lin_out = nn.Linear(channels, channels, bias=bias)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for lin in (self.lin_q, self.lin_k, self.lin_v, self.lin_out):
-            nn.init.xavier_uniform_(lin.weight)
-            if lin.bias is not None:
-                nn.init.zeros_(lin.bias)
 
     def forward(self, x: Tensor, batch: Optional[Tensor] = None,
                 attn_bias: Optional[Tensor] = None, return_attention_weights: bool = False):
@@ -90,15 +110,8 @@ class DenseGraphAttention(nn.Module):
             x ``[N, F]``, batch ``[N]``, attn_bias ``[N, N]``, ``[H, N, N]`` or
             ``[B, H', L', L']`` -> ``[N, F]``, or ``([N, F], [B, H, L, L])``.
         """
-        check_tensor(x, "x", dim=2, shape=(None, self.channels))
-        w = self.lin_q.weight
-        if x.dtype != w.dtype and not torch.is_autocast_enabled(x.device.type):
-            raise TypeError(f"x has dtype {x.dtype} but the layer's weights are {w.dtype}; "
-                            f"convert one of them (x.to({w.dtype}) or layer.to({x.dtype}))")
-        N, H, D = x.size(0), self.heads, self.head_dim
-        q = self.lin_q(x).view(N, H, D)                                   # [N, H, D]
-        k = self.lin_k(x).view(N, H, D)                                   # [N, H, D]
-        v = self.lin_v(x).view(N, H, D)                                   # [N, H, D]
+        q, k, v = self.qkv(x)                                             # [N, H, D] each
+        N, H, D = q.shape
         padded_bias = attn_bias is not None and attn_bias.dim() == 4
         if return_attention_weights or padded_bias:
             out, weights = self._per_graph(q, k, v, batch, attn_bias)     # [N, H, D]

@@ -5,6 +5,7 @@ Both models stack ``num_layers`` attention layers of one kind (``layer``):
 - ``'gat'``, ``'gatv2'``, ``'transformer'``: sparse attention over the neighbours
   (:class:`GATConv`, :class:`GATv2Conv`, :class:`GraphTransformerConv`);
 - ``'dense'``: :class:`DenseGraphAttention` over all nodes of each graph;
+- ``'linear'``: :class:`LinearGraphAttention`, kernelised attention over all nodes;
 - ``'gps'``: :class:`GPSLayer` with a :class:`GATConv` local branch.
 
 Their shared machinery is :class:`gatlib.nn.stack.AttentionStack`.
@@ -53,8 +54,9 @@ class NodeClassifier(AttentionStack):
         hidden_channels (int): features per head in the hidden layers.
         out_channels (int): classes.
         num_layers (int, default 2): attention layers, ``>= 1``.
-        layer (str, default ``'gat'``): ``'gat'``, ``'gatv2'``, ``'transformer'``, ``'dense'``
-            or ``'gps'`` (a :class:`GPSLayer` with a :class:`GATConv` local branch).
+        layer (str, default ``'gat'``): ``'gat'``, ``'gatv2'``, ``'transformer'``, ``'dense'``,
+            ``'linear'`` (:class:`LinearGraphAttention`) or ``'gps'`` (a :class:`GPSLayer`
+            with a :class:`GATConv` local branch).
         heads (int, default 8): attention heads of the hidden layers.
         dropout (float, default 0.6): feature dropout before each layer.
         attn_dropout (float, default 0.6): dropout on the attention weights.
@@ -198,8 +200,8 @@ class GraphClassifier(AttentionStack):
         hidden_channels (int): width ``W`` of every layer; divisible by ``heads``.
         out_channels (int): classes (or targets).
         num_layers (int, default 3): attention layers, ``>= 1``.
-        layer (str, default ``'gat'``): ``'gat'``, ``'gatv2'``, ``'transformer'``, ``'dense'``
-            or ``'gps'``.
+        layer (str, default ``'gat'``): ``'gat'``, ``'gatv2'``, ``'transformer'``, ``'dense'``,
+            ``'linear'`` or ``'gps'``.
         heads (int, default 4): attention heads.
         dropout (float, default 0.0): feature dropout before each layer and in the head.
         attn_dropout (float, default 0.0): dropout on the attention weights.

@@ -6,6 +6,8 @@ Both models stack ``num_layers`` attention layers of one kind (``layer``):
 - ``'gat'``, ``'gatv2'``, ``'transformer'``: sparse attention over the neighbours
   (:class:`GATConv`, :class:`GATv2Conv`, :class:`GraphTransformerConv`);
 - ``'dense'``: :class:`DenseGraphAttention` over all nodes of each graph;
+- ``'linear'``: :class:`LinearGraphAttention` over all nodes of each graph (kernelised, linear
+  in the nodes);
 - ``'gps'``: :class:`GPSLayer` with a :class:`GATConv` local branch.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..graph.adjacency import as_adjacency
 from ._dropout import dropout
 from .conv import GATConv, GATv2Conv, GraphTransformerConv
 from .dense import DenseGraphAttention
+from .linear import LinearGraphAttention
 from .blocks import ACTIVATIONS, NORMS, make_norm
 from .encoders import LapPEEncoder, RWSEEncoder
 from .gps import GPSLayer
@@ -28,7 +31,8 @@ from .gps import GPSLayer
 __all__ = ["AttentionStack", "POOLS", "LAYERS", "SPARSE", "feature_dropout",
            "first_node_pool"]
 
-LAYERS = ("gat", "gatv2", "transformer", "dense", "gps")
+LAYERS = ("gat", "gatv2", "transformer", "dense", "linear", "gps")
+GLOBAL = {"dense": DenseGraphAttention, "linear": LinearGraphAttention}   # see no edges
 SPARSE = {"gat": GATConv, "gatv2": GATv2Conv, "transformer": GraphTransformerConv}
 _PES = ("lap", "rw")
 
@@ -96,9 +100,13 @@ class AttentionStack(nn.Module):
         check_probability(dropout, "dropout")
         check_probability(attn_dropout, "attn_dropout")
         if check_positive_int(edge_dim, "edge_dim", optional=True) is not None:
-            if layer == "dense":
-                raise ValueError("edge_dim is not supported with layer='dense' (dense attention "
-                                 "has no edges); use layer='gps' or 'gat', or edge_dim=None")
+            if layer in GLOBAL:
+                raise ValueError(f"edge_dim is not supported with layer={layer!r} (attention "
+                                 f"over all nodes has no edges); use layer='gps' or 'gat', or "
+                                 f"edge_dim=None")
+        if layer == "linear" and float(attn_dropout) > 0:
+            raise ValueError(f"attn_dropout must be 0 with layer='linear' (linear attention "
+                             f"never forms the weights it would drop), got {attn_dropout}")
         check_positive_int(pe_dim, "pe_dim", minimum=0)
         check_positive_int(pe_channels, "pe_channels", minimum=0)
         if pe not in _PES:
@@ -147,6 +155,8 @@ class AttentionStack(nn.Module):
                                        **extra)
         if self.layer == "dense":
             return DenseGraphAttention(width, heads, dropout=self.attn_dropout)
+        if self.layer == "linear":
+            return LinearGraphAttention(width, heads)
         local = GATConv(width, width // heads, heads=heads, dropout=self.attn_dropout,
                         edge_dim=self.edge_dim)
         return GPSLayer(width, local, heads=heads, dropout=self.dropout,
@@ -183,7 +193,7 @@ class AttentionStack(nn.Module):
         (its self-loop graph is then built once and kept on it), any other adjacency converted
         once here, so the layers do not each rebuild it. Dense layers read no graph: passed
         through as given."""
-        if self.layer == "dense":
+        if self.layer in GLOBAL:
             return edge_index
         return as_adjacency(edge_index, x.size(0), x.size(0)).graph()
 
@@ -195,7 +205,7 @@ class AttentionStack(nn.Module):
             # A GPS layer has its own dropout, residuals, norms and feed-forward activation.
             return conv(h, edge_index, batch, edge_attr)                   # [N, W]
         h_in = feature_dropout(h, self.dropout, self.training)                    # [N, F_i]
-        if self.layer == "dense":
+        if self.layer in GLOBAL:
             out = conv(h_in, batch)                                        # [N, W]
         elif edge_attr is None:
             out = conv(h_in, edge_index)                                   # [N, F_i+1]

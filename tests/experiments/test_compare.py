@@ -222,7 +222,11 @@ def test_cli_defaults_are_the_small_set():
     from gatlib.cli import _COMPARE_TASKS, build_parser
     args = build_parser().parse_args(["compare"])
     assert _COMPARE_TASKS == ",".join(cmp.DEFAULT_TASKS)
-    assert (args.tasks, args.full, args.seeds, args.lrs) == (None, False, "0-1", "0.003")
+    assert (args.tasks, args.full, args.preset, args.seeds, args.lrs) == (
+        None, False, None, None, None)
+    small = cmp.PRESETS["small"]            # what the CLI falls back to
+    assert (small.size, small.tasks, small.seeds, small.lrs) == (
+        "small", cmp.DEFAULT_TASKS, "0-1", (0.003,))
     assert 1 <= args.jobs <= 4
 
 

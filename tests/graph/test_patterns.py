@@ -568,3 +568,40 @@ def test_pattern_density_bad_arguments(args, error, match):
     """Bad edge_index or num_nodes raise an error naming the argument."""
     with pytest.raises(error, match=match):
         pattern_density(*args)
+
+
+# ------------------------------------------------------------------------------ exphormer
+
+def test_exphormer_is_the_union_of_its_parts_with_their_types():
+    from gatlib.graph import exphormer
+    g = torch.Generator().manual_seed(3)
+    n = 23
+    src, dst = torch.randint(n, (2, 60), generator=g)
+    graph = torch.stack([torch.cat([src, dst]), torch.cat([dst, src])])     # undirected, dups
+    edge_index, edge_type = exphormer(graph, n, degree=4, num_virtual=2, seed=5)
+    parts = [graph, expander_edges(n, 4, seed=5), virtual_nodes(n, 2)]
+    assert torch.equal(edge_index, union(*parts, num_nodes=n + 2))
+    assert edge_type.shape == (edge_index.size(1), 3)
+    keys = edge_index[1] * (n + 2) + edge_index[0]
+    for t, part in enumerate(parts):
+        inside = torch.isin(keys, part[1] * (n + 2) + part[0])
+        assert torch.equal(edge_type[:, t].bool(), inside)
+    assert bool((edge_type.sum(1) >= 1).all())
+    # Every real node has the expander's 4 far neighbours and the 2 virtual nodes among its
+    # sources; each virtual node receives from every real node.
+    into_real = edge_index[1] < n
+    assert torch.equal(torch.bincount(edge_index[1][into_real & (edge_type[:, 1] == 1)],
+                                      minlength=n), torch.full((n,), 4))
+    assert torch.equal(torch.bincount(edge_index[1][~into_real] - n), torch.tensor([n, n]))
+
+
+def test_exphormer_small_graphs_lower_the_degree():
+    from gatlib.graph import exphormer
+    empty = torch.empty(2, 0, dtype=torch.long)
+    # (nodes, degree asked, degree drawn): below n, and n * d even.
+    for n, asked, d in ((0, 4, 0), (1, 4, 0), (2, 4, 1), (3, 4, 2), (5, 4, 4), (5, 3, 2)):
+        ei, et = exphormer(empty, n, degree=asked, num_virtual=1)
+        assert int(et[:, 1].sum()) == n * d                     # the expander's edges
+        assert int(et[:, 2].sum()) == 2 * n                     # to and from the virtual node
+    with pytest.raises(ValueError, match="edge_index"):
+        exphormer(torch.tensor([[0, 7], [1, 0]]), 3)
