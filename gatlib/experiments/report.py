@@ -9,11 +9,39 @@ from typing import Any, Dict, List, Optional
 from ..utils import atomic_write_json, atomic_write_text
 from .summary import save_figure
 
-__all__ = ["compare_table", "plot_compare", "write_report"]
+__all__ = ["compare_table", "plot_compare", "write_report", "pareto_front"]
+
+# The two costs a variant's score is weighed against, as (row key, label, scale to the unit).
+_COSTS = (("time_per_epoch_s", "ms / epoch", 1000), ("peak_memory_bytes", "peak MiB", 2**-20))
 
 
 def _mib(b: Optional[float]) -> str:
     return "n/a" if b is None else f"{b / 2**20:,.1f}"
+
+
+def pareto_front(costs: List[float], scores: List[float]) -> List[int]:
+    """Indices of the points no other point beats: none has a cost as low and a score as high
+    with one of them strictly better. Returned in order of increasing cost (the front's
+    score then increases strictly); points with a missing (None or NaN) cost are never on it."""
+    ok = [i for i, c in enumerate(costs)
+          if c is not None and not math.isnan(c) and not math.isnan(scores[i])]
+    front, best = [], -math.inf
+    for i in sorted(ok, key=lambda i: (costs[i], -scores[i])):
+        if scores[i] > best:
+            front.append(i)
+            best = scores[i]
+    return front
+
+
+def _fronts(rows: List[Dict[str, Any]]) -> Dict[tuple, List[str]]:
+    """``{(task, variant): [labels of the costs on whose Pareto front it lies]}``."""
+    out: Dict[tuple, List[str]] = {(r["task"], r["variant"]): [] for r in rows}
+    for t in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == t]
+        for key, label, _ in _COSTS:
+            for i in pareto_front([r[key] for r in mine], [r["test_mean"] for r in mine]):
+                out[(t, mine[i]["variant"])].append(label.split()[-1])
+    return out
 
 
 def compare_table(rows: List[Dict[str, Any]], settings: str = "",
@@ -42,10 +70,13 @@ def compare_table(rows: List[Dict[str, Any]], settings: str = "",
         out.append(f"| {t} | skipped: {why} |" + " |" * len(variants))
     out += ["", "**Cost: training time per epoch (ms, wall and process CPU time) / peak memory "
             "of a training epoch (MiB); parameters; chosen learning rate; the largest 1-minute "
-            "load average seen during the runs.**", "",
+            "load average seen during the runs; the Pareto fronts of score against cost that "
+            "the variant is on (epoch time, memory): no other variant of the task is both "
+            "cheaper and better.**", "",
             "| task | variant | params | width | lr | ms / epoch | CPU ms / epoch | peak MiB "
-            "| load avg |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+            "| load avg | Pareto front |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    fronts = _fronts(rows)
     for t in tasks:
         for v in variants:
             c = by.get((t, v))
@@ -54,7 +85,8 @@ def compare_table(rows: List[Dict[str, Any]], settings: str = "",
             cpu_ms, load = c.get("cpu_per_epoch_s", math.nan) * 1000, c.get("load_avg", math.nan)
             out.append(f"| {t} | {v} | {c['params']:,} | {c['width']} | {c['lr']:g} | "
                        f"{c['time_per_epoch_s'] * 1000:,.1f} | {cpu_ms:,.1f} | "
-                       f"{_mib(c['peak_memory_bytes'])} | {load:.1f} |")
+                       f"{_mib(c['peak_memory_bytes'])} | {load:.1f} | "
+                       f"{', '.join(fronts[(t, v)]) or '-'} |")
     out += ["", "Tasks:", ""]
     for t in tasks:
         desc = next(r["description"] for r in rows if r["task"] == t)
@@ -100,8 +132,7 @@ def plot_compare(rows: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
 
     fig, axes = plt.subplots(2, len(tasks), figsize=(3.2 * len(tasks) + 1, 6.2), squeeze=False)
     for j, t in enumerate(tasks):
-        for i, (key, label, scale) in enumerate((("time_per_epoch_s", "ms / epoch", 1000),
-                                                 ("peak_memory_bytes", "peak MiB", 2**-20))):
+        for i, (key, label, scale) in enumerate(_COSTS):
             ax = axes[i][j]
             for v in variants:
                 c = by.get((t, v))
@@ -109,6 +140,17 @@ def plot_compare(rows: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
                     continue
                 ax.errorbar(c[key] * scale, c["test_mean"], yerr=c["test_std"], fmt="o",
                             color=colors[v], label=v, capsize=2)
+            mine = [by[(t, v)] for v in variants if (t, v) in by]
+            front = [mine[k] for k in pareto_front([c[key] for c in mine],
+                                                   [c["test_mean"] for c in mine])]
+            if front:
+                # The front: the variants worth picking at some cost, joined as a staircase.
+                fx = [c[key] * scale for c in front]
+                fy = [c["test_mean"] for c in front]
+                ax.step(fx, fy, where="post", color="0.4", lw=1, ls="--", zorder=0,
+                        label="Pareto front")
+                ax.scatter(fx, fy, s=140, facecolors="none", edgecolors="0.2", lw=1.2,
+                           zorder=3)
             xs = [by[(t, v)][key] * scale for v in variants
                   if (t, v) in by and by[(t, v)][key] is not None]
             if xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
@@ -131,7 +173,7 @@ def plot_compare(rows: List[Dict[str, Any]], out_dir: Path) -> List[Path]:
     ncol = max(1, min(len(labels), 2 * len(tasks)))
     rows_needed = -(-len(labels) // ncol)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
-    fig.suptitle("Score against cost (up and left is better)")
+    fig.suptitle("Score against cost (up and left is better; ringed: the Pareto front)")
     fig.tight_layout(rect=(0, 0.035 * rows_needed + 0.02, 1, 1))
     paths.append(_save(fig, out_dir / "compare_cost.png"))
     plt.close(fig)

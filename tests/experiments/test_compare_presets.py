@@ -114,3 +114,33 @@ def test_medium_preset_resumes_after_an_interruption(tiny_medium, tmp_path, monk
     runs = [json.loads(p.read_text()) for p in (tmp_path / "r").rglob("seed=*.json")]
     assert {r["run"]["size"] for r in runs} == {"medium"}
     assert all(r["run"]["norm"] == "batch" and r["run"]["pe_dim"] == 10 for r in runs)
+
+
+def test_pareto_front():
+    from gatlib.experiments.report import pareto_front
+    # (cost, score): b beats a; c is dearer but better; d is dearer and worse than c;
+    # e ties c's cost with a lower score; f has no cost.
+    costs = [2.0, 1.0, 3.0, 4.0, 3.0, None]
+    scores = [50.0, 60.0, 70.0, 65.0, 69.0, 99.0]
+    assert pareto_front(costs, scores) == [1, 2]
+    assert pareto_front([], []) == []
+    assert pareto_front([1.0, 1.0], [5.0, 5.0]) == [0]
+
+
+def test_report_marks_each_tasks_front(tmp_path):
+    def row(task, variant, score, ms, mib):
+        return {"task": task, "description": task, "variant": variant, "metric": "accuracy",
+                "params": 1000, "budget": 1000, "width": 8, "lr": 1e-3, "test_mean": score,
+                "test_std": 1.0, "seeds": 3, "val_mean": score, "time_per_epoch_s": ms / 1000,
+                "cpu_per_epoch_s": ms / 1000, "load_avg": 1.0,
+                "peak_memory_bytes": mib * 2**20, "epochs": 5, "device": "cpu"}
+    rows = [row("a", "sparse", 80, 10, 50), row("a", "dense", 60, 20, 40),
+            row("a", "linear", 55, 30, 60), row("b", "sparse", 40, 10, 10),
+            row("b", "dense", 45, 5, 20)]
+    text = cmp.write_report(rows, tmp_path, "")
+    line = {tuple(c.strip() for c in ln.split("|")[1:3]): ln.split("|")[-2].strip()
+            for ln in text.splitlines() if ln.startswith("| a |") or ln.startswith("| b |")}
+    assert line[("a", "sparse")] == "epoch, MiB" and line[("a", "dense")] == "MiB"
+    assert line[("a", "linear")] == "-"
+    assert line[("b", "dense")] == "epoch, MiB" and line[("b", "sparse")] == "MiB"
+    assert (tmp_path / "compare_cost.png").stat().st_size > 0
