@@ -277,14 +277,14 @@ def _native_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
     L = min(S, T) if loops else 0
     i64 = dict(dtype=torch.long)
     rowptr, rowptr_t = torch.empty(T + 1, **i64), torch.empty(S + 1, **i64)
-    per_edge = torch.empty(7, E + L, **i64)    # col, row, perm, col_t, perm_t; pair scratch
+    per_edge = torch.empty(5, E + L, **i64)           # col, row, perm, col_t, perm_t
     P = _csr_threads(E, max(S, T))
     keep, scratch = torch.empty(E, **i64), torch.empty((P + 1) * (max(S, T) + 1), **i64)
-    col, row, perm, col_t, perm_t = per_edge[:5]
+    col, row, perm, col_t, perm_t = per_edge
     M = abi.call(lib, "gatlib_build_csr", src=src, dst=dst, E=E, S=S, T=T, loops=int(loops),
                  L=L, rowptr=rowptr, col=col, row=row, perm=perm, rowptr_t=rowptr_t,
                  col_t=col_t, perm_t=perm_t, keep=keep, cnt=scratch,
-                 pairs=per_edge[5:].view(-1), nthreads=P)
+                 pairs=per_edge[3:].view(-1), nthreads=P)     # scratch in col_t, perm_t
     if M < 0:                              # unreachable after the caller's range check
         raise ValueError(f"edge {-1 - M} has an index out of range (num_src={S}, "
                          f"num_dst={T})")

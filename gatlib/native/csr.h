@@ -9,7 +9,8 @@
  * Output (E' edges, T targets, S sources): rowptr [T + 1], col [E'], row [E'], perm [E'] (the
  * target-sorted order, stable: edges keep the caller's order within a target), rowptr_t [S + 1],
  * col_t [E'], perm_t [E'] (the source-sorted order of the target-sorted edges, stable). cnt is
- * scratch of (nthreads + 1) * (max(S, T) + 1) entries, pairs of 2 (E + L).
+ * scratch of (nthreads + 1) * (max(S, T) + 1) entries, pairs of 2 (E + L), read and written
+ * before col_t and perm_t are: it may be their storage (gatlib passes them, adjacent).
  *
  * Parallel stable counting sort: the edges are cut into P = nthreads contiguous chunks; each
  * chunk counts its own keys (one histogram per chunk in cnt), the histograms are turned into
@@ -154,21 +155,16 @@ int64_t gatlib_build_csr(const int64_t *src, const int64_t *dst, int64_t E, int6
         for (int64_t p = a; p < b; ++p) h[col[p]]++;
     }
     csr_offsets(cnt, stride, P, S, rowptr_t);
+    /* perm_t by one random store per edge (pairs, which may share col_t's and perm_t's
+     * storage, is no longer read), then col_t in order. */
 #pragma omp parallel for num_threads(nthreads) schedule(static, 1) if (P > 1)
     for (int64_t c = 0; c < P; ++c) {
         int64_t a, b;
         int64_t *restrict h = cnt + c * stride;
         csr_chunk(M, P, c, &a, &b);
-        for (int64_t p = a; p < b; ++p) {
-            const int64_t q = h[col[p]]++;
-            pairs[2 * q] = p;
-            pairs[2 * q + 1] = row[p];
-        }
+        for (int64_t p = a; p < b; ++p) perm_t[h[col[p]]++] = p;
     }
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (P > 1)
-    for (int64_t q = 0; q < M; ++q) {
-        perm_t[q] = pairs[2 * q];
-        col_t[q] = pairs[2 * q + 1];
-    }
+    for (int64_t q = 0; q < M; ++q) col_t[q] = row[perm_t[q]];
     return M;
 }
