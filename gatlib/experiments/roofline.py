@@ -92,7 +92,9 @@ def _parts(col: Tensor, col_t: Tensor, S: int, T: int, widths: Sequence[int], ou
 
 def attention_bound(col: Tensor, col_t: Tensor, num_src: int, num_dst: int, heads: int,
                     channels: int, widths: Optional[Sequence[int]] = None,
-                    linear: Sequence[tuple] = (), repeats: int = 5) -> Dict[str, object]:
+                    linear: Sequence[tuple] = (), repeats: int = 5,
+                    candidates: Optional[Dict[str, Callable[[], object]]] = None
+                    ) -> Dict[str, object]:
     """The roofline of the attention op on one graph, forward and forward + backward.
 
     Args:
@@ -105,20 +107,27 @@ def attention_bound(col: Tensor, col_t: Tensor, num_src: int, num_dst: int, head
         linear: ``(rows, in_features, out_features)`` of each linear map of a layer (none for
             the op alone).
         repeats: timed rounds (median), after one warm-up round.
+        candidates: zero-argument steps to time in the same rounds as the parts (e.g. gatlib's
+            forward and forward + backward), so that a change in the machine's load during the
+            run moves the candidate and its bound alike.
 
     Returns:
-        ``{"fwd_s", "fwd_bwd_s", "fwd_warm_s", "fwd_bwd_warm_s", "parts_s"}``: the sums of the
-        parts' median times (``new`` and ``warm`` columns, see the module docstring) and each
-        part's median (fresh results, forward + backward).
+        ``{"fwd_s", "fwd_bwd_s", "fwd_warm_s", "fwd_bwd_warm_s", "parts_s", "candidates_s"}``:
+        the sums of the parts' median times (``new`` and ``warm`` columns, see the module
+        docstring), each part's median (fresh results, forward + backward) and each
+        candidate's median over both rounds of parts.
     """
     if widths is None:
         widths = [heads * channels, heads]
     col, col_t = col.cpu().contiguous(), col_t.cpu().contiguous()
     out: Dict[str, object] = {}
     per_part: Dict[str, float] = {}
+    cand = dict(candidates or {})
+    cand_times: Dict[str, List[float]] = {k: [] for k in cand}
     for warm in (False, True):
         both = _parts(col, col_t, num_src, num_dst, widths, heads * channels, heads, linear,
                       warm)
+        both.update(cand)
         times: Dict[str, List[float]] = {k: [] for k in both}
         for rnd in range(repeats + 1):
             names = list(both) if rnd % 2 == 0 else list(both)[::-1]
@@ -127,6 +136,8 @@ def attention_bound(col: Tensor, col_t: Tensor, num_src: int, num_dst: int, head
                 both[name]()
                 if rnd:
                     times[name].append(time.perf_counter() - t0)
+        for k in cand:
+            cand_times[k] += times.pop(k)
         med = {k: statistics.median(v) for k, v in times.items()}
         tag = "_warm" if warm else ""
         out["fwd" + tag + "_s"] = sum(v for k, v in med.items() if not k.startswith("bwd_"))
@@ -135,6 +146,7 @@ def attention_bound(col: Tensor, col_t: Tensor, num_src: int, num_dst: int, head
             per_part = med
         del both
     out["parts_s"] = per_part
+    out["candidates_s"] = {k: statistics.median(v) for k, v in cand_times.items()}
     return out
 
 
