@@ -70,3 +70,11 @@ def test_bench_gat_prints_the_roofline(what, tmp_path, capsys):
     table = (tmp_path / "b.md").read_text()
     assert "| forward+backward |" in table and "gatlib / bound" in table
     assert json.loads((tmp_path / "b.json").read_text())["roofline"]["fwd_bwd_ratio"] > 0
+
+
+def test_conversion_script_checks_and_times_every_route(capsys):
+    mod = load_benchmark("conversion")
+    res = mod.main(["--nodes", "50", "--edges", "400", "--threads", "2", "--repeats", "2"])
+    assert set(res) == {"native, 1 chunk", "native, 2 chunks", "torch sorts"}
+    assert all(v["wall_ms"] > 0 and v["cpu_ms"] >= 0 for v in res.values())
+    assert "torch sorts" in capsys.readouterr().out
