@@ -25,7 +25,7 @@ from torch import Tensor
 from torch_geometric.sampler import BaseSampler, NodeSamplerInput, SamplerOutput
 
 from ..graph.adjacency import to_csr
-from ..graph.csr import GraphCSR
+from ..graph.csr import GraphCSR, _stable_argsort
 
 __all__ = ["NeighborSampler", "sample_neighbors", "check_num_neighbors", "check_seeds"]
 
@@ -132,7 +132,7 @@ def _pick(start: Tensor, deg: Tensor, k: int, replace: bool,
     part_deg = torch.where(whole | hub, 0, deg)                              # [n]
     seg, pos = _expand(start, part_deg)                                      # [M]
     shuffle = torch.randperm(seg.numel(), device=dev, generator=generator)  # [M]
-    order = shuffle[torch.argsort(seg[shuffle], stable=True)]               # by node, random within
+    order = shuffle[_stable_argsort(seg[shuffle], deg.numel())]            # by node, random within
     seg, pos = seg[order], pos[order]
     first = torch.cumsum(part_deg, 0) - part_deg                            # [n]
     rank = torch.arange(seg.numel(), device=dev) - first[seg]               # [M]
@@ -141,7 +141,7 @@ def _pick(start: Tensor, deg: Tensor, k: int, replace: bool,
     seg_hub, pos_hub = _floyd(start[hubs], deg[hubs], k, generator)         # [n_h k]
     seg = torch.cat([seg_all, seg[keep], hubs[seg_hub]])
     pos = torch.cat([pos_all, pos[keep], pos_hub])
-    regroup = torch.argsort(seg, stable=True)
+    regroup = _stable_argsort(seg, deg.numel())
     return seg[regroup], pos[regroup]
 
 
