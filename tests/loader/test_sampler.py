@@ -332,3 +332,28 @@ def test_node_indexed_relabelling_equals_the_reference(replace, fanouts, case):
     assert out.node.tolist() == nodes and out.row.tolist() == rows
     assert out.col.tolist() == cols and out.edge.tolist() == edges
     assert out.num_sampled_nodes == counts_n and out.num_sampled_edges == counts_e
+
+
+def test_sampling_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    """Sampling a batch runs on one torch thread; the caller's thread count comes back, also
+    when sampling raises."""
+    from gatlib.loader import sampler as smod
+    graph = to_csr(random_graph(30, 90, seed=1), 30)
+    before = torch.get_num_threads()
+    seen = []
+    real = smod._sample
+
+    def spy(*args):
+        seen.append(torch.get_num_threads())
+        return real(*args)
+    monkeypatch.setattr(smod, "_sample", spy)
+    torch.set_num_threads(2)
+    try:
+        sample_neighbors(graph, torch.tensor([1, 2]), [2, 2])
+        assert seen == [1] and torch.get_num_threads() == 2
+        monkeypatch.setattr(smod, "_sample", lambda *a: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            sample_neighbors(graph, torch.tensor([1]), [2])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
