@@ -23,6 +23,12 @@ load average (``os.getloadavg()``) is recorded beside each row. Before timing, g
 and input gradient must agree with PyG's to 1e-4 (relative to their scale), else the script
 exits non-zero.
 
+Roofline: beside each row, in the same run and thread count, the bound of the same work done
+by the plainest means (:mod:`gatlib.experiments.roofline`: the layer's linear maps, the
+attention's unavoidable row gathers on the graph with self-loops with ``torch.index_select``,
+the output and the input gradients written once, the exponentials; forward + backward) and the
+ratio gatlib / bound.
+
 Writes ``<out>.{md,json}`` (default ``experiments/results/small_graphs_cpu``).
 
 Run:  python experiments/benchmarks/small_graphs.py [--shapes NCI1,PROTEINS,ZINC,CLUSTER]
@@ -37,14 +43,15 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 import gatlib
 from gatlib.experiments.bench import add_int_args, device_name, write_results
-from gatlib.graph import to_csr
+from gatlib.experiments.roofline import attention_bound
+from gatlib.graph import as_adjacency, to_csr
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,6 +165,24 @@ def alternate(steps: Dict[str, Callable], warmup: int,
             {k: statistics.median(v) for k, v in cpu.items()})
 
 
+def layer_bound(layer: str, module, x: Tensor, edge_index: Tensor, heads: int, channels: int,
+                repeats: int, candidates: Optional[Dict[str, Callable]] = None
+                ) -> Dict[str, float]:
+    """The roofline of one layer's forward + backward (:func:`attention_bound`): its linear maps
+    of ``x`` (the 2-D weights reading ``x.size(1)`` features), and the attention over the graph
+    with self-loops gathering per edge what the score and the message need (GAT: the values and
+    the source score; GATv2: the projected sources; the transformer: keys and values).
+    ``candidates`` are timed in the same rounds (see :func:`attention_bound`)."""
+    N, F = x.shape
+    graph = as_adjacency(edge_index, N).with_self_loops()
+    linear = [(N, F, p.size(0)) for p in module.parameters() if p.dim() == 2 and p.size(1) == F]
+    HC = heads * channels
+    widths = {"gat": [HC, heads], "gatv2": [HC], "transformer": [HC, HC]}[layer]
+    return attention_bound(graph.col, graph.col_t, graph.num_src, graph.num_dst, heads, channels,
+                           widths=widths, linear=linear, repeats=repeats,
+                           candidates=candidates)
+
+
 def run(shapes, batch_sizes, threads, layers, in_channels, heads, channels, warmup, n,
         seed=0) -> List[dict]:
     rows = []
@@ -182,19 +207,30 @@ def run(shapes, batch_sizes, threads, layers, in_channels, heads, channels, warm
                     torch.set_num_threads(t)
                     load = os.getloadavg()[0]
                     med, cpu = alternate(steps, warmup, n)
+                    # gatlib's step again, in the same rounds as the bound's parts: the ratio.
+                    bound = layer_bound(layer, ours, x.detach(), ei, heads, channels, n,
+                                        candidates={"gatlib": steps["gatlib"]})
+                    mine = bound["candidates_s"]["gatlib"]
                     row = {"shape": shape, "batch": B, "nodes": N, "edges": M, "layer": layer,
                            "threads": t, "ms": {k: v * 1e3 for k, v in med.items()},
                            "cpu_ms": {k: v * 1e3 for k, v in cpu.items()},
                            "speedup": med["pyg"] / med["gatlib"],
                            "speedup_graph": med["pyg"] / med["graph"],
                            "speedup_cpu": cpu["pyg"] / cpu["gatlib"], "max_error": err,
+                           "bound_ms": bound["fwd_bwd_s"] * 1e3,
+                           "bound_warm_ms": bound["fwd_bwd_warm_s"] * 1e3,
+                           "bound_round_ms": mine * 1e3,
+                           "ratio_bound": mine / bound["fwd_bwd_s"],
+                           "ratio_bound_warm": mine / bound["fwd_bwd_warm_s"],
                            "load": [load, os.getloadavg()[0]]}
                     rows.append(row)
                     print(f"  {shape:>8} B={B:<3} {layer:>11} {t} thr: gatlib "
                           f"{row['ms']['gatlib']:7.2f} ms, pyg {row['ms']['pyg']:7.2f} ms, "
                           f"speed-up {row['speedup']:.2f}x (graph built once "
                           f"{row['speedup_graph']:.2f}x; CPU time {row['speedup_cpu']:.2f}x, "
-                          f"load {load:.2f})", flush=True)
+                          f"load {load:.2f}); bound {row['bound_ms']:.2f} ms (warm "
+                          f"{row['bound_warm_ms']:.2f}), gatlib / bound {row['ratio_bound']:.2f}x "
+                          f"({row['ratio_bound_warm']:.2f}x)", flush=True)
     return rows
 
 
@@ -205,9 +241,10 @@ def table(rows: List[dict], args, header: str) -> List[str]:
     lines = [header, "",
              "| batch | nodes | undirected edges | layer (gatlib / PyG) | "
              + " | ".join(f"gatlib / PyG ms, {t} thr | speed-up, {t} thr | (CPU time) "
-                          f"| graph built once, {t} thr" for t in threads)
+                          f"| graph built once, {t} thr | bound ms, {t} thr | gatlib / bound, "
+                          f"{t} thr" for t in threads)
              + " | load avg |",
-             "|---|---:|---:|---|" + "---:|---:|---:|---:|" * len(threads) + "---|"]
+             "|---|---:|---:|---|" + "---:|---:|---:|---:|---:|---:|" * len(threads) + "---|"]
     keyed = {}
     for r in rows:
         keyed.setdefault((r["shape"], r["batch"], r["layer"]), {})[r["threads"]] = r
@@ -216,10 +253,11 @@ def table(rows: List[dict], args, header: str) -> List[str]:
         cells = []
         for t in threads:
             r = by_t.get(t)
-            cells.append("n/a | n/a | n/a | n/a" if r is None else
+            cells.append("n/a | n/a | n/a | n/a | n/a | n/a" if r is None else
                          f"{r['ms']['gatlib']:.2f} / {r['ms']['pyg']:.2f} | "
                          f"**{r['speedup']:.2f}x** | {r['speedup_cpu']:.2f}x | "
-                         f"{r['speedup_graph']:.2f}x")
+                         f"{r['speedup_graph']:.2f}x | {r['bound_ms']:.2f} | "
+                         f"{r['ratio_bound']:.2f}x")
         loads = "-".join(f"{max(r['load']):.1f}" for r in by_t.values())
         lines.append(f"| {shape} x {B} | {first['nodes']:,} | {first['edges']:,} | "
                      f"{names[layer]} | " + " | ".join(cells) + f" | {loads} |")
@@ -264,7 +302,12 @@ def main(argv=None) -> dict:
               f"it also counts OpenMP's waiting thread). Graph built once: the speed-up when gatlib "
               f"gets a GraphCSR built before timing (a model converts its edge_index once per "
               f"forward for all its layers), against the same PyG time. Load avg: "
-              f"the largest 1-minute load average seen during the row, per thread count. "
+              f"the largest 1-minute load average seen during the row, per thread count. Bound: "
+              f"the roofline of the same forward + backward measured in the same run "
+              f"(gatlib.experiments.roofline: the linear maps, the attention's unavoidable row "
+              f"gathers with index_select into new tensors, outputs and gradients written once, "
+              f"the exponentials); gatlib / bound is gatlib's time, taken again in the same rounds as "
+              f"the bound's parts, over it. "
               f"`python experiments/benchmarks/small_graphs.py`")
     write_results(out, table(rows, args, header),
                   {"rows": rows, "device": name, "cores": os.cpu_count(), **versions,

@@ -21,7 +21,8 @@ from ..ops import dense_attention, gat_attention, reference, sparse_attention, u
 from ..utils.measure import measure
 
 __all__ = ["GAT_IMPLS", "random_graph", "gat_inputs", "gat_forward", "gat_step",
-           "available_impls", "device_name", "scaling_graph", "attention_inputs",
+           "gat_forward_step", "gat_layer_forward_step", "available_impls", "device_name",
+           "scaling_graph", "attention_inputs",
            "sparse_attention_step", "dense_attention_step", "fit_loglog", "extrapolate",
            "crossovers", "crossover", "time_candidates", "add_int_args", "write_results"]
 
@@ -97,6 +98,20 @@ def gat_forward(impl: str, a_src: Tensor, a_dst: Tensor, v: Tensor, edge_index) 
     raise ValueError(f"impl must be one of {GAT_IMPLS}, got {impl!r}")
 
 
+def gat_forward_step(impl: str, num_nodes: int, num_edges: int, heads: int, channels: int,
+                     seed: int = 0, device: str = "cpu") -> Callable[[], None]:
+    """The forward pass alone (no autograd graph) of candidate ``impl``, on the inputs of
+    :func:`gat_step` (for ``gatlib`` the CSR view built once)."""
+    x = gat_inputs(num_nodes, num_edges, heads, channels, seed, device)
+    graph = to_csr(x["edge_index"], num_nodes) if impl == "gatlib" else x["edge_index"]
+    leaves = tuple(x[k].detach() for k in ("a_src", "a_dst", "v"))
+
+    def step():
+        with torch.no_grad():
+            gat_forward(impl, *leaves, graph)
+    return step
+
+
 def gat_step(impl: str, num_nodes: int, num_edges: int, heads: int, channels: int,
              seed: int = 0, device: str = "cpu", backend: str = None) -> Callable[[], None]:
     """Build inputs and return the forward-plus-backward step of candidate ``impl``.
@@ -138,6 +153,18 @@ def gat_layer_setup(impl: str, num_nodes: int, num_edges: int, in_channels: int,
     x = torch.randn(num_nodes, in_channels, generator=g).to(device).requires_grad_()
     grad = torch.randn(num_nodes, heads * channels, generator=g).to(device)
     return layer.to(device), x, random_graph(num_nodes, num_edges, seed, device), grad
+
+
+def gat_layer_forward_step(impl: str, **size) -> Callable[[], None]:
+    """The forward pass alone (no autograd graph) of one GATConv layer, inputs as
+    :func:`gat_layer_step`'s."""
+    layer, x, edge_index, _ = gat_layer_setup(impl, **size)
+    x = x.detach()
+
+    def step():
+        with torch.no_grad():
+            layer(x, edge_index)
+    return step
 
 
 def gat_layer_step(impl: str, **size) -> Callable[[], None]:

@@ -247,11 +247,26 @@ def _stable_argsort(index: Tensor, n: int) -> Tensor:
     return torch.from_numpy(perm.astype(np.int64, copy=False))
 
 
+# Below this many edges the native CSR builder runs on one thread: a parallel region costs more
+# than it saves on a batch of small graphs or a sampled block.
+CSR_PARALLEL_MIN_EDGES = 1 << 16
+
+
+def _csr_threads(E: int, n: int) -> int:
+    """Threads (= chunks) of the native counting sort of ``E`` edges over ``n`` nodes: torch's
+    thread count, one below :data:`CSR_PARALLEL_MIN_EDGES`, and at most ``E / (n + 1)`` so that
+    the per-chunk histograms (``n + 1`` entries each) stay within the edges' own size."""
+    if E < CSR_PARALLEL_MIN_EDGES:
+        return 1
+    return max(1, min(torch.get_num_threads(), E // (n + 1)))
+
+
 def _native_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
                 loops: bool) -> Optional[GraphCSR]:
     """The ``GraphCSR`` of checked edges by the native counting sort (``gatlib/native/csr.h``,
-    O(E + N), the same arrays as the sorts below), with the layers' self-loops when ``loops``;
-    None where it does not run (not on the CPU, under torch.compile, or no native library)."""
+    O(E + N), shared out among torch's threads; the same arrays as the sorts below), with the
+    layers' self-loops when ``loops``; None where it does not run (not on the CPU, under
+    torch.compile, or no native library)."""
     if src.device.type != "cpu" or compiling():
         return None
     lib = native.library()
@@ -263,11 +278,13 @@ def _native_csr(src: Tensor, dst: Tensor, num_src: int, num_dst: int,
     i64 = dict(dtype=torch.long)
     rowptr, rowptr_t = torch.empty(T + 1, **i64), torch.empty(S + 1, **i64)
     per_edge = torch.empty(5, E + L, **i64)           # col, row, perm, col_t, perm_t
-    keep, scratch = torch.empty(E, **i64), torch.empty(max(S, T) + 1, **i64)
+    P = _csr_threads(E, max(S, T))
+    keep, scratch = torch.empty(E, **i64), torch.empty((P + 1) * (max(S, T) + 1), **i64)
     col, row, perm, col_t, perm_t = per_edge
     M = abi.call(lib, "gatlib_build_csr", src=src, dst=dst, E=E, S=S, T=T, loops=int(loops),
                  L=L, rowptr=rowptr, col=col, row=row, perm=perm, rowptr_t=rowptr_t,
-                 col_t=col_t, perm_t=perm_t, keep=keep, cnt=scratch)
+                 col_t=col_t, perm_t=perm_t, keep=keep, cnt=scratch,
+                 pairs=per_edge[3:].view(-1), nthreads=P)     # scratch in col_t, perm_t
     if M < 0:                              # unreachable after the caller's range check
         raise ValueError(f"edge {-1 - M} has an index out of range (num_src={S}, "
                          f"num_dst={T})")

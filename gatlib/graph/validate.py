@@ -76,8 +76,11 @@ def check_edge_index(edge_index: Tensor, num_nodes: Optional[int] = None,
         raise ValueError(f"{name} must have shape [2, E] (row 0 = source, row 1 = target), got "
                          f"{tuple(edge_index.shape)}; if it is [E, 2], pass {name}.t()")
     E = edge_index.size(1)
+    # One pass for both rows' extremes (aminmax): half the time of min() then max(dim=1).
+    extremes = torch.aminmax(edge_index, dim=1) if E > 0 and not compiling() else None
     if num_nodes is None:
-        num_nodes = int(edge_index.max()) + 1 if E > 0 else 0
+        num_nodes = (int(extremes[1].max()) if extremes is not None
+                     else int(edge_index.max())) + 1 if E > 0 else 0
     num_nodes = check_num_nodes(num_nodes)
     n_dst = num_nodes if num_dst_nodes is None else check_num_nodes(num_dst_nodes,
                                                                     "num_dst_nodes")
@@ -85,11 +88,12 @@ def check_edge_index(edge_index: Tensor, num_nodes: Optional[int] = None,
         check_index_range(edge_index[0], num_nodes, f"{name}[0] (sources)")
         check_index_range(edge_index[1], n_dst, f"{name}[1] (targets)")
     elif E > 0:
-        lo = int(edge_index.min())
+        lows, highs = extremes
+        lo = int(lows.min())
         if lo < 0:
             raise ValueError(f"{name} contains a negative node index ({lo}); node indices must "
                              f"lie in [0, num_nodes)")
-        hi_src, hi_dst = (int(m) for m in edge_index.max(dim=1).values)
+        hi_src, hi_dst = (int(m) for m in highs)
         if hi_src >= num_nodes:
             raise ValueError(f"{name}[0] (sources) contains node index {hi_src} but num_nodes is "
                              f"{num_nodes}; pass the right num_nodes or fix the edges")

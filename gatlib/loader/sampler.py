@@ -16,6 +16,7 @@ of first appearance; the sampled edges are listed hop by hop, grouped by target.
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
 from typing import List, Optional, Sequence, Tuple
 
@@ -24,7 +25,7 @@ from torch import Tensor
 from torch_geometric.sampler import BaseSampler, NodeSamplerInput, SamplerOutput
 
 from ..graph.adjacency import to_csr
-from ..graph.csr import GraphCSR
+from ..graph.csr import GraphCSR, _stable_argsort
 
 __all__ = ["NeighborSampler", "sample_neighbors", "check_num_neighbors", "check_seeds"]
 
@@ -131,7 +132,7 @@ def _pick(start: Tensor, deg: Tensor, k: int, replace: bool,
     part_deg = torch.where(whole | hub, 0, deg)                              # [n]
     seg, pos = _expand(start, part_deg)                                      # [M]
     shuffle = torch.randperm(seg.numel(), device=dev, generator=generator)  # [M]
-    order = shuffle[torch.argsort(seg[shuffle], stable=True)]               # by node, random within
+    order = shuffle[_stable_argsort(seg[shuffle], deg.numel())]            # by node, random within
     seg, pos = seg[order], pos[order]
     first = torch.cumsum(part_deg, 0) - part_deg                            # [n]
     rank = torch.arange(seg.numel(), device=dev) - first[seg]               # [M]
@@ -140,38 +141,68 @@ def _pick(start: Tensor, deg: Tensor, k: int, replace: bool,
     seg_hub, pos_hub = _floyd(start[hubs], deg[hubs], k, generator)         # [n_h k]
     seg = torch.cat([seg_all, seg[keep], hubs[seg_hub]])
     pos = torch.cat([pos_all, pos[keep], pos_hub])
-    regroup = torch.argsort(seg, stable=True)
+    regroup = _stable_argsort(seg, deg.numel())
     return seg[regroup], pos[regroup]
 
 
-def _first_occurrence(ids: Tensor) -> Tuple[Tensor, Tensor]:
-    """The distinct values of ``ids`` sorted, and the position of each one's first occurrence."""
-    sorted_ids, order = torch.sort(ids, stable=True)                        # [n], [n]
-    first = torch.ones_like(sorted_ids, dtype=torch.bool)
-    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    return sorted_ids[first], order[first]
+class _LocalIds:
+    """The local id of every global node reached so far, in one node-indexed array (``-1``:
+    not reached), so that relabelling a hop's sources is a gather and two scatters, O(M), with
+    no sort. ``first`` is scratch of the same size holding ``M`` (past every position) except
+    while a hop is relabelled."""
+
+    def __init__(self, num_nodes: int, device):
+        self.local = torch.full((num_nodes,), -1, dtype=torch.long, device=device)  # [N]
+        self.first = torch.full((num_nodes,), -1, dtype=torch.long, device=device)  # [N]
+        self.count = 0
+
+    def seed(self, seeds: Tensor) -> None:
+        """The seeds' local ids are their positions (``B`` of them); the copies of a repeated
+        seed are distinct rows, and an edge from that node reaches its first copy."""
+        B = seeds.numel()
+        self.local.index_fill_(0, seeds, B)
+        self.local.scatter_reduce_(0, seeds, torch.arange(B, device=seeds.device), "amin")
+        self.count = B
+
+    def add(self, nodes: Tensor) -> None:
+        """Give ``nodes`` (distinct, none known) the next local ids, in their order."""
+        self.local[nodes] = self.count + torch.arange(nodes.numel(), device=nodes.device)
+        self.count += nodes.numel()
+
+    def relabel(self, src: Tensor) -> Tuple[Tensor, Tensor]:
+        """Local ids of the global ids ``src [M]``: a known node keeps its id; new nodes get
+        the next ids in order of first appearance in ``src``. Returns ``(src_local [M],
+        new_nodes [M'])``."""
+        M = src.numel()
+        pos = torch.arange(M, device=src.device)                              # [M]
+        fresh = self.local[src] < 0                                          # [M]
+        cand, at = src[fresh], pos[fresh]                                    # [M''] unknown
+        # The first position of each unknown node: the smallest position scattered to it.
+        self.first.index_fill_(0, cand, M)
+        self.first.scatter_reduce_(0, cand, at, "amin")
+        new = cand[self.first[cand] == at]                                   # [M'] in order
+        self.add(new)
+        return self.local[src], new
 
 
-def _relabel(src: Tensor, known: Tensor, known_local: Tensor,
-             num_nodes: int) -> Tuple[Tensor, Tensor]:
-    """Local ids of the global node ids ``src [M]``: a known node (``known`` sorted, with local
-    ids ``known_local``) keeps its id; new nodes get ``num_nodes, num_nodes + 1, ...`` in order of
-    first appearance in ``src``. Returns ``(src_local [M], new_nodes [M'])``."""
-    dev = src.device
-    uniq, inv = torch.unique(src, return_inverse=True)                      # [U], [M]
-    local = torch.empty_like(uniq)                                           # [U]
-    if known.numel() > 0:
-        at = torch.searchsorted(known, uniq).clamp_max(known.numel() - 1)  # [U]
-        found = known[at] == uniq
-        local[found] = known_local[at[found]]
-    else:
-        found = torch.zeros_like(uniq, dtype=torch.bool)
-    first = torch.full_like(uniq, src.numel()).scatter_reduce_(
-        0, inv, torch.arange(src.numel(), device=dev), "amin")              # [U]
-    new = (~found).nonzero().view(-1)                                        # [U']
-    new = new[torch.argsort(first[new])]                                     # by first appearance
-    local[new] = num_nodes + torch.arange(new.numel(), device=dev)
-    return local[inv], uniq[new]
+@contextlib.contextmanager
+def _one_thread():
+    """torch on one thread inside, its thread count restored after. Sampling a batch is a chain
+    of a few dozen small ops (tens of thousands of entries each), which two threads do not
+    speed up, and on a machine whose cores are busy each parallel op waits for its second
+    thread to be scheduled: measured 15 ms a batch on one thread against 710 ms on two on
+    this repository's 2-core test machine under load (pyg-lib's sampler is single-threaded
+    too). The count is process-wide: torch ops of other Python threads run on one thread
+    meanwhile."""
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def sample_neighbors(graph: GraphCSR, seeds: Tensor, num_neighbors: Sequence[int],
@@ -202,10 +233,19 @@ def sample_neighbors(graph: GraphCSR, seeds: Tensor, num_neighbors: Sequence[int
         ``num_sampled_edges`` (``L`` ints).
     """
     fanouts = check_num_neighbors(num_neighbors)
+    if graph.rowptr.device.type == "cpu":
+        with _one_thread():
+            return _sample(graph, seeds, fanouts, replace, generator)
+    return _sample(graph, seeds, fanouts, replace, generator)
+
+
+def _sample(graph, seeds: Tensor, fanouts: List[int], replace: bool,
+            generator: Optional[torch.Generator]) -> SamplerOutput:
     rowptr, col, perm = graph.rowptr, graph.col, graph.perm
     dev = rowptr.device
     seeds = check_seeds(seeds, graph.num_dst).to(dev)
-    known, known_local = _first_occurrence(seeds)
+    ids = _LocalIds(graph.num_dst, dev)
+    ids.seed(seeds)
     nodes, rows, cols, edges = [seeds], [], [], []
     num_nodes, begin = seeds.numel(), 0
     counts_n, counts_e = [seeds.numel()], []
@@ -214,17 +254,13 @@ def sample_neighbors(graph: GraphCSR, seeds: Tensor, num_neighbors: Sequence[int
         start = rowptr[frontier]                                             # [n]
         deg = rowptr[frontier + 1] - start                                   # [n]
         seg, pos = _pick(start, deg, k, replace, generator)                 # [M], [M]
-        src_local, new = _relabel(col[pos], known, known_local, num_nodes)  # [M], [M']
+        src_local, new = ids.relabel(col[pos])                              # [M], [M']
         rows.append(src_local)
         cols.append(begin + seg)
         edges.append(perm[pos])
         counts_e.append(pos.numel())
         counts_n.append(new.numel())
         nodes.append(new)
-        # The nodes of this hop join the known set (kept sorted, for searchsorted).
-        new_local = num_nodes + torch.arange(new.numel(), device=dev)
-        known, order = torch.sort(torch.cat([known, new]))
-        known_local = torch.cat([known_local, new_local])[order]
         begin, num_nodes, frontier = num_nodes, num_nodes + new.numel(), new
     empty = seeds.new_empty(0)
     return SamplerOutput(node=torch.cat(nodes),

@@ -54,7 +54,7 @@ from . import abi
 
 __all__ = ["available", "status", "library"]
 
-_VERSION = 9                                   # gatlib_native_version() in gatlib_native.c
+_VERSION = 10                                  # gatlib_native_version() in gatlib_native.c
 _HERE = Path(__file__).resolve().parent
 _SOURCES = ("gatlib_native.c", "attention.h", "gatv2.h", "csr.h")
 _FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-std=gnu99")

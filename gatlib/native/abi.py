@@ -108,7 +108,9 @@ FUNCTIONS: Dict[str, Tuple[str, bool, Tuple[Arg, ...]]] = {
         _a("rowptr_t", _PI64, _plus_one("S")),
         _a("col_t", _PI64, lambda a: a["E"] + a["L"]),
         _a("perm_t", _PI64, lambda a: a["E"] + a["L"]),
-        _a("keep", _PI64, _E), _a("cnt", _PI64, lambda a: max(a["S"], a["T"]) + 1))),
+        _a("keep", _PI64, _E),
+        _a("cnt", _PI64, lambda a: (a["nthreads"] + 1) * (max(a["S"], a["T"]) + 1)),
+        _a("pairs", _PI64, lambda a: 2 * (a["E"] + a["L"])), _a("nthreads", _I))),
     "attention_forward": (_I, True, (
         _a("kind", _I), _a("T", _I64), _a("S", _I64), _a("E", _I64), _a("H", _I64),
         _a("D", _I64), _a("C", _I64),

@@ -65,7 +65,7 @@ enum {
     } while (0)
 
 /* The ABI version gatlib/native/abi.py checks before using the library. */
-int gatlib_native_version(void) { return 9; }
+int gatlib_native_version(void) { return 10; }
 
 #include "csr.h"
 

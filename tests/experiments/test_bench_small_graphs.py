@@ -76,3 +76,31 @@ def test_script_end_to_end(sg, tmp_path):
     assert all(r["max_error"] < 1e-4 and len(r["load"]) == 2 and r["speedup_cpu"] > 0
                and r["speedup_graph"] > 0
                for r in record["rows"])
+
+
+def test_rows_carry_the_roofline(sg, tmp_path):
+    """Each row has the bound of the same work and the ratio gatlib / bound, both positive."""
+    res = sg.main(["--shapes", "NCI1", "--batch-sizes", "3", "--threads", "1",
+                   "--layers", "gat,gatv2,transformer", "--warmup", "1", "--steps", "2",
+                   "--out", str(tmp_path / "sg")])
+    for r in res["rows"]:
+        assert r["bound_ms"] > 0 and r["bound_warm_ms"] > 0
+        assert r["ratio_bound"] > 0 and r["ratio_bound_warm"] > 0
+        # The ratio is gatlib's step timed in the bound's own rounds over the bound.
+        assert r["bound_round_ms"] > 0
+        assert abs(r["ratio_bound"] * r["bound_ms"] - r["bound_round_ms"]) < 1e-6 * r["bound_ms"]
+    table = (tmp_path / "sg.md").read_text()
+    assert "bound ms, 1 thr" in table and "gatlib / bound, 1 thr" in table
+
+
+def test_layer_bound_counts_the_layers_linear_maps(sg):
+    """The bound of a layer includes one matmul per weight reading the input features."""
+    ei, N, _ = sg.graph_batch("ZINC", 4)
+    x = torch.randn(N, 12)
+    _, gat = sg.layer_pair("gat", 12, 2, 5)
+    _, tr = sg.layer_pair("transformer", 12, 2, 5)
+    b_gat = sg.layer_bound("gat", gat, x, ei, 2, 5, repeats=1)
+    b_tr = sg.layer_bound("transformer", tr, x, ei, 2, 5, repeats=1)
+    lin = lambda b: sorted(k for k in b["parts_s"] if k.startswith("linear"))   # noqa: E731
+    assert len(lin(b_gat)) == 1 and len(lin(b_tr)) >= 3          # q, k, v (+ skip)
+    assert all(v > 0 for v in b_gat["parts_s"].values())

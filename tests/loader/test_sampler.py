@@ -272,3 +272,88 @@ def test_distributed_sampler_splits_the_seeds_between_ranks():
                 assert torch.equal(train[batch.input_id], batch.n_id[:batch.batch_size])
                 seen.append(batch.n_id[:batch.batch_size])
         assert sorted(torch.cat(seen).tolist()) == train.tolist()
+
+
+# ------------------------------------------------------------------------- relabelling
+
+def _reference_sample(graph, seeds, fanouts, replace, seed):
+    """The sampler's output semantics in plain Python over the same draws: local ids are the
+    seeds' positions (a repeated seed's first), then new nodes numbered in order of first
+    appearance hop by hop; edges grouped by target, hop after hop."""
+    from gatlib.loader import sampler as smod
+    gen = torch.Generator().manual_seed(seed)
+    local = {}
+    for i, s in enumerate(seeds.tolist()):
+        local.setdefault(s, i)
+    nodes, rows, cols, edges = list(seeds.tolist()), [], [], []
+    counts_n, counts_e = [seeds.numel()], []
+    frontier, begin = seeds, 0
+    for k in fanouts:
+        start = graph.rowptr[frontier]
+        deg = graph.rowptr[frontier + 1] - start
+        seg, pos = smod._pick(start, deg, k, replace, gen)
+        new = []
+        for j in graph.col[pos].tolist():
+            if j not in local:
+                local[j] = len(nodes) + len(new)
+                new.append(j)
+            rows.append(local[j])
+        cols += (begin + seg).tolist()
+        edges += graph.perm[pos].tolist()
+        counts_e.append(pos.numel())
+        counts_n.append(len(new))
+        begin = len(nodes)
+        nodes += new
+        frontier = torch.tensor(new, dtype=torch.long)
+    return nodes, rows, cols, edges, counts_n, counts_e
+
+
+@pytest.mark.parametrize("replace", [False, True])
+@pytest.mark.parametrize("fanouts", [[3, 2], [-1, -1], [5, 0, 4], [1]])
+@pytest.mark.parametrize("case", ["plain", "duplicate_seeds", "isolated", "self_loops"])
+def test_node_indexed_relabelling_equals_the_reference(replace, fanouts, case):
+    """The node-indexed relabelling gives exactly the output the sampler's semantics define
+    (same draws), with repeated seeds, isolated nodes, self-loops and duplicate edges."""
+    n = 80
+    ei = random_graph(n, 400, seed=3)
+    if case == "self_loops":
+        ei = torch.cat([ei, torch.arange(0, n, 3).repeat(2, 1), ei[:, :50]], 1)  # loops, dups
+    if case == "isolated":
+        ei = ei[:, (ei < 60).all(0)]                               # nodes 60.. have no edges
+    graph = to_csr(ei, n)
+    seeds = {"plain": torch.tensor([4, 9, 17, 33, 70]),
+             "duplicate_seeds": torch.tensor([4, 9, 4, 17, 9, 9]),
+             "isolated": torch.tensor([61, 5, 75, 62, 5]),
+             "self_loops": torch.tensor([0, 3, 6, 7])}[case]
+    out = sample_neighbors(graph, seeds, fanouts, replace,
+                           generator=torch.Generator().manual_seed(11))
+    nodes, rows, cols, edges, counts_n, counts_e = _reference_sample(graph, seeds, fanouts,
+                                                                      replace, 11)
+    assert out.node.tolist() == nodes and out.row.tolist() == rows
+    assert out.col.tolist() == cols and out.edge.tolist() == edges
+    assert out.num_sampled_nodes == counts_n and out.num_sampled_edges == counts_e
+
+
+def test_sampling_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    """Sampling a batch runs on one torch thread; the caller's thread count comes back, also
+    when sampling raises."""
+    from gatlib.loader import sampler as smod
+    graph = to_csr(random_graph(30, 90, seed=1), 30)
+    before = torch.get_num_threads()
+    seen = []
+    real = smod._sample
+
+    def spy(*args):
+        seen.append(torch.get_num_threads())
+        return real(*args)
+    monkeypatch.setattr(smod, "_sample", spy)
+    torch.set_num_threads(2)
+    try:
+        sample_neighbors(graph, torch.tensor([1, 2]), [2, 2])
+        assert seen == [1] and torch.get_num_threads() == 2
+        monkeypatch.setattr(smod, "_sample", lambda *a: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            sample_neighbors(graph, torch.tensor([1]), [2])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

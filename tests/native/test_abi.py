@@ -77,7 +77,8 @@ def test_every_tensor_is_checked_at_the_boundary():
     ok = dict(src=torch.zeros(3, dtype=torch.long), dst=torch.zeros(3, dtype=torch.long), E=3,
               S=2, T=2, loops=0, L=0, rowptr=torch.empty(3, dtype=torch.long),
               rowptr_t=torch.empty(3, dtype=torch.long), keep=torch.empty(3, dtype=torch.long),
-              cnt=torch.empty(3, dtype=torch.long),
+              cnt=torch.empty(6, dtype=torch.long), nthreads=1,
+              pairs=torch.empty(6, dtype=torch.long),
               **{k: torch.empty(3, dtype=torch.long)
                  for k in ("col", "row", "perm", "col_t", "perm_t")})
     assert abi.call(lib, "gatlib_build_csr", **ok) == 3

@@ -149,13 +149,18 @@ def test_size_and_dtype_rule(monkeypatch):
 
 
 @pytest.mark.parametrize("S,T,E", [(20, 20, 90), (15, 7, 40), (6, 6, 0), (1, 1, 1),
-                                   (3, 3, 30), (300, 300, 2000)])
+                                   (3, 3, 30), (300, 300, 2000), (7, 15, 40), (200, 200, 9)])
 @pytest.mark.parametrize("loops", [False, True])
-def test_counting_sort_csr_equals_the_sorts(S, T, E, loops, monkeypatch):
+@pytest.mark.parametrize("chunks", [None, 1, 2, 3, 8])
+def test_counting_sort_csr_equals_the_sorts(S, T, E, loops, chunks, monkeypatch):
     """The native builder's seven arrays (and kept edges) are the stable sorts' own, index for
     index, with and without the layers' self-loops, on hubs, multigraphs with loops and
-    duplicates, bipartite and empty graphs."""
+    duplicates, bipartite, empty graphs and graphs of mostly isolated nodes, whatever the
+    number of chunks (threads) the counting sort is cut into (more chunks than edges
+    included)."""
     ei = random_graph(S, E, seed=5, num_dst=T)
+    if chunks is not None:
+        monkeypatch.setattr(csr_module, "_csr_threads", lambda E, n: chunks)
 
     def build():
         g = to_csr(ei, S, T)
@@ -171,14 +176,36 @@ def test_counting_sort_csr_equals_the_sorts(S, T, E, loops, monkeypatch):
         assert torch.equal(got.edge_index(), want.edge_index())
 
 
-def test_counting_sort_guards_its_ranges():
+@pytest.mark.parametrize("chunks", [1, 2, 4])
+def test_counting_sort_guards_its_ranges(chunks, monkeypatch):
     """The kernel checks every index itself (the Python check runs before it): an edge out of
-    range is reported, not written out of bounds."""
+    range is reported, not written out of bounds; with the edges cut into chunks, the first
+    bad edge of all is the one named."""
     from gatlib.graph.csr import _native_csr
+    monkeypatch.setattr(csr_module, "_csr_threads", lambda E, n: chunks)
     with pytest.raises(ValueError, match="edge 1 has an index out of range"):
         _native_csr(torch.tensor([0, 5]), torch.tensor([1, 1]), 3, 3, loops=False)
     with pytest.raises(ValueError, match="edge 0 has an index out of range"):
         _native_csr(torch.tensor([0]), torch.tensor([-1]), 3, 3, loops=True)
+    src, dst = torch.zeros(9, dtype=torch.long), torch.zeros(9, dtype=torch.long)
+    src[7], dst[3] = 3, -2                           # the chunk of edge 3 comes first
+    with pytest.raises(ValueError, match="edge 3 has an index out of range"):
+        _native_csr(src, dst, 3, 3, loops=True)
+
+
+@pytest.mark.skipif(not native.available(), reason=native.status())
+def test_counting_sort_in_parallel_on_a_large_graph(monkeypatch):
+    """Above the parallel threshold, with torch's threads: the same arrays as the sorts."""
+    S = 3000
+    E = csr_module.CSR_PARALLEL_MIN_EDGES + 1234
+    ei = random_graph(S, E, seed=2)
+    got = to_csr(ei, S).with_self_loops()
+    with monkeypatch.context() as m:
+        m.setattr(csr_module, "_native_csr", lambda *a, **k: None)
+        want = to_csr(ei, S).with_self_loops()
+    for a, b in zip(graph_tensors(got), graph_tensors(want)):
+        assert torch.equal(a, b)
+    assert torch.equal(got.kept_edges, want.kept_edges)
 
 
 def _status_in_subprocess(env_update, tmp_path):
