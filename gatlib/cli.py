@@ -92,7 +92,7 @@ def _train(args: argparse.Namespace) -> int:
     from .experiments.distributed import check_config, session
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     cfg = load_config(args.config, overrides)      # checked before any data is read
-    seeds = parse_seeds(seeds_text)
+    seeds = parse_seeds(args.seeds)
     check_config(cfg, int(os.environ.get("WORLD_SIZE", "1")))
     # Under torchrun: one process group for all seeds, each rank on its device (a CUDA
     # config's "cuda" is then this rank's GPU, cuda:LOCAL_RANK); rank 0 alone prints.
@@ -143,7 +143,7 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         lrs = [float(x) for x in lrs_text.split(",") if x.strip()]
     except ValueError:
-        print(f"gatlib compare: --lrs must be comma-separated numbers, got {args.lrs!r}",
+        print(f"gatlib compare: --lrs must be comma-separated numbers, got {lrs_text!r}",
               file=sys.stderr)
         return 2
     seeds = parse_seeds(seeds_text)
