@@ -36,9 +36,10 @@ run: $(STAMP)
 # The Triton kernels run on the CPU under Triton's interpreter (a GPU runs them natively).
 # Three groups, each named before it starts and followed by its five slowest tests, so that a
 # long wait shows what it is waiting for; every group runs, and make fails if one failed.
-# The whole suite took 13.4 minutes on this project's two cores (2026-12-07, venv already made,
-# nothing else running: 9.0 + 2.3 + 2.1 min); the first group, with the Triton kernels under the
-# interpreter and the GPU self-check's tests, is most of it.
+# The whole suite took 10.0 minutes on this project's two cores (2026-12-07, 22:53-23:06, in a
+# fresh clone's `.ci/run`, nothing else running: 6.1 + 1.7 + 2.1 min; 11.4 min with the venv's
+# installation); the first group, with the Triton kernels under the interpreter and the GPU
+# self-check's tests, is most of it.
 PYTEST := TRITON_INTERPRET=1 $(BIN)/python -m pytest --durations=5
 CORE   := tests/graph tests/ops tests/pe tests/nn
 test: $(STAMP)
