@@ -117,6 +117,27 @@ def _default_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _model_settings(rows) -> str:
+    """The models' settings as the comparison's rows record them: one phrase, or one per group
+    of tasks when the tasks differ (layers, heads, a norm and early stopping where a task
+    sets them)."""
+    groups: dict = {}
+    for r in rows:
+        key = (r["layers"], r["heads"], r["norm"], r["patience"], r["epochs"])
+        groups.setdefault(key, {})[r["task"]] = None
+
+    def phrase(layers, heads, norm, patience, epochs) -> str:
+        text = f"{layers} attention layers, {heads} heads"
+        text += f", {norm} norm" if norm else ""
+        if patience is not None:
+            text += (f", at most {epochs} epochs with early stopping after {patience} without "
+                     f"a better validation score")
+        return text
+    if len(groups) == 1:
+        return phrase(*next(iter(groups)))
+    return "; ".join(f"{', '.join(tasks)}: {phrase(*key)}" for key, tasks in groups.items())
+
+
 def _compare(args: argparse.Namespace) -> int:
     import platform
 
@@ -190,15 +211,12 @@ def _compare(args: argparse.Namespace) -> int:
     again += [f"--epochs {args.epochs}"] if args.epochs is not None else []
     skipped = {t: f"dataset {m['dataset']} not available ({m['state']})"
                for t, m in missing.items()}
-    layers = ("4 attention layers, 4 heads, batch norm, at most 30 epochs with early stopping "
-              "after 8 without a better validation score" if preset.size == "medium" else
-              "10 attention layers, 8 heads, batch norm, early stopping" if preset.size == "paper"
-              else "3 attention layers, 4 heads")
+    layers = _model_settings(rows)
     settings = (f"Settings: preset {preset.name}; {len(seeds)} seed(s) ({seeds_text}); "
                 f"parameter budget {budgets} (width chosen per variant); learning rates tried "
                 f"on seed {seeds[0]}: {', '.join(f'{x:g}' for x in lrs)} (best on validation "
-                f"kept); {layers}, AdamW; device {args.device} ({platform.processor() or platform.machine()}, "
-                f"{threads}); torch {torch.__version__}, gatlib "
+                f"kept); {layers}, AdamW; device {args.device} "
+                f"({platform.processor() or platform.machine()}, {threads}); torch {torch.__version__}, gatlib "
                 f"{__version__}; {wall / 60:.1f} min wall time (cached runs are not re-run). "
                 f"Reproduce: `gatlib compare {' '.join(again)}`.")
     text = write_report(rows, Path(args.out), settings, skipped=skipped)

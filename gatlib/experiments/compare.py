@@ -435,7 +435,8 @@ def _compare_task(name, variants, seeds, budget, lrs, results, device, size, pro
                                                 for r in runs])),
             "load_avg": max((r.get("load_avg", math.nan) for r in runs), default=math.nan),
             "peak_memory_bytes": float(np.median(peaks)) if peaks else None,
-            "epochs": task.epochs, "device": device})
+            "epochs": task.epochs, "device": device, "layers": task.num_layers,
+            "heads": task.heads, "norm": task.norm, "patience": task.patience})
     return rows
 
 

@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.utils import to_dense_batch
 
 from ..ops.dense import _layout
 from .dense import QKVAttention
@@ -46,7 +47,6 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = 
                          f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     if N == 0:                          # no nodes: an empty result that stays in autograd
         return v + (q.sum() + k.sum()) * 0                                 # [0, H, Dv]
-    from torch_geometric.utils import to_dense_batch
     batch, _ = _layout(batch, N, q.device)
     # Padded per graph ([B, L, H, D], zero rows past a graph's nodes), so that the per-graph
     # sums are batched matrix products and no [N, H, D, Dv] outer product is ever formed.

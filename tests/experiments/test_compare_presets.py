@@ -109,6 +109,8 @@ def test_medium_preset_resumes_after_an_interruption(tiny_medium, tmp_path, monk
     out = capsys.readouterr().out
     assert "| cluster | balanced accuracy |" in out and "preset medium" in out
     assert "gatlib compare --preset medium --tasks cluster --seeds 0-1" in out
+    assert ("4 attention layers, 4 heads, batch norm, at most 2 epochs with early stopping "
+            "after 8 without a better validation score, AdamW") in out
     rows = json.loads((tmp_path / "o" / "compare.json").read_text())
     assert {r["variant"] for r in rows} == {"sparse[exphormer]+lap", "linear+lap"}
     runs = [json.loads(p.read_text()) for p in (tmp_path / "r").rglob("seed=*.json")]
