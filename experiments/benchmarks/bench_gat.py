@@ -154,6 +154,8 @@ def main(argv=None) -> dict:
           f"{args.heads} heads x {args.channels}, device {args.device}, "
           f"torch {torch.__version__}, gatlib {gatlib.__version__}, "
           f"threads {torch.get_num_threads()}")
+    from gatlib import native
+    print(f"  {native.status()}")
     checked = check(args)
     rows = {}
     for impl in args.impls.split(","):
@@ -193,7 +195,8 @@ def main(argv=None) -> dict:
               f"{args.heads} heads x {args.channels}; device {args.device} ({device_name}, "
               f"{torch.get_num_threads()} threads); torch {torch.__version__}, gatlib "
               f"{gatlib.__version__}; median of {args.repeats} after warm-up; "
-              f"{datetime.now(timezone.utc):%Y-%m-%d}.")
+              f"{datetime.now(timezone.utc):%Y-%m-%d}; "
+              f"{native.status().split(' from ')[0]} ({native._state['variant']}).")
     if roof is not None:
         b = roof["bound"]
         lines += ["", "gatlib against the roofline (gatlib's steps timed in the same rounds as the "

@@ -23,7 +23,9 @@ others; a folder that fails is refused with one warning and a private ``mkdtemp`
 for the process. The file name is a hash of the sources, the flags, the compiler (``$CC``,
 default ``cc``, which may carry arguments, e.g. ``ccache gcc``; its resolved path and its
 ``--version`` line), the C library's version and the CPU's feature flags, so a cache shared
-between machines never loads a library built for other vector units. Processes that build the
+between machines never loads a library built for other vector units. The build targets the
+machine's own CPU (``-march=native``); ``$GATLIB_NATIVE_MARCH`` names another target (e.g.
+``haswell``: AVX2 without AVX-512). Processes that build the
 same library take turns on a file lock; a compile is stopped after ``$GATLIB_NATIVE_TIMEOUT``
 seconds (default 300). A variant that fails leaves a ``.failed`` note naming the compiler,
 which expires after an hour (:data:`FAILED_TTL_S`).
@@ -39,6 +41,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -61,6 +64,9 @@ _FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-std=g
 # Tried in order, the first that builds and loads is used: OpenMP (the process's runtime: loaded
 # after torch, the library shares torch's libgomp and its thread pool) with the machine's vector
 # units and glibc's vector exp/log (libmvec), then without OpenMP, without libmvec, portable.
+# "-march=native" is "-march=$GATLIB_NATIVE_MARCH" when that is set (e.g. "haswell" for AVX2
+# without AVX-512, or "x86-64-v3": a library for a fleet of machines, or a narrower build timed
+# on a wider CPU).
 _VARIANTS = (("-march=native", "-fopenmp", "-DGATLIB_MVEC", "-lmvec"),
              ("-march=native", "-DGATLIB_MVEC", "-lmvec"), ("-march=native",), ())
 # A failed variant's note is believed this long, then the variant is tried again (a compiler
@@ -71,6 +77,18 @@ _OFF = ("0", "false", "off", "no")
 
 _lock = threading.Lock()
 _state = {"lib": None, "reason": None, "path": None, "variant": None, "skipped": ()}
+
+
+def _variants() -> Tuple[Tuple[str, ...], ...]:
+    """The build variants, in order, with ``$GATLIB_NATIVE_MARCH`` (checked) as the target."""
+    raw = os.environ.get("GATLIB_NATIVE_MARCH", "").strip()
+    if not raw:
+        return _VARIANTS
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}", raw):
+        raise RuntimeError(f"GATLIB_NATIVE_MARCH={raw!r} is not a CPU name for -march (letters, "
+                           f"digits and . _ + -, e.g. haswell, x86-64-v3, native)")
+    return tuple(tuple(f"-march={raw}" if f == "-march=native" else f for f in v)
+                 for v in _VARIANTS)
 
 
 def _timeout() -> float:
@@ -227,7 +245,8 @@ def _open():
     machine = _cpu_features()
     folder = _trusted_folder()
     errors: List[str] = []
-    for extra in _VARIANTS:
+    variants = _variants()
+    for extra in variants:
         label = " ".join(extra) or "portable"
         path = folder / f"libgatlib_native-{_key(text, extra, identity, machine)}.so"
         failed = path.with_name(path.name + ".failed")
@@ -242,7 +261,7 @@ def _open():
                         "native", _private.unsafe_reason(path) or f"{path} is not trusted")
                     path = folder / path.name
                     failed = path.with_name(path.name + ".failed")
-                with _BuildLock(folder, wait_s=timeout * len(_VARIANTS)):
+                with _BuildLock(folder, wait_s=timeout * len(variants)):
                     if not path.exists():
                         _build(cc, path, extra, timeout)
             return ctypes.CDLL(str(path)), path, label, tuple(errors)

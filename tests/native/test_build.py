@@ -179,3 +179,23 @@ def test_switched_off_by_any_false_word(value, monkeypatch):
 def test_status_is_one_line():
     assert "\n" not in native.status()
     assert native.status().startswith("native CPU kernels")
+
+
+def test_march_names_another_target(stand_in, monkeypatch):
+    """``GATLIB_NATIVE_MARCH`` replaces ``-march=native`` in every variant that has it (a build
+    for AVX2 alone on an AVX-512 machine, or for a fleet), under a key of its own; a value that
+    is not a CPU name is refused before any compiler runs."""
+    monkeypatch.setattr(native, "_VARIANTS", (("-march=native", "-DX"), ()))
+    monkeypatch.delenv("GATLIB_NATIVE_MARCH", raising=False)
+    assert native._variants() == (("-march=native", "-DX"), ())
+    monkeypatch.setenv("GATLIB_NATIVE_MARCH", "x86-64")
+    assert native._variants() == (("-march=x86-64", "-DX"), ())
+    lib, path, label, _ = native._open()
+    assert lib.gatlib_native_version() == 9 and label == "-march=x86-64 -DX"
+    monkeypatch.setenv("GATLIB_NATIVE_MARCH", "native")
+    _, native_path, _, _ = native._open()
+    assert native_path != path
+    for bad in ("haswell -O0", "$(id)", "-mavx512f", "x" * 80):
+        monkeypatch.setenv("GATLIB_NATIVE_MARCH", bad)
+        with pytest.raises(RuntimeError, match="GATLIB_NATIVE_MARCH"):
+            native._open()
