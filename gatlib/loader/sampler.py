@@ -1,8 +1,10 @@
-"""Neighbour sampling over gatlib's CSR structure, in vectorised torch, for PyG's loaders.
+"""Neighbour sampling over gatlib's CSR structure, for PyG's loaders: one native pass a hop
+(``gatlib/native/sample.h``: picks and relabelling together) where the native library is
+loaded, else vectorised torch ops with the same semantics.
 
 PyG's ``NeighborLoader`` samples through ``pyg-lib`` or ``torch-sparse``; where neither is
 installed it cannot sample at all. :class:`NeighborSampler` is a
-``torch_geometric.sampler.BaseSampler`` written in plain torch over a :class:`GraphCSR`, so
+``torch_geometric.sampler.BaseSampler`` over a :class:`GraphCSR`, so
 PyG's own ``NodeLoader`` turns its output into the usual mini-batch ``Data`` (``n_id``,
 ``e_id``, ``batch_size``, ``input_id``, ``num_sampled_nodes``, ``num_sampled_edges`` and the
 node and edge attributes of the graph). :func:`neighbor_loader` returns PyG's own
@@ -239,35 +241,95 @@ def sample_neighbors(graph: GraphCSR, seeds: Tensor, num_neighbors: Sequence[int
     return _sample(graph, seeds, fanouts, replace, generator)
 
 
+def _native_lib():
+    """The native library where it is loaded (None: sample with torch ops)."""
+    from .. import native
+    return native.library()
+
+
 def _sample(graph, seeds: Tensor, fanouts: List[int], replace: bool,
             generator: Optional[torch.Generator]) -> SamplerOutput:
-    rowptr, col, perm = graph.rowptr, graph.col, graph.perm
-    dev = rowptr.device
+    dev = graph.rowptr.device
     seeds = check_seeds(seeds, graph.num_dst).to(dev)
     ids = _LocalIds(graph.num_dst, dev)
     ids.seed(seeds)
+    lib = _native_lib() if dev.type == "cpu" else None
     nodes, rows, cols, edges = [seeds], [], [], []
-    num_nodes, begin = seeds.numel(), 0
     counts_n, counts_e = [seeds.numel()], []
-    frontier = seeds
+    frontier, begin = seeds, 0
     for k in fanouts:
-        start = rowptr[frontier]                                             # [n]
-        deg = rowptr[frontier + 1] - start                                   # [n]
-        seg, pos = _pick(start, deg, k, replace, generator)                 # [M], [M]
-        src_local, new = ids.relabel(col[pos])                              # [M], [M']
+        if lib is not None:
+            src_local, tgt, edge, new = _hop_native(lib, graph, ids, frontier, begin, k,
+                                                    replace, generator)
+        else:
+            src_local, tgt, edge, new = _hop_torch(graph, ids, frontier, begin, k, replace,
+                                                   generator)
         rows.append(src_local)
-        cols.append(begin + seg)
-        edges.append(perm[pos])
-        counts_e.append(pos.numel())
+        cols.append(tgt)
+        edges.append(edge)
+        counts_e.append(edge.numel())
         counts_n.append(new.numel())
         nodes.append(new)
-        begin, num_nodes, frontier = num_nodes, num_nodes + new.numel(), new
+        begin, frontier = ids.count - new.numel(), new
     empty = seeds.new_empty(0)
     return SamplerOutput(node=torch.cat(nodes),
                          row=torch.cat(rows) if rows else empty,
                          col=torch.cat(cols) if cols else empty,
                          edge=torch.cat(edges) if edges else empty,
                          num_sampled_nodes=counts_n, num_sampled_edges=counts_e)
+
+
+def _hop_torch(graph, ids: _LocalIds, frontier: Tensor, begin: int, k: int, replace: bool,
+               generator: Optional[torch.Generator]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One hop in torch ops: ``k`` in-edges of each frontier node (:func:`_pick`), their
+    sources relabelled (``ids``). Returns ``(src_local [M], tgt [M], edge [M], new [M'])``,
+    ``tgt`` = ``begin`` + the target's frontier position."""
+    start = graph.rowptr[frontier]                                           # [n]
+    deg = graph.rowptr[frontier + 1] - start                                 # [n]
+    seg, pos = _pick(start, deg, k, replace, generator)                     # [M], [M]
+    src_local, new = ids.relabel(graph.col[pos])                            # [M], [M']
+    return src_local, begin + seg, graph.perm[pos], new
+
+
+def _hop_size(rowptr: Tensor, frontier: Tensor, E: int, k: int, replace: bool) -> int:
+    """The number of in-edges one hop picks for ``frontier`` (see :func:`_pick`), the
+    frontier's rows checked first (an edited ``rowptr`` is reported as the kernel reports it,
+    before it can size an allocation)."""
+    a, b = rowptr[frontier], rowptr[frontier + 1]                            # [n], [n]
+    if frontier.numel() and bool(((a < 0) | (a > b) | (b > E)).any()):
+        from ..native import abi
+        abi.check_status("gatlib_sample_hop", -2)
+    deg = b - a                                                              # [n]
+    if k < 0:
+        return int(deg.sum())
+    if replace:
+        return k * int((deg > 0).sum())
+    return int(deg.clamp(max=k).sum())
+
+
+def _hop_native(lib, graph, ids: _LocalIds, frontier: Tensor, begin: int, k: int,
+                replace: bool, generator: Optional[torch.Generator]
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`_hop_torch` in one pass of the native ``gatlib_sample_hop``
+    (``gatlib/native/sample.h``): the same semantics (``min(k, deg)`` distinct in-edges, every
+    subset equally likely, or ``k`` draws with replacement; sources relabelled in order of
+    first appearance), its own random stream seeded by one draw of ``generator``, so the
+    batches differ from the torch path's but are as reproducible."""
+    from ..native import abi
+    rowptr, col, perm = graph.rowptr, graph.col, graph.perm
+    E = col.numel()
+    M = _hop_size(rowptr, frontier, E, k, replace)
+    out = torch.empty(4, M, dtype=torch.long)                                # [4, M]
+    seed = int(torch.randint(0, 2 ** 62, (), generator=generator))
+    fresh = abi.call(lib, "gatlib_sample_hop", rowptr=rowptr, col=col, perm=perm,
+                     N=rowptr.numel() - 1, E=E, frontier=frontier.contiguous(),
+                     n=frontier.numel(), k=k, replace=int(replace), seed=seed, begin=begin,
+                     local=ids.local, count=ids.count, M=M, src_local=out[0], tgt=out[1],
+                     edge=out[2], new_nodes=out[3])
+    if fresh < 0:
+        abi.check_status("gatlib_sample_hop", fresh)
+    ids.count += fresh
+    return out[0], out[1], out[2], out[3, :fresh]
 
 
 # ---------------------------------------------------------------------------- PyG sampler

@@ -40,6 +40,8 @@ STATUS: Dict[int, str] = {
     -6: "col_t",
     -7: "perm_t",
     -8: "degree",
+    -9: "frontier",
+    -10: "capacity",
 }
 
 _WHAT = {
@@ -50,6 +52,8 @@ _WHAT = {
     "col_t": "has a target index outside [0, T)",
     "perm_t": "has an edge position outside [0, E)",
     "degree": "has a target with more in-edges than the largest degree passed (ld)",
+    "frontier": "(the nodes a sampling hop expands) has a node id outside [0, N)",
+    "capacity": "has more in-edges than were counted before the hop (it changed meanwhile)",
 }
 
 
@@ -111,6 +115,13 @@ FUNCTIONS: Dict[str, Tuple[str, bool, Tuple[Arg, ...]]] = {
         _a("keep", _PI64, _E),
         _a("cnt", _PI64, lambda a: (a["nthreads"] + 1) * (max(a["S"], a["T"]) + 1)),
         _a("pairs", _PI64, lambda a: 2 * (a["E"] + a["L"])), _a("nthreads", _I))),
+    "gatlib_sample_hop": (_I64, False, (
+        _a("rowptr", _PI64, _plus_one("N")), _a("col", _PI64, _E), _a("perm", _PI64, _E),
+        _a("N", _I64), _a("E", _I64), _a("frontier", _PI64, _n("n")), _a("n", _I64),
+        _a("k", _I64), _a("replace", _I), _a("seed", _I64), _a("begin", _I64),
+        _a("local", _PI64, _n("N")), _a("count", _I64), _a("M", _I64),
+        _a("src_local", _PI64, _n("M")), _a("tgt", _PI64, _n("M")),
+        _a("edge", _PI64, _n("M")), _a("new_nodes", _PI64, _n("M")))),
     "attention_forward": (_I, True, (
         _a("kind", _I), _a("T", _I64), _a("S", _I64), _a("E", _I64), _a("H", _I64),
         _a("D", _I64), _a("C", _I64),

@@ -1,5 +1,5 @@
 /* gatlib's native CPU code: the fused attention kernels (attention.h), GATv2's score
- * (gatv2.h) and the CSR builder (csr.h). Built at first use by gatlib/native/__init__.py with
+ * (gatv2.h), the CSR builder (csr.h) and a hop of neighbour sampling (sample.h). Built at first use by gatlib/native/__init__.py with
  * the system's C compiler; without one gatlib runs on torch's kernels instead. Plain C99, no
  * Python or torch headers: the functions take raw pointers through ctypes, each declared once
  * in gatlib/native/abi.py (a test compares that table with the prototypes here).
@@ -38,7 +38,9 @@ enum {
     GATLIB_BAD_ROWPTR_T = -5,
     GATLIB_BAD_COL_T = -6,
     GATLIB_BAD_PERM_T = -7,
-    GATLIB_BAD_DEGREE = -8
+    GATLIB_BAD_DEGREE = -8,
+    GATLIB_BAD_FRONTIER = -9,
+    GATLIB_BAD_CAPACITY = -10
 };
 
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -65,9 +67,10 @@ enum {
     } while (0)
 
 /* The ABI version gatlib/native/abi.py checks before using the library. */
-int gatlib_native_version(void) { return 10; }
+int gatlib_native_version(void) { return 11; }
 
 #include "csr.h"
+#include "sample.h"
 
 #define REAL float
 #define SUFFIX _f32

@@ -16,6 +16,19 @@ from gatlib.loader import loader as loader_module
 from ..conftest import random_graph
 
 
+@pytest.fixture(autouse=True, params=["native", "torch"])
+def path(request, monkeypatch):
+    """Every test runs on both ways of sampling a hop: the native pass (``sample.h``) and the
+    torch ops (no compiler, or GATLIB_NATIVE=0)."""
+    from gatlib import native
+    from gatlib.loader import sampler as smod
+    if request.param == "native" and not native.available():
+        pytest.skip(native.status())
+    if request.param == "torch":
+        monkeypatch.setattr(smod, "_native_lib", lambda: None)
+    return request.param
+
+
 def star(num_leaves: int) -> torch.Tensor:
     """Every leaf 1..D points at the centre 0 (edge leaf -> 0); edge id e is leaf e + 1."""
     leaves = torch.arange(1, num_leaves + 1)
@@ -57,6 +70,23 @@ def test_star_without_replacement_uniform_over_leaves_and_subsets(D, k):
     assert chisquare([subsets[c] for c in all_subsets]).pvalue > 1e-3   # ...equally often
     # The edge ids are the caller's: leaf l is edge l - 1.
     assert torch.equal(out.edge.view(trials, k) + 1, src)
+
+
+@pytest.mark.parametrize("D, k", [(80, 70), (300, 2), (90, 65)])
+def test_large_fanouts_and_hubs_uniform_over_leaves(D, k):
+    """Fanouts past the native pass's Floyd range (k > 64: selection sampling) and a hub far
+    above its fanout: every leaf equally likely, k distinct ones per draw."""
+    trials = 1500
+    out = sample_neighbors(to_csr(star(D), D + 1), torch.zeros(trials, dtype=torch.long), [k],
+                           generator=torch.Generator().manual_seed(2))
+    src = out.node[out.row].view(trials, k)
+    assert all(len(set(r)) == k for r in src.tolist())
+    counts = torch.bincount(src.reshape(-1), minlength=D + 1)[1:]
+    assert (counts > 0).all() and chisquare(counts.tolist()).pvalue > 1e-3
+    # Pairs: leaf 1 and leaf 2 together as often as k (k - 1) / (D (D - 1)) says.
+    both = int(((src == 1).any(1) & (src == 2).any(1)).sum())
+    p = k * (k - 1) / (D * (D - 1))
+    assert abs(both - trials * p) < 5 * (trials * p * (1 - p)) ** 0.5 + 1
 
 
 def test_star_with_replacement_uniform_and_exact_count():
@@ -308,12 +338,54 @@ def _reference_sample(graph, seeds, fanouts, replace, seed):
     return nodes, rows, cols, edges, counts_n, counts_e
 
 
+def _reference_from_choice(edge_index, graph, seeds, fanouts, replace, out):
+    """The output the sampler's semantics define given the edges ``out`` chose for each target
+    (read from ``out.col`` / ``out.edge``, checked to be in-edges of that target, as many as
+    the fanout gives, distinct and in CSR order without replacement): everything else (node
+    order, local ids, grouping, counts) recomputed in plain Python."""
+    deg = graph.in_degree()
+    local = {}
+    for i, s in enumerate(seeds.tolist()):
+        local.setdefault(s, i)
+    nodes, rows, cols, edges = list(seeds.tolist()), [], [], []
+    counts_n, counts_e = [seeds.numel()], []
+    frontier, begin, e0 = seeds.tolist(), 0, 0
+    chosen_col, chosen_edge = out.col.tolist(), out.edge.tolist()
+    for k in fanouts:
+        new = []
+        for t, node in enumerate(frontier):
+            d = int(deg[node])
+            want = d if k < 0 else (k if replace and d > 0 else (0 if replace else min(k, d)))
+            mine = chosen_edge[e0:e0 + want]
+            assert chosen_col[e0:e0 + want] == [begin + t] * want
+            assert all(int(edge_index[1, e]) == node for e in mine)
+            if not replace:              # distinct edges, in the graph's CSR order
+                pos = [int((graph.perm == e).nonzero()) for e in mine]
+                assert pos == sorted(set(pos))
+            for e in mine:
+                j = int(edge_index[0, e])
+                if j not in local:
+                    local[j] = len(nodes) + len(new)
+                    new.append(j)
+                rows.append(local[j])
+                cols.append(begin + t)
+                edges.append(e)
+            e0 += want
+        counts_e.append(len(edges) - sum(counts_e))
+        counts_n.append(len(new))
+        begin = len(nodes)
+        nodes += new
+        frontier = new
+    return nodes, rows, cols, edges, counts_n, counts_e
+
+
 @pytest.mark.parametrize("replace", [False, True])
 @pytest.mark.parametrize("fanouts", [[3, 2], [-1, -1], [5, 0, 4], [1]])
 @pytest.mark.parametrize("case", ["plain", "duplicate_seeds", "isolated", "self_loops"])
-def test_node_indexed_relabelling_equals_the_reference(replace, fanouts, case):
+def test_node_indexed_relabelling_equals_the_reference(replace, fanouts, case, path):
     """The node-indexed relabelling gives exactly the output the sampler's semantics define
-    (same draws), with repeated seeds, isolated nodes, self-loops and duplicate edges."""
+    (the torch path: on the same draws; the native path: on the edges it chose), with repeated
+    seeds, isolated nodes, self-loops and duplicate edges."""
     n = 80
     ei = random_graph(n, 400, seed=3)
     if case == "self_loops":
@@ -327,8 +399,12 @@ def test_node_indexed_relabelling_equals_the_reference(replace, fanouts, case):
              "self_loops": torch.tensor([0, 3, 6, 7])}[case]
     out = sample_neighbors(graph, seeds, fanouts, replace,
                            generator=torch.Generator().manual_seed(11))
-    nodes, rows, cols, edges, counts_n, counts_e = _reference_sample(graph, seeds, fanouts,
-                                                                      replace, 11)
+    if path == "torch":
+        nodes, rows, cols, edges, counts_n, counts_e = _reference_sample(graph, seeds, fanouts,
+                                                                          replace, 11)
+    else:
+        nodes, rows, cols, edges, counts_n, counts_e = _reference_from_choice(
+            ei, graph, seeds, fanouts, replace, out)
     assert out.node.tolist() == nodes and out.row.tolist() == rows
     assert out.col.tolist() == cols and out.edge.tolist() == edges
     assert out.num_sampled_nodes == counts_n and out.num_sampled_edges == counts_e

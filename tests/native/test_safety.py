@@ -161,6 +161,27 @@ except ValueError as exc:
     assert "graph on meta" in str(exc), exc
     print("OK")
 """,
+    # The neighbour sampler's kept index tensors edited by hand: each broken array named by
+    # the native hop (sample.h) or the size count before it, nothing read out of bounds.
+    "sampler_fields_edited": """
+from gatlib.loader import NeighborSampler
+from gatlib.native.abi import NativeIndexError
+seeds = torch.arange(0, N, 7)
+edits = {"col": ("col", 3, 1 << 40), "perm": ("perm", 3, -5), "rowptr": ("rowptr", 1, 1 << 40),
+         "falling rowptr": ("rowptr", 2, -1)}
+for name, (field, at, value) in edits.items():
+    s = NeighborSampler(ei, [-1, 2], num_nodes=N, seed=0)      # -1: every edge read
+    t = getattr(s, field).clone()
+    t[at] = value
+    setattr(s, field, t)
+    try:
+        s.sample_from_nodes(type("I", (), {"node": seeds, "input_type": None, "time": None,
+                                           "input_id": None})())
+        raise SystemExit(f"{name}: no error")
+    except NativeIndexError as exc:
+        assert field in str(exc), (name, exc)
+print("OK")
+""",
 }
 
 
