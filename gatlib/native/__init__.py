@@ -10,7 +10,9 @@ Three parts, all plain C99 without Python or torch headers (``gatlib_native.c``)
 - ``csr.h``: the CSR view of an ``edge_index`` (with or without the layers' self-loops) by two
   counting sorts, O(E + N) (:mod:`gatlib.graph.csr`);
 - ``sample.h``: a hop of neighbour sampling with the sources relabelled in the same pass
-  (:mod:`gatlib.loader.sampler`).
+  (:mod:`gatlib.loader.sampler`);
+- ``dropout.h``: dropout's keep masks and factors from a counter-based random stream
+  (:mod:`gatlib.ops.dropout`).
 
 Every function is declared once, in :mod:`gatlib.native.abi`, and called through
 :func:`gatlib.native.abi.call`, which checks each tensor it hands to C; the C code checks every
@@ -61,7 +63,7 @@ __all__ = ["available", "status", "library"]
 
 _VERSION = 11                                  # gatlib_native_version() in gatlib_native.c
 _HERE = Path(__file__).resolve().parent
-_SOURCES = ("gatlib_native.c", "attention.h", "gatv2.h", "csr.h", "sample.h")
+_SOURCES = ("gatlib_native.c", "attention.h", "gatv2.h", "csr.h", "sample.h", "dropout.h")
 _FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-std=gnu99")
 # Tried in order, the first that builds and loads is used: OpenMP (the process's runtime: loaded
 # after torch, the library shares torch's libgomp and its thread pool) with the machine's vector

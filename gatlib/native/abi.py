@@ -42,6 +42,7 @@ STATUS: Dict[int, str] = {
     -8: "degree",
     -9: "frontier",
     -10: "capacity",
+    -11: "threshold",
 }
 
 _WHAT = {
@@ -54,6 +55,7 @@ _WHAT = {
     "degree": "has a target with more in-edges than the largest degree passed (ld)",
     "frontier": "(the nodes a sampling hop expands) has a node id outside [0, N)",
     "capacity": "has more in-edges than were counted before the hop (it changed meanwhile)",
+    "threshold": "(dropout's byte and 32-bit thresholds) is out of range",
 }
 
 
@@ -122,6 +124,15 @@ FUNCTIONS: Dict[str, Tuple[str, bool, Tuple[Arg, ...]]] = {
         _a("local", _PI64, _n("N")), _a("count", _I64), _a("M", _I64),
         _a("src_local", _PI64, _n("M")), _a("tgt", _PI64, _n("M")),
         _a("edge", _PI64, _n("M")), _a("new_nodes", _PI64, _n("M")))),
+    "gatlib_keep_bytes": (_I, False, (
+        _a("n", _I64), _a("seed", _I64), _a("a", _I64), _a("b", _I64),
+        _a("out", _PU8, _n("n")), _a("nthreads", _I))),
+    "gatlib_keep_factor": (_I, True, (
+        _a("n", _I64), _a("seed", _I64), _a("a", _I64), _a("b", _I64), _a("one", _R),
+        _a("out", _PR, _n("n")), _a("nthreads", _I))),
+    "gatlib_dropout": (_I, True, (
+        _a("n", _I64), _a("seed", _I64), _a("a", _I64), _a("b", _I64), _a("one", _R),
+        _a("x", _PR, _n("n")), _a("out", _PR, _n("n")), _a("nthreads", _I))),
     "attention_forward": (_I, True, (
         _a("kind", _I), _a("T", _I64), _a("S", _I64), _a("E", _I64), _a("H", _I64),
         _a("D", _I64), _a("C", _I64),

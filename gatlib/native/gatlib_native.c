@@ -1,5 +1,6 @@
 /* gatlib's native CPU code: the fused attention kernels (attention.h), GATv2's score
- * (gatv2.h), the CSR builder (csr.h) and a hop of neighbour sampling (sample.h). Built at first use by gatlib/native/__init__.py with
+ * (gatv2.h), the CSR builder (csr.h), a hop of neighbour sampling (sample.h) and dropout's keep
+ * decisions (dropout.h). Built at first use by gatlib/native/__init__.py with
  * the system's C compiler; without one gatlib runs on torch's kernels instead. Plain C99, no
  * Python or torch headers: the functions take raw pointers through ctypes, each declared once
  * in gatlib/native/abi.py (a test compares that table with the prototypes here).
@@ -40,7 +41,8 @@ enum {
     GATLIB_BAD_PERM_T = -7,
     GATLIB_BAD_DEGREE = -8,
     GATLIB_BAD_FRONTIER = -9,
-    GATLIB_BAD_CAPACITY = -10
+    GATLIB_BAD_CAPACITY = -10,
+    GATLIB_BAD_THRESHOLD = -11
 };
 
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -69,6 +71,14 @@ enum {
 /* The ABI version gatlib/native/abi.py checks before using the library. */
 int gatlib_native_version(void) { return 11; }
 
+/* splitmix64's output function: a bijective mix of the 64 bits of z (the random streams of
+ * sample.h and dropout.h). */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 #include "csr.h"
 #include "sample.h"
 
@@ -78,6 +88,7 @@ int gatlib_native_version(void) { return 11; }
 #define LOG logf
 #include "attention.h"
 #include "gatv2.h"
+#include "dropout.h"
 #undef REAL
 #undef SUFFIX
 #undef EXP
@@ -89,6 +100,7 @@ int gatlib_native_version(void) { return 11; }
 #define LOG log
 #include "attention.h"
 #include "gatv2.h"
+#include "dropout.h"
 #undef REAL
 #undef SUFFIX
 #undef EXP

@@ -25,10 +25,7 @@
 
 /* splitmix64: a 64-bit state advanced by a constant, mixed on output. */
 static inline uint64_t sample_next(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    return mix64(*state += 0x9E3779B97F4A7C15ULL);
 }
 
 /* Uniform in [0, n) for n >= 1 (multiply-shift: bias below n / 2^64). */

@@ -15,6 +15,11 @@ The rule, exact to ``2**-41``: write ``p * 2**40`` (rounded to the nearest integ
 Bytes are disjoint bits of uniform 64-bit words (``random_`` over the full int64 range, one
 generator call per 8 elements), so elements are independent; the tie words are fresh draws.
 Cost of the ``[3800, 64]`` factor: about 0.1 ms for p a multiple of 1/256, 0.2 ms otherwise.
+
+Where the native library is loaded, a CPU mask or factor (uint8, float32, float64) is made in
+one parallel pass by ``gatlib/native/dropout.h`` under the same rule, its bytes and tie words
+from a counter-based stream (splitmix64, which passes BigCrush) seeded by one draw of the
+generator: as reproducible under a seed, a different stream from the torch path's.
 """
 from __future__ import annotations
 
@@ -80,6 +85,39 @@ def _fill(out: Tensor, u: Tensor, p: float, n: int, one, device, generator) -> T
     return out
 
 
+def _native_lib():
+    """The native library where it is loaded (None: torch's generator and ops)."""
+    from .. import native
+    return native.library()
+
+
+_NATIVE_SUFFIX = {torch.uint8: "", torch.float32: "_f32", torch.float64: "_f64"}
+
+
+def _native_fill(out: Tensor, p: float, one: float, generator) -> bool:
+    """``out`` (CPU, uint8 / float32 / float64) filled with ``one`` where kept, 0 where
+    dropped, by the native ``dropout.h`` in one parallel pass: the same rule on the bytes of a
+    counter-based stream (splitmix64) seeded by one draw of ``generator``. False (nothing
+    done) where the library, the device or the dtype does not allow it."""
+    suffix = _NATIVE_SUFFIX.get(out.dtype)
+    if suffix is None or out.device.type != "cpu" or torch.compiler.is_compiling():
+        return False
+    lib = _native_lib()
+    if lib is None:
+        return False
+    from ..native import abi
+    a, b = _threshold(p)
+    seed = int(torch.randint(0, 2 ** 62, (), generator=generator))
+    n = out.numel()
+    if suffix:
+        abi.call(lib, "gatlib_keep_factor", suffix, n=n, seed=seed, a=a, b=b, one=one, out=out,
+                 nthreads=torch.get_num_threads())
+    else:
+        abi.call(lib, "gatlib_keep_bytes", n=n, seed=seed, a=a, b=b, out=out,
+                 nthreads=torch.get_num_threads())
+    return True
+
+
 def keep_mask(shape: Sequence[int], p: float, device=None,
               generator: Optional[torch.Generator] = None) -> Tensor:
     """A bool tensor of ``shape``, each element True (keep) with probability ``1 - p``,
@@ -99,6 +137,8 @@ def keep_mask(shape: Sequence[int], p: float, device=None,
         return torch.ones(shape, dtype=torch.bool, device=device)
     out = torch.empty(n, dtype=torch.uint8, device=device)
     # 0 / 1 bytes reinterpreted as bool: comparisons that write bool directly are 8x slower.
+    if _native_fill(out, float(p), 1.0, generator):
+        return out.view(torch.bool).view(shape)
     return _fill(out, _bytes(n, device, generator), float(p), n, 1, device,
                  generator).view(torch.bool).view(shape)
 
@@ -117,6 +157,8 @@ def keep_factor(shape: Sequence[int], p: float, dtype=torch.float32, device=None
     if p == 0.0:
         return torch.ones(shape, dtype=dtype, device=device)
     out = torch.empty(n, dtype=dtype, device=device)
+    if _native_fill(out, float(p), 1.0 / (1.0 - p), generator):
+        return out.view(shape)
     return _fill(out, _bytes(n, device, generator), float(p), n, 1.0 / (1.0 - p), device,
                  generator).view(shape)
 
@@ -135,5 +177,40 @@ def dropout(x: Tensor, p: float, training: bool = True,
             or not 0.0 < float(p) < 1.0):
         # F.dropout's own path (it also zeroes everything for p = 1 and rejects bad p).
         return torch.nn.functional.dropout(x, p, training)
+    if x.dtype in (torch.float32, torch.float64) and not torch.compiler.is_compiling():
+        lib = _native_lib()
+        if lib is not None:
+            seed = int(torch.randint(0, 2 ** 62, (), generator=generator))
+            return _NativeDropout.apply(x, float(p), seed)
     # One factor tensor (0 or 1 / (1 - p)): the product's backward reuses it as the mask.
     return x * keep_factor(x.shape, p, x.dtype, x.device, generator)
+
+
+def _apply_native(x: Tensor, p: float, seed: int) -> Tensor:
+    """``x`` with the mask of stream ``seed`` applied and scaled, in one native pass."""
+    from ..native import abi
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    a, b = _threshold(p)
+    abi.call(_native_lib(), "gatlib_dropout", "_f32" if x.dtype == torch.float32 else "_f64",
+             n=x.numel(), seed=seed, a=a, b=b, one=1.0 / (1.0 - p), x=x.view(-1),
+             out=out.view(-1), nthreads=torch.get_num_threads())
+    return out
+
+
+class _NativeDropout(torch.autograd.Function):
+    """Dropout by the native ``dropout.h`` in one pass (mask, scale and product together),
+    keeping no mask: the backward pass makes the same mask again from the same seed and applies
+    it to the gradient (the stream is counter-based), so a dropped-out ``[N, F]`` costs no
+    memory until the backward pass. Same mask as :func:`keep_factor` from the same generator
+    state."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, p: float, seed: int) -> Tensor:
+        ctx.p, ctx.seed = p, seed
+        return _apply_native(x, p, seed)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        return _apply_native(grad, ctx.p, ctx.seed), None, None

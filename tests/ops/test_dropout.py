@@ -13,6 +13,19 @@ from gatlib.ops.dropout import _fill, _threshold, _ties, dropout, keep_factor, k
 N = 1 << 20                   # mask elements per statistical check
 
 
+@pytest.fixture(autouse=True, params=["native", "torch"])
+def path(request, monkeypatch):
+    """Every test runs on both ways of drawing a mask: the native pass (``dropout.h``) and
+    torch's generator and ops."""
+    from gatlib import native
+    from gatlib.ops import dropout as dmod
+    if request.param == "native" and not native.available():
+        pytest.skip(native.status())
+    if request.param == "torch":
+        monkeypatch.setattr(dmod, "_native_lib", lambda: None)
+    return request.param
+
+
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
@@ -159,3 +172,35 @@ def test_dropout_same_distribution_as_f_dropout():
     sd = math.sqrt(N * 0.3 * 0.7)
     assert abs((ours != 0).sum().item() - (theirs != 0).sum().item()) < 12 * sd
     torch.testing.assert_close(ours.unique(), theirs.unique())
+
+
+def test_same_mask_whatever_the_thread_count(path):
+    """The native stream is counter-based: a mask big enough to be split between threads is the
+    same on one thread; the factor is that mask scaled."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = keep_mask((1 << 18,), 0.3, generator=_gen(8))
+        f = keep_factor((1 << 18,), 0.3, torch.float32, generator=_gen(8))
+        torch.set_num_threads(1)
+        one = keep_mask((1 << 18,), 0.3, generator=_gen(8))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+    torch.testing.assert_close(f, two.float() / 0.7, rtol=0, atol=0)
+
+
+def test_dropout_keeps_no_mask_on_the_native_path(path):
+    """The native dropout saves nothing for the backward pass (the mask is made again from its
+    seed); a non-contiguous float32 input gets the mask of its logical order; gradcheck."""
+    saved = []
+    x = torch.randn(64, 30, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = dropout(x.t(), 0.4, True, generator=_gen(3))                # [30, 64], strided
+    keep = keep_mask((30, 64), 0.4, generator=_gen(3))
+    torch.testing.assert_close(y, x.t() * keep / 0.6)
+    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    torch.testing.assert_close(gx, keep.t().float() / 0.6)
+    assert (saved == []) == (path == "native")
+    xd = torch.randn(9, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: dropout(t, 0.3, True, generator=_gen(1)), (xd,))
