@@ -17,8 +17,13 @@ resident set over its life (``VmHWM``: graph, model, everything); for ``ddp2`` t
 two ranks' figures. ``--threads`` torch threads per process (default 1: a 2-process run then
 uses 2 cores, a 1-process run 1; pass ``--threads 2`` to give one process both).
 
+With ``--breakdown`` each 1-process training case runs one more epoch under ``torch.profiler``
+and reports the seconds of its parts (attention ops, linear maps, dropout, the loader, the rest)
+beside the epoch's work (input rows of layer 1, edges of each layer with self-loops), so that a
+sampled epoch can be set against a full-batch one part by part.
+
 Run:  python experiments/benchmarks/scaling_out.py [--cases full-gatlib,sampled-gatlib,...]
-      [--epochs 2] [--threads 1] [--out experiments/results]
+      [--epochs 2] [--threads 1] [--breakdown] [--out experiments/results]
 Writes ``<out>/scaling_out_cpu.{json,md}`` (default ``results/`` in the checkout, git-ignored).
 """
 from __future__ import annotations
@@ -100,7 +105,50 @@ def _model(kind: str, cfg, data):
     return PygGAT(data.num_features, m["hidden_channels"], m["heads"], C, m["dropout"])
 
 
-def run_case(case: str, epochs: int, cache: Path) -> dict:
+# The profiler's events of each part of a training epoch (self CPU time), for --breakdown.
+PARTS = {"attention ops (fwd + bwd)": ("_Eager", "_EagerBackward"),
+         "linear maps (mm, fwd + bwd)": ("aten::mm", "aten::addmm"),
+         "dropout (fwd + bwd)": ("_NativeDropout", "_NativeDropoutBackward", "aten::bernoulli_",
+                                 "aten::random_")}
+LOADER_EVENT = "enumerate(DataLoader)"
+
+
+def _breakdown(run_epoch, work: dict) -> dict:
+    """One more epoch under ``torch.profiler``: seconds per part (:data:`PARTS`, self CPU time of
+    their events; the loader's: the whole of its ``next()`` calls), the rest as "other", and
+    the epoch's work (``work``: rows and edges through each layer)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        run_epoch()
+        wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    parts = {name: sum(e.self_cpu_time_total for e in events if e.key in keys) / 1e6
+             for name, keys in PARTS.items()}
+    parts["sampling and batch assembly (loader)"] = sum(
+        e.cpu_time_total for e in events if e.key.startswith(LOADER_EVENT)) / 1e6
+    parts["other (autograd, optimizer, small ops)"] = wall - sum(parts.values())
+    return {"profiled_epoch_s": wall, "parts_s": parts, "work": work}
+
+
+def _work_full(data) -> dict:
+    n, e = data.num_nodes, data.edge_index.size(1)
+    return {"input_rows": n, "layer_edges_with_loops": [e + n, e + n]}
+
+
+def _work_sampled(proto) -> dict:
+    """Rows and edges (with each block's self-loops) of one epoch's batches."""
+    from gatlib.loader import to_blocks
+    rows, edges = 0, [0, 0]
+    for batch in proto.loader:
+        blocks = to_blocks(batch, 2)
+        rows += blocks[0].size[0]
+        for l, b in enumerate(blocks):
+            edges[l] += b.num_edges + b.size[1]
+    return {"input_rows": rows, "layer_edges_with_loops": edges}
+
+
+def run_case(case: str, epochs: int, cache: Path, breakdown: bool = False) -> dict:
     """One case in this process (under torchrun for the ddp2 cases); returns its figures."""
     from gatlib.experiments import distributed
     from gatlib.experiments.protocols import NeighborProtocol
@@ -126,11 +174,7 @@ def run_case(case: str, epochs: int, cache: Path) -> dict:
             loss=F.cross_entropy, score=lambda o, t: 0.0, eval_loss=lambda o, t: 0.0,
             device="cpu", world_size=world_size, rank=rank)
         proto.wrap(model, ddp=world_size > 1)
-    for epoch in range(epochs):
-        mem = PeakMemory("cpu") if epoch == 0 else None
-        if mem is not None:
-            mem.__enter__()
-        t0 = time.perf_counter()
+    def run_epoch(epoch: int) -> None:
         if what == "full":
             model.train()
             opt.zero_grad()
@@ -144,6 +188,13 @@ def run_case(case: str, epochs: int, cache: Path) -> dict:
             model.eval()
             out = layerwise_inference(model, data.x, graph, chunk_size=4096)   # [N, C]
             assert out.shape == (data.num_nodes, int(data.y.max()) + 1)
+
+    for epoch in range(epochs):
+        mem = PeakMemory("cpu") if epoch == 0 else None
+        if mem is not None:
+            mem.__enter__()
+        t0 = time.perf_counter()
+        run_epoch(epoch)
         times.append(time.perf_counter() - t0)
         if mem is not None:
             mem.__exit__(None, None, None)
@@ -154,6 +205,9 @@ def run_case(case: str, epochs: int, cache: Path) -> dict:
            "threads": torch.get_num_threads(), "load_1min": os.getloadavg()[0]}
     if what == "sampled":
         row["batches_per_epoch"] = len(proto.loader)
+    if breakdown and what != "infer" and world_size == 1:
+        work = _work_full(data) if what == "full" else _work_sampled(proto)
+        row["breakdown"] = _breakdown(lambda: run_epoch(epochs), work)
     if world_size > 1:
         rows = [None] * world_size
         import torch.distributed as dist
@@ -169,7 +223,7 @@ def _child(args) -> None:
     from gatlib.experiments import distributed
     torch.set_num_threads(args.threads)
     with distributed.session("cpu"):
-        row = run_case(args.case, args.epochs, Path(args.cache))
+        row = run_case(args.case, args.epochs, Path(args.cache), args.breakdown)
         if distributed.is_main():
             Path(args.row).write_text(json.dumps(row))
 
@@ -187,6 +241,39 @@ def _markdown(rows, meta) -> str:
         add = "" if r["peak_added_mib"] is None else f"{r['peak_added_mib']:.0f}"
         lines.append(f"| {r['case']} | {r['world_size']} | {r['epoch_s']:.2f} | {add} | "
                      f"{r['peak_rss_mib']:.0f} | {r.get('batches_per_epoch', '')} |")
+    return "\n".join(lines) + "\n" + _breakdown_markdown(rows)
+
+
+def _breakdown_markdown(rows) -> str:
+    """The --breakdown table: per part, each case's seconds in its profiled epoch, and the
+    epoch's work; with a full and a sampled case, the sampled / full ratio."""
+    cases = [r for r in rows if "breakdown" in r]
+    if not cases:
+        return ""
+    ratio = len(cases) == 2 and cases[0]["case"].startswith("full") \
+        and cases[1]["case"].startswith("sampled")
+    head = "| part | " + " | ".join(r["case"] for r in cases) + (" | ratio |" if ratio else " |")
+    lines = ["", "One more epoch of each case under torch.profiler (seconds of self CPU time "
+             "per part; the profiler adds its own overhead, so the total exceeds the table "
+             "above), and the epoch's work:", "", head,
+             "|---|" + "---:|" * (len(cases) + ratio)]
+
+    def line(name, values, fmt):
+        cells = " | ".join(fmt(v) for v in values)
+        extra = f" | {values[1] / values[0]:.1f}x" if ratio and values[0] else (
+            " | " if ratio else "")
+        lines.append(f"| {name} | {cells}{extra} |")
+
+    for part in cases[0]["breakdown"]["parts_s"]:
+        line(part, [r["breakdown"]["parts_s"][part] for r in cases], lambda v: f"{v:.2f}")
+    line("profiled epoch", [r["breakdown"]["profiled_epoch_s"] for r in cases],
+         lambda v: f"{v:.2f}")
+    line("input rows (layer 1's sources)", [r["breakdown"]["work"]["input_rows"]
+                                            for r in cases], lambda v: f"{v:,}")
+    for l in range(2):
+        line(f"edges of layer {l + 1} (with self-loops)",
+             [r["breakdown"]["work"]["layer_edges_with_loops"][l] for r in cases],
+             lambda v: f"{v:,}")
     return "\n".join(lines) + "\n"
 
 
@@ -198,6 +285,10 @@ def main() -> int:
     p.add_argument("--cache", default=str(ROOT / "results" / "cache"))
     p.add_argument("--out", default=str(ROOT / "results"))
     p.add_argument("--timeout", type=int, default=900, help="seconds per case")
+    p.add_argument("--breakdown", action="store_true",
+                   help="one more epoch of each 1-process training case under torch.profiler: "
+                        "seconds per part (attention ops, linear maps, dropout, loader, other) "
+                        "and the epoch's work (input rows, edges per layer)")
     p.add_argument("--case", help=argparse.SUPPRESS)
     p.add_argument("--row", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -223,6 +314,8 @@ def main() -> int:
                    "--nproc_per_node", "2"] if case.endswith("ddp2") else [sys.executable])
         cmd = launch + [__file__, "--case", case, "--epochs", str(args.epochs), "--threads",
                         str(args.threads), "--cache", args.cache, "--row", str(row_path)]
+        if args.breakdown:
+            cmd.append("--breakdown")
         print(f"scaling_out: {case} ...", file=sys.stderr, flush=True)
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True,

@@ -150,13 +150,19 @@ def _pick(start: Tensor, deg: Tensor, k: int, replace: bool,
 class _LocalIds:
     """The local id of every global node reached so far, in one node-indexed array (``-1``:
     not reached), so that relabelling a hop's sources is a gather and two scatters, O(M), with
-    no sort. ``first`` is scratch of the same size holding ``M`` (past every position) except
-    while a hop is relabelled."""
+    no sort. ``first`` (made at first use: the torch path only) is scratch of the same size
+    holding ``M`` (past every position) except while a hop is relabelled."""
 
     def __init__(self, num_nodes: int, device):
         self.local = torch.full((num_nodes,), -1, dtype=torch.long, device=device)  # [N]
-        self.first = torch.full((num_nodes,), -1, dtype=torch.long, device=device)  # [N]
+        self._first: Optional[Tensor] = None      # made by the first torch-path relabel
         self.count = 0
+
+    @property
+    def first(self) -> Tensor:
+        if self._first is None:
+            self._first = torch.full_like(self.local, -1)                        # [N]
+        return self._first
 
     def seed(self, seeds: Tensor) -> None:
         """The seeds' local ids are their positions (``B`` of them); the copies of a repeated
