@@ -342,7 +342,7 @@ def _hop_native(lib, graph, ids: _LocalIds, frontier: Tensor, begin: int, k: int
 
 class NeighborSampler(BaseSampler):
     """A ``torch_geometric.sampler.BaseSampler`` that samples in-neighbourhoods over gatlib's CSR
-    structure in plain torch (no ``pyg-lib`` or ``torch-sparse`` needed).
+    structure (one native pass a hop, or torch ops; no ``pyg-lib`` or ``torch-sparse`` needed).
 
     Use it through PyG's ``NodeLoader`` (or :func:`gatlib.loader.neighbor_loader`)::
 
