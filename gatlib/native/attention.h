@@ -137,8 +137,12 @@ INLINE int FN(row_scores)(const int kind, int64_t i, int64_t n, int64_t left, co
     for (int64_t t = 0; t < n; ++t) {
         int64_t j, e;
         READ_EDGE(col, perm, t, S, E, j, e);
-        if (kind != KIND_ATTEND && t + PREFETCH_AHEAD < left)
-            prefetch_row(k, col[t + PREFETCH_AHEAD], S, H * D * (int64_t)sizeof(REAL));
+        if (t + PREFETCH_AHEAD < left) {
+            if (kind != KIND_ATTEND)
+                prefetch_row(k, col[t + PREFETCH_AHEAD], S, H * D * (int64_t)sizeof(REAL));
+            if (term)                            /* in the caller's edge order */
+                prefetch_row(term, perm[t + PREFETCH_AHEAD], E, H * (int64_t)sizeof(REAL));
+        }
         REAL *st = s + t * H;
         if (kind == KIND_ATTEND) {
             for (int64_t h = 0; h < H; ++h) st[h] = term[e * H + h];
