@@ -64,7 +64,11 @@ __all__ = ["available", "status", "library"]
 _VERSION = 11                                  # gatlib_native_version() in gatlib_native.c
 _HERE = Path(__file__).resolve().parent
 _SOURCES = ("gatlib_native.c", "attention.h", "gatv2.h", "csr.h", "sample.h", "dropout.h")
-_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-std=gnu99")
+# -fno-trapping-math: no code here reads the floating-point exception flags, and without it gcc
+# vectorises no loop with a select on a float compare (x > 0 ? x : slope * x) unless the target
+# has AVX-512's masks: an AVX2 build ran those per-head loops scalar, branching on every score.
+_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
+          "-std=gnu99")
 # Tried in order, the first that builds and loads is used: OpenMP (the process's runtime: loaded
 # after torch, the library shares torch's libgomp and its thread pool) with the machine's vector
 # units and glibc's vector exp/log (libmvec), then without OpenMP, without libmvec, portable.

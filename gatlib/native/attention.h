@@ -14,7 +14,9 @@
  * target's gradients and keeps each edge's two factors ([E, H] each), then gathers every
  * source's gradients over the source-sorted order: each pass writes its rows whole (no zeroing,
  * no scatter). Edges are the outer loop and heads the inner one, so that a source's row of v
- * (H * C values) is read once, contiguously.
+ * (H * C values) is read once, contiguously; the rows read at random (v, k, the output
+ * gradient) are prefetched a few edges ahead. The per-head loops have no branches (selects
+ * only): with -fno-trapping-math they vectorise with 256-bit vectors as with AVX-512's masks.
  *
  * Numerics follow gatlib's CPU backend (gatlib/ops/cpu/ops.py): the row's shift is its max, or 0
  * when that is not finite; lse = shift + log(sum exp(s - shift)) (-inf for a row without edges);
@@ -80,6 +82,26 @@ static int note_status(int *status, int rc) {
     seen = *status;
     return seen;
 }
+
+#ifndef PREFETCH_AHEAD
+#define PREFETCH_AHEAD 8
+#endif
+/* A hint to start loading row r ([0, n), else nothing) of base, rows of the given bytes, into
+ * the cache: the loops below ask for the row an edge PREFETCH_AHEAD positions ahead needs, which
+ * are read at random (a source's values, a target's output gradient), so that several rows are
+ * on their way while one is being used. */
+static inline void prefetch_row(const void *base, int64_t r, int64_t n, int64_t bytes) {
+    if (OUTSIDE(r, n)) return;
+    const char *p = (const char *)base + r * bytes;
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+    __builtin_prefetch(p + bytes - 1);
+}
+#endif
+
+/* The LeakyReLU of a GAT score: x for x > 0, nan or +-inf (a -inf pre-activation stays -inf
+ * for every slope), else slope * x; one select, no branch. */
+#ifndef LEAKY
+#define LEAKY(x, slope) (((x) <= 0) & ((x) > -INFINITY) ? (slope) * (x) : (x))
 #endif
 
 /* <a, b> over D values. For a D known at compile time (a power of two up to 64) the products
@@ -102,10 +124,11 @@ INLINE REAL FN(dot)(const REAL *restrict a, const REAL *restrict b, const int64_
     return acc;
 }
 
-/* s[t * H + h]: the scores of the n in-edges of target i, all heads; the pre-activations of a
+/* s[t * H + h]: the scores of the n in-edges of target i, all heads (col and perm from the
+ * row's first edge on, left entries of them readable); the pre-activations of a
  * GAT score in pre[] (same layout) when pre is not NULL. Every source j = col[t] must lie in
  * [0, S) and every edge id e = perm[t] in [0, E), else the status says which did not. */
-INLINE int FN(row_scores)(const int kind, int64_t i, int64_t n, const int64_t S,
+INLINE int FN(row_scores)(const int kind, int64_t i, int64_t n, int64_t left, const int64_t S,
                           const int64_t E, const int64_t H, const int64_t D,
                           const int64_t *restrict col, const int64_t *restrict perm,
                           const REAL *restrict q, const REAL *restrict k,
@@ -114,16 +137,27 @@ INLINE int FN(row_scores)(const int kind, int64_t i, int64_t n, const int64_t S,
     for (int64_t t = 0; t < n; ++t) {
         int64_t j, e;
         READ_EDGE(col, perm, t, S, E, j, e);
+        if (t + PREFETCH_AHEAD < left) {
+            if (kind != KIND_ATTEND)
+                prefetch_row(k, col[t + PREFETCH_AHEAD], S, H * D * (int64_t)sizeof(REAL));
+            if (term)                            /* in the caller's edge order */
+                prefetch_row(term, perm[t + PREFETCH_AHEAD], E, H * (int64_t)sizeof(REAL));
+        }
         REAL *st = s + t * H;
         if (kind == KIND_ATTEND) {
             for (int64_t h = 0; h < H; ++h) st[h] = term[e * H + h];
         } else if (kind == KIND_GAT) {
-            for (int64_t h = 0; h < H; ++h) {
-                REAL x = k[j * H + h] + q[i * H + h];
-                if (term) x += term[e * H + h];
-                if (pre) pre[t * H + h] = x;
-                st[h] = (x > 0 || isnan(x) || isinf(x)) ? x : param * x;
+            /* loops without branches: they vectorise over the heads with 256-bit vectors too
+             * (a conditional store or a || chain in one loop needs AVX-512's masks) */
+            const REAL *kj = k + j * H, *qi = q + i * H;
+            for (int64_t h = 0; h < H; ++h) st[h] = kj[h] + qi[h];
+            if (term) {
+                const REAL *te = term + e * H;
+                for (int64_t h = 0; h < H; ++h) st[h] += te[h];
             }
+            if (pre)
+                for (int64_t h = 0; h < H; ++h) pre[t * H + h] = st[h];
+            for (int64_t h = 0; h < H; ++h) st[h] = LEAKY(st[h], param);
         } else {
             const REAL *qi = q + i * H * D, *kj = k + j * H * D;
             for (int64_t h = 0; h < H; ++h) {
@@ -136,17 +170,28 @@ INLINE int FN(row_scores)(const int kind, int64_t i, int64_t n, const int64_t S,
     return GATLIB_OK;
 }
 
-/* The shift of head h's scores s[t * H + h], t < n: their max, or 0 when that is not finite
- * (or a score is nan). */
-INLINE REAL FN(row_shift)(const REAL *restrict s, int64_t n, int64_t H, int64_t h) {
-    REAL m = -INFINITY;
-    int has_nan = 0;
-    for (int64_t t = 0; t < n; ++t) {
-        const REAL x = s[t * H + h];
-        has_nan |= isnan(x);
-        m = x > m ? x : m;
+/* m[h]: the shift of head h's scores s[t * H + h], t < n: their max, or 0 when that is not
+ * finite (or a score is nan); then s[t * H + h] -= m[h]. bad: H values of scratch. The edges are
+ * the outer loop and the heads the inner one, which vectorises (a loop over one head's scores
+ * would be strided). */
+INLINE void FN(row_shifts)(REAL *restrict s, int64_t n, int64_t H, REAL *restrict m,
+                           REAL *restrict bad) {
+    for (int64_t h = 0; h < H; ++h) {
+        m[h] = -INFINITY;
+        bad[h] = 0;
     }
-    return (has_nan || !isfinite(m)) ? 0 : m;
+    for (int64_t t = 0; t < n; ++t) {
+        const REAL *st = s + t * H;
+        for (int64_t h = 0; h < H; ++h) {
+            const REAL x = st[h];
+            bad[h] = x != x ? 1 : bad[h];
+            m[h] = x > m[h] ? x : m[h];
+        }
+    }
+    for (int64_t h = 0; h < H; ++h)
+        m[h] = (bad[h] != 0) | !(fabs(m[h]) < INFINITY) ? 0 : m[h];
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t h = 0; h < H; ++h) s[t * H + h] -= m[h];
 }
 
 /* x[r] <- exp(x[r]) (log_of == NULL), or x[r] <- log_of[r] + log(x[r]), for r in block b of
@@ -180,7 +225,7 @@ static void FN(math_blocks)(REAL *x, const REAL *log_of, int64_t n) {
 
 /* Targets i0 <= i < i1 (a range writes only its targets' rows and edges; gatlib passes the
  * whole graph as one range). scratch: [E, H] for the edges' scores (indexed by edge position)
- * and [H, T] for the rows' shifts (indexed by target); local: H values of the range's own.
+ * and [H, T] for the rows' shifts (indexed by target); local: 2 * H values of the range's own.
  * Returns GATLIB_OK or the status of the first broken index. Every offset and index is
  * checked where phase 0 first reads it; phase 1 (run only when phase 0 found every range
  * sound, see attention_forward) reads the same entries again without a second check. */
@@ -196,20 +241,18 @@ INLINE int FN(forward_impl)(const int kind, int64_t T, int64_t S, int64_t E, int
                              REAL *restrict local, int phase) {
     REAL *p = scratch;                       /* [E, H]: scores - shift, then their exp */
     REAL *shift = p + E * H;                 /* [H, T] */
-    REAL *inv = local;                       /* [H]: 1 / sum (1 for a row without mass) */
+    REAL *z = local, *inv = local + H;      /* [H] each: the sums, 1 / sum (1 for a row
+                                                without mass) */
     int64_t p0, n;
     if (phase == 0) {
     for (int64_t i = i0; i < i1; ++i) {
         ROW(rowptr, i, E, p0, n, GATLIB_BAD_ROWPTR);
         REAL *s = p + p0 * H;
-        const int rc = FN(row_scores)(kind, i, n, S, E, H, D, col + p0, perm + p0, q, k, term,
-                                      param, s, NULL);
+        const int rc = FN(row_scores)(kind, i, n, E - p0, S, E, H, D, col + p0, perm + p0, q,
+                                      k, term, param, s, NULL);
         if (rc) return rc;
-        for (int64_t h = 0; h < H; ++h) {
-            const REAL m = FN(row_shift)(s, n, H, h);
-            shift[h * T + i] = m;
-            for (int64_t t = 0; t < n; ++t) s[t * H + h] -= m;
-        }
+        FN(row_shifts)(s, n, H, local, local + H);
+        for (int64_t h = 0; h < H; ++h) shift[h * T + i] = local[h];
     }
     return GATLIB_OK;
     }
@@ -218,12 +261,15 @@ INLINE int FN(forward_impl)(const int kind, int64_t T, int64_t S, int64_t E, int
         p0 = rowptr[i];                         /* checked in phase 0 */
         n = rowptr[i + 1] - p0;
         REAL *s = p + p0 * H;
+        for (int64_t h = 0; h < H; ++h) z[h] = 0;
+        for (int64_t t = 0; t < n; ++t)      /* each head's sum in edge order, heads vectorised */
+            for (int64_t h = 0; h < H; ++h) z[h] += s[t * H + h];
         for (int64_t h = 0; h < H; ++h) {
-            REAL z = 0;
-            for (int64_t t = 0; t < n; ++t) z += s[t * H + h];
-            lse_out[h * T + i] = z;          /* the sum for now: the logs run in one pass */
-            inv[h] = 1 / z;
-            if (!(z > 0 && z < INFINITY)) {  /* lse not finite: weights exp(s - inf) */
+            lse_out[h * T + i] = z[h];       /* the sum for now: the logs run in one pass */
+            inv[h] = 1 / z[h];
+        }
+        for (int64_t h = 0; h < H; ++h) {
+            if (!(z[h] > 0 && z[h] < INFINITY)) {  /* lse not finite: weights exp(s - inf) */
                 inv[h] = 1;
                 for (int64_t t = 0; t < n; ++t) {
                     const REAL x = s[t * H + h];
@@ -236,11 +282,18 @@ INLINE int FN(forward_impl)(const int kind, int64_t T, int64_t S, int64_t E, int
         for (int64_t t = 0; t < n; ++t) {
             const int64_t j = col[p0 + t], e = perm[p0 + t];   /* checked in phase 0 */
             const REAL *vj = v + j * H * C;
+            if (p0 + t + PREFETCH_AHEAD < E)
+                prefetch_row(v, col[p0 + t + PREFETCH_AHEAD], S, H * C * (int64_t)sizeof(REAL));
+            /* st: the weights, then times the dropout factors; loops without branches over the
+             * heads (they vectorise with 256-bit vectors too), then the sum of v */
+            REAL *st = s + t * H;
+            for (int64_t h = 0; h < H; ++h) st[h] *= inv[h];
+            if (alpha_out)
+                for (int64_t h = 0; h < H; ++h) alpha_out[e * H + h] = st[h];
+            if (mask)
+                for (int64_t h = 0; h < H; ++h) st[h] = mask[e * H + h] ? st[h] * keep_scale : 0;
             for (int64_t h = 0; h < H; ++h) {
-                const REAL alpha = s[t * H + h] * inv[h];
-                if (alpha_out) alpha_out[e * H + h] = alpha;
-                REAL w = alpha;
-                if (mask) w = mask[e * H + h] ? alpha * keep_scale : 0;
+                const REAL w = st[h];
                 REAL *oh = o + h * C;
                 const REAL *vh = vj + h * C;
 #pragma omp simd
@@ -279,14 +332,15 @@ INLINE int FN(backward_targets_impl)(const int kind, int64_t T, int64_t S, int64
     for (int64_t i = i0; i < i1; ++i) {
         ROW(rowptr, i, E, p0, n, GATLIB_BAD_ROWPTR);
         REAL *s = wb + p0 * H;
-        const int rc = FN(row_scores)(kind, i, n, S, E, H, D, col + p0, perm + p0, q, k, term,
-                                      param, s, kind == KIND_GAT ? gb + p0 * H : NULL);
+        const int rc = FN(row_scores)(kind, i, n, E - p0, S, E, H, D, col + p0, perm + p0, q,
+                                      k, term, param, s, kind == KIND_GAT ? gb + p0 * H : NULL);
         if (rc) return rc;
         for (int64_t h = 0; h < H; ++h) {
             const REAL lse = lse_in[h * T + i];
-            const REAL safe = isfinite(lse) ? lse : INFINITY;
-            for (int64_t t = 0; t < n; ++t) s[t * H + h] -= safe;
+            dot[h] = isfinite(lse) ? lse : INFINITY;        /* dot[]: phase 1's, free here */
         }
+        for (int64_t t = 0; t < n; ++t)
+            for (int64_t h = 0; h < H; ++h) s[t * H + h] -= dot[h];
     }
     return GATLIB_OK;
     }
@@ -298,16 +352,24 @@ INLINE int FN(backward_targets_impl)(const int kind, int64_t T, int64_t S, int64
         const REAL *go = grad_out + i * H * C;
         REAL *a_i = wb + p0 * H, *g_i = gb + p0 * H;
         for (int64_t h = 0; h < H; ++h) dot[h] = 0;
+        /* loops without branches over the heads (they vectorise with 256-bit vectors too) */
         for (int64_t t = 0; t < n; ++t) {
             const int64_t j = col[p0 + t], e = perm[p0 + t];   /* checked in phase 0 */
             const REAL *vj = v + j * H * C;
-            for (int64_t h = 0; h < H; ++h) {
-                REAL d = FN(dot)(go + h * C, vj + h * C, C);
-                if (mask) d *= mask[e * H + h] ? keep_scale : 0;
-                if (grad_alpha) d += grad_alpha[e * H + h];
-                dalpha[t * H + h] = d;
-                dot[h] += a_i[t * H + h] * d;
+            if (p0 + t + PREFETCH_AHEAD < E) {
+                const int64_t ja = col[p0 + t + PREFETCH_AHEAD];
+                prefetch_row(v, ja, S, H * C * (int64_t)sizeof(REAL));
+                if (kind == KIND_DOT)                /* read by the loop after this one */
+                    prefetch_row(k, ja, S, H * D * (int64_t)sizeof(REAL));
             }
+            REAL *dt = dalpha + t * H;
+            for (int64_t h = 0; h < H; ++h) dt[h] = FN(dot)(go + h * C, vj + h * C, C);
+            if (mask)
+                for (int64_t h = 0; h < H; ++h) dt[h] *= mask[e * H + h] ? keep_scale : 0;
+            if (grad_alpha)
+                for (int64_t h = 0; h < H; ++h) dt[h] += grad_alpha[e * H + h];
+            const REAL *at = a_i + t * H;
+            for (int64_t h = 0; h < H; ++h) dot[h] += at[h] * dt[h];
         }
         REAL *gq = kind == KIND_DOT ? grad_q + i * H * D : kind == KIND_GAT ? grad_q + i * H : NULL;
         if (kind == KIND_DOT)
@@ -316,23 +378,29 @@ INLINE int FN(backward_targets_impl)(const int kind, int64_t T, int64_t S, int64
             for (int64_t h = 0; h < H; ++h) gq[h] = 0;
         for (int64_t t = 0; t < n; ++t) {
             const int64_t j = col[p0 + t], e = perm[p0 + t];     /* checked in the loop above */
+            REAL *at = a_i + t * H, *gt = g_i + t * H;
+            const REAL *dt = dalpha + t * H;
             for (int64_t h = 0; h < H; ++h) {
-                const REAL a = a_i[t * H + h];
-                REAL g = (dalpha[t * H + h] - dot[h]) * a;       /* d loss / d score */
-                if (kind == KIND_GAT) {
-                    g = g_i[t * H + h] > 0 ? g : g * param;      /* through the LeakyReLU */
-                    gq[h] += g;
-                } else if (kind == KIND_DOT) {
-                    const REAL gs = g * param;
+                REAL g = (dt[h] - dot[h]) * at[h];               /* d loss / d score */
+                if (kind == KIND_GAT)
+                    g = gt[h] > 0 ? g : g * param;               /* through the LeakyReLU */
+                gt[h] = g;
+            }
+            if (kind == KIND_GAT) {
+                for (int64_t h = 0; h < H; ++h) gq[h] += gt[h];
+            } else if (kind == KIND_DOT) {
+                for (int64_t h = 0; h < H; ++h) {
+                    const REAL gs = gt[h] * param;
                     const REAL *kj = k + (j * H + h) * D;
                     REAL *gqh = gq + h * D;
 #pragma omp simd
                     for (int64_t d = 0; d < D; ++d) gqh[d] += gs * kj[d];
                 }
-                g_i[t * H + h] = g;
-                if (grad_term) grad_term[e * H + h] = g;
-                if (mask) a_i[t * H + h] = mask[e * H + h] ? a * keep_scale : 0;
             }
+            if (grad_term)
+                for (int64_t h = 0; h < H; ++h) grad_term[e * H + h] = gt[h];
+            if (mask)
+                for (int64_t h = 0; h < H; ++h) at[h] = mask[e * H + h] ? at[h] * keep_scale : 0;
         }
     }
     return GATLIB_OK;
@@ -365,6 +433,13 @@ INLINE int FN(backward_sources_impl)(const int kind, int64_t T, int64_t j0, int6
             CHECK_INDEX(i, T, GATLIB_BAD_COL_T);
             CHECK_INDEX(p, E, GATLIB_BAD_PERM_T);
             const REAL *go = grad_out + i * H * C;
+            if (u + PREFETCH_AHEAD < E) {
+                const int64_t ia = col_t[u + PREFETCH_AHEAD], pa = perm_t[u + PREFETCH_AHEAD];
+                prefetch_row(grad_out, ia, T, H * C * (int64_t)sizeof(REAL));
+                if (kind == KIND_DOT) prefetch_row(q, ia, T, H * D * (int64_t)sizeof(REAL));
+                prefetch_row(wb, pa, E, H * (int64_t)sizeof(REAL));
+                prefetch_row(gb, pa, E, H * (int64_t)sizeof(REAL));
+            }
             for (int64_t h = 0; h < H; ++h) {
                 const REAL w = wb[p * H + h], g = gb[p * H + h];
                 REAL *gvh = gv + h * C;
@@ -472,7 +547,7 @@ int FN(attention_forward)(int kind, int64_t T, int64_t S, int64_t E, int64_t H, 
     int status = GATLIB_OK;
 #pragma omp parallel num_threads(n > 1 ? nthreads : 1) if (n > 1)
     {
-        REAL *local = thread_scratch((size_t)H * sizeof(REAL), &status);
+        REAL *local = thread_scratch((size_t)(2 * H) * sizeof(REAL), &status);
         for (int phase = 0; phase < 2; ++phase) {
             /* every thread meets every worksharing loop; after an error they skip its work */
 #pragma omp for schedule(dynamic, 1)
