@@ -196,7 +196,8 @@ def main(argv=None) -> dict:
               f"{torch.get_num_threads()} threads); torch {torch.__version__}, gatlib "
               f"{gatlib.__version__}; median of {args.repeats} after warm-up; "
               f"{datetime.now(timezone.utc):%Y-%m-%d}; "
-              f"{native.status().split(' from ')[0]} ({native._state['variant']}).")
+              f"{native.status().split(' from ')[0]} ({native._state['variant']}); torch's "
+              f"CPU kernels {torch.backends.cpu.get_cpu_capability()}.")
     if roof is not None:
         b = roof["bound"]
         lines += ["", "gatlib against the roofline (gatlib's steps timed in the same rounds as the "
