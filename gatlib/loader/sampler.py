@@ -19,6 +19,7 @@ of first appearance; the sampled edges are listed hop by hop, grouped by target.
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
 from typing import List, Optional, Sequence, Tuple
 
@@ -260,16 +261,12 @@ def _sample(graph, seeds: Tensor, fanouts: List[int], replace: bool,
     ids = _LocalIds(graph.num_dst, dev)
     ids.seed(seeds)
     lib = _native_lib() if dev.type == "cpu" else None
+    hop = _hop_torch if lib is None else functools.partial(_hop_native, lib)
     nodes, rows, cols, edges = [seeds], [], [], []
     counts_n, counts_e = [seeds.numel()], []
     frontier, begin = seeds, 0
     for k in fanouts:
-        if lib is not None:
-            src_local, tgt, edge, new = _hop_native(lib, graph, ids, frontier, begin, k,
-                                                    replace, generator)
-        else:
-            src_local, tgt, edge, new = _hop_torch(graph, ids, frontier, begin, k, replace,
-                                                   generator)
+        src_local, tgt, edge, new = hop(graph, ids, frontier, begin, k, replace, generator)
         rows.append(src_local)
         cols.append(tgt)
         edges.append(edge)
@@ -304,7 +301,7 @@ def _hop_size(rowptr: Tensor, frontier: Tensor, E: int, k: int, replace: bool) -
     a, b = rowptr[frontier], rowptr[frontier + 1]                            # [n], [n]
     if frontier.numel() and bool(((a < 0) | (a > b) | (b > E)).any()):
         from ..native import abi
-        abi.check_status("gatlib_sample_hop", -2)
+        abi.check_status("gatlib_sample_hop", abi.CODES["rowptr"])
     deg = b - a                                                              # [n]
     if k < 0:
         return int(deg.sum())

@@ -16,7 +16,7 @@ import ctypes
 import enum
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
-__all__ = ["ScoreKind", "STATUS", "Arg", "FUNCTIONS", "REALS", "declare", "call",
+__all__ = ["ScoreKind", "STATUS", "CODES", "Arg", "FUNCTIONS", "REALS", "declare", "call",
            "check_status", "NativeIndexError"]
 
 
@@ -44,6 +44,9 @@ STATUS: Dict[int, str] = {
     -10: "capacity",
     -11: "threshold",
 }
+
+# The same, by what was broken: the code a check in Python reports as the kernel would.
+CODES: Dict[str, int] = {what: code for code, what in STATUS.items()}
 
 _WHAT = {
     "rowptr": "must rise from 0 to E (the number of edges), one entry per target + 1",

@@ -94,27 +94,46 @@ def _native_lib():
 _NATIVE_SUFFIX = {torch.uint8: "", torch.float32: "_f32", torch.float64: "_f64"}
 
 
-def _native_fill(out: Tensor, p: float, one: float, generator) -> bool:
-    """``out`` (CPU, uint8 / float32 / float64) filled with ``one`` where kept, 0 where
-    dropped, by the native ``dropout.h`` in one parallel pass: the same rule on the bytes of a
-    counter-based stream (splitmix64) seeded by one draw of ``generator``. False (nothing
-    done) where the library, the device or the dtype does not allow it."""
-    suffix = _NATIVE_SUFFIX.get(out.dtype)
-    if suffix is None or out.device.type != "cpu" or torch.compiler.is_compiling():
-        return False
-    lib = _native_lib()
-    if lib is None:
-        return False
+def _native_for(t: Tensor):
+    """The native library where it can draw for ``t`` (a CPU uint8 / float32 / float64 tensor,
+    outside ``torch.compile``), else None."""
+    if t.dtype not in _NATIVE_SUFFIX or t.device.type != "cpu" or torch.compiler.is_compiling():
+        return None
+    return _native_lib()
+
+
+def _seed(generator) -> int:
+    """One draw of ``generator`` (default torch's): the seed of a native stream."""
+    return int(torch.randint(0, 2 ** 62, (), generator=generator))
+
+
+def _run_native(lib, out: Tensor, p: float, seed: int, x: Optional[Tensor] = None) -> Tensor:
+    """``out`` (contiguous) filled by ``dropout.h`` from stream ``seed``: keep flags (uint8),
+    the factor ``1 / (1 - p)`` or 0, or with ``x`` (contiguous, ``out``'s shape and dtype) ``x``
+    times that factor."""
     from ..native import abi
     a, b = _threshold(p)
-    seed = int(torch.randint(0, 2 ** 62, (), generator=generator))
-    n = out.numel()
-    if suffix:
-        abi.call(lib, "gatlib_keep_factor", suffix, n=n, seed=seed, a=a, b=b, one=one, out=out,
-                 nthreads=torch.get_num_threads())
+    suffix, n, threads = _NATIVE_SUFFIX[out.dtype], out.numel(), torch.get_num_threads()
+    if not suffix:
+        abi.call(lib, "gatlib_keep_bytes", n=n, seed=seed, a=a, b=b, out=out, nthreads=threads)
+    elif x is None:
+        abi.call(lib, "gatlib_keep_factor", suffix, n=n, seed=seed, a=a, b=b,
+                 one=1.0 / (1.0 - p), out=out, nthreads=threads)
     else:
-        abi.call(lib, "gatlib_keep_bytes", n=n, seed=seed, a=a, b=b, out=out,
-                 nthreads=torch.get_num_threads())
+        abi.call(lib, "gatlib_dropout", suffix, n=n, seed=seed, a=a, b=b, one=1.0 / (1.0 - p),
+                 x=x.view(-1), out=out.view(-1), nthreads=threads)
+    return out
+
+
+def _native_fill(out: Tensor, p: float, generator) -> bool:
+    """``out`` (CPU, uint8 / float32 / float64) filled with the keep flags or dropout's factor
+    by the native ``dropout.h`` in one parallel pass: the same rule on the bytes of a
+    counter-based stream (splitmix64) seeded by one draw of ``generator``. False (nothing
+    done) where the library, the device or the dtype does not allow it."""
+    lib = _native_for(out)
+    if lib is None:
+        return False
+    _run_native(lib, out, p, _seed(generator))
     return True
 
 
@@ -137,7 +156,7 @@ def keep_mask(shape: Sequence[int], p: float, device=None,
         return torch.ones(shape, dtype=torch.bool, device=device)
     out = torch.empty(n, dtype=torch.uint8, device=device)
     # 0 / 1 bytes reinterpreted as bool: comparisons that write bool directly are 8x slower.
-    if _native_fill(out, float(p), 1.0, generator):
+    if _native_fill(out, float(p), generator):
         return out.view(torch.bool).view(shape)
     return _fill(out, _bytes(n, device, generator), float(p), n, 1, device,
                  generator).view(torch.bool).view(shape)
@@ -157,7 +176,7 @@ def keep_factor(shape: Sequence[int], p: float, dtype=torch.float32, device=None
     if p == 0.0:
         return torch.ones(shape, dtype=dtype, device=device)
     out = torch.empty(n, dtype=dtype, device=device)
-    if _native_fill(out, float(p), 1.0 / (1.0 - p), generator):
+    if _native_fill(out, float(p), generator):
         return out.view(shape)
     return _fill(out, _bytes(n, device, generator), float(p), n, 1.0 / (1.0 - p), device,
                  generator).view(shape)
@@ -177,25 +196,16 @@ def dropout(x: Tensor, p: float, training: bool = True,
             or not 0.0 < float(p) < 1.0):
         # F.dropout's own path (it also zeroes everything for p = 1 and rejects bad p).
         return torch.nn.functional.dropout(x, p, training)
-    if x.dtype in (torch.float32, torch.float64) and not torch.compiler.is_compiling():
-        lib = _native_lib()
-        if lib is not None:
-            seed = int(torch.randint(0, 2 ** 62, (), generator=generator))
-            return _NativeDropout.apply(x, float(p), seed)
+    if _native_for(x) is not None:
+        return _NativeDropout.apply(x, float(p), _seed(generator))
     # One factor tensor (0 or 1 / (1 - p)): the product's backward reuses it as the mask.
     return x * keep_factor(x.shape, p, x.dtype, x.device, generator)
 
 
 def _apply_native(x: Tensor, p: float, seed: int) -> Tensor:
     """``x`` with the mask of stream ``seed`` applied and scaled, in one native pass."""
-    from ..native import abi
     x = x.contiguous()
-    out = torch.empty_like(x)
-    a, b = _threshold(p)
-    abi.call(_native_lib(), "gatlib_dropout", "_f32" if x.dtype == torch.float32 else "_f64",
-             n=x.numel(), seed=seed, a=a, b=b, one=1.0 / (1.0 - p), x=x.view(-1),
-             out=out.view(-1), nthreads=torch.get_num_threads())
-    return out
+    return _run_native(_native_lib(), torch.empty_like(x), p, seed, x)
 
 
 class _NativeDropout(torch.autograd.Function):
